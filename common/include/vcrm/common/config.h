@@ -1,0 +1,67 @@
+// vcrmd's configuration: a `key = value` file under the root prefix plus command-line
+// overrides. Every path the appliance uses is derived from one root prefix (see Paths).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vcrm/common/log.h"
+
+namespace vcrm {
+
+// Where everything lives, all below one root prefix so whole appliances can run side by side.
+struct Paths {
+  std::filesystem::path root;
+  std::filesystem::path configFile() const { return root / "etc/vcrm/vcrmd.conf"; }
+  std::filesystem::path stateDir() const { return root / "var/lib/vcrm"; }
+  std::filesystem::path pgDataDir() const { return stateDir() / "pgdata"; }
+  std::filesystem::path pgSocketDir() const { return stateDir() / "pgsocket"; }
+  std::filesystem::path tlsDir() const { return stateDir() / "tls"; }
+  std::filesystem::path runDir() const { return stateDir() / "run"; }
+  std::filesystem::path uploadsDir() const { return stateDir() / "uploads"; }
+  std::filesystem::path initialAdminPasswordFile() const {
+    return stateDir() / "initial-admin-password";
+  }
+  // Written once vcrmd is ready: pid and the ports actually bound (useful when ports are 0).
+  std::filesystem::path readyFile() const { return runDir() / "vcrmd.json"; }
+};
+
+struct Config {
+  Paths paths;
+  // Database: empty dsn means the embedded cluster under the state directory.
+  std::string dbDsn;
+  std::string dbEmbeddedUser = "vcrm";  // OS user the embedded PostgreSQL runs as under root
+  std::string pgBinDir;                 // empty: the newest /usr/lib/postgresql/*/bin
+  int dbPoolSize = 8;
+  std::string migrationsDir;  // empty: the migrations built into the binary
+  // HTTP
+  std::string httpListen = "0.0.0.0";
+  int httpsPort = 8443;
+  int httpPort = 8080;  // plain HTTP that only redirects; -1 disables it
+  std::string tlsCertFile;  // empty: <state>/tls/server.crt, self-signed on first start
+  std::string tlsKeyFile;
+  std::string webuiDir;  // empty: <dir of vcrmd>/../share/vcrm/webui
+  std::size_t maxBodyBytes = 1 << 20;
+  int httpThreads = 16;
+  int sessionIdleMinutes = 60;
+  int sessionMaxHours = 12;
+  LogLevel logLevel = LogLevel::Info;
+
+  // Loads `<root>/etc/vcrm/vcrmd.conf` if it exists, then applies overrides
+  // ("key=value", in order). Unknown keys and bad values throw ConfigError naming the key,
+  // the file and line, and what is accepted.
+  static Config load(const std::filesystem::path& root, const std::vector<std::string>& overrides);
+
+  // Parses the text of a config file (exposed for tests). `origin` names it in errors.
+  void apply(const std::string& text, const std::string& origin);
+  void set(const std::string& key, const std::string& value, const std::string& origin);
+
+  // The keys accepted, each with a one-line description (used by --help and the README).
+  static const std::vector<std::pair<std::string, std::string>>& keys();
+};
+
+}  // namespace vcrm

@@ -1,0 +1,114 @@
+// The one exception hierarchy of vcrm. Each class names a kind of failure; the HTTP status
+// for each kind is chosen in one place at the API boundary (daemon/src/http_errors.cc).
+#pragma once
+
+#include <stdexcept>
+#include <string>
+
+namespace vcrm {
+
+// Base of every vcrm exception. `code()` is a stable machine-readable identifier
+// (e.g. "invalid_input"); `what()` is a sentence for a person: what was wrong and what to do.
+class Error : public std::runtime_error {
+ public:
+  Error(std::string code, const std::string& message)
+      : std::runtime_error(message), code_(std::move(code)) {}
+  const std::string& code() const noexcept { return code_; }
+
+ private:
+  std::string code_;
+};
+
+// The caller sent something malformed (bad JSON, missing field, value out of range).
+class InvalidInput : public Error {
+ public:
+  explicit InvalidInput(const std::string& message, std::string code = "invalid_input")
+      : Error(std::move(code), message) {}
+};
+
+// Well-formed input that cannot be acted on (e.g. a weak password, a bad state transition).
+class Unprocessable : public Error {
+ public:
+  explicit Unprocessable(const std::string& message, std::string code = "unprocessable")
+      : Error(std::move(code), message) {}
+};
+
+class NotFound : public Error {
+ public:
+  explicit NotFound(const std::string& message, std::string code = "not_found")
+      : Error(std::move(code), message) {}
+};
+
+class Conflict : public Error {
+ public:
+  explicit Conflict(const std::string& message, std::string code = "conflict")
+      : Error(std::move(code), message) {}
+};
+
+class Unauthenticated : public Error {
+ public:
+  explicit Unauthenticated(const std::string& message, std::string code = "unauthenticated")
+      : Error(std::move(code), message) {}
+};
+
+class Forbidden : public Error {
+ public:
+  explicit Forbidden(const std::string& message, std::string code = "forbidden")
+      : Error(std::move(code), message) {}
+};
+
+class TooLarge : public Error {
+ public:
+  explicit TooLarge(const std::string& message, std::string code = "too_large")
+      : Error(std::move(code), message) {}
+};
+
+// Too many attempts; `retryAfterSeconds()` says when to try again.
+class RateLimited : public Error {
+ public:
+  RateLimited(const std::string& message, int retryAfterSeconds)
+      : Error("rate_limited", message), retryAfter_(retryAfterSeconds) {}
+  int retryAfterSeconds() const noexcept { return retryAfter_; }
+
+ private:
+  int retryAfter_;
+};
+
+// Configuration file or override that cannot be used.
+class ConfigError : public Error {
+ public:
+  explicit ConfigError(const std::string& message) : Error("config_error", message) {}
+};
+
+// The database refused or failed. `sqlState()` carries PostgreSQL's SQLSTATE when known.
+class DbError : public Error {
+ public:
+  DbError(const std::string& message, std::string sqlState = {})
+      : Error("database_error", message), sqlState_(std::move(sqlState)) {}
+  const std::string& sqlState() const noexcept { return sqlState_; }
+
+ private:
+  std::string sqlState_;
+};
+
+class CryptoError : public Error {
+ public:
+  explicit CryptoError(const std::string& message) : Error("crypto_error", message) {}
+};
+
+// A file or system call failed; the message names the path and the OS error.
+class IoError : public Error {
+ public:
+  explicit IoError(const std::string& message) : Error("io_error", message) {}
+};
+
+// The service cannot run in its current state (e.g. schema newer than this binary).
+class StartupError : public Error {
+ public:
+  explicit StartupError(const std::string& message) : Error("startup_error", message) {}
+};
+
+// "open /x: No such file or directory" style text for errno values.
+std::string errnoText(int err);
+
+}  // namespace vcrm

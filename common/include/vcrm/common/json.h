@@ -1,0 +1,40 @@
+// JSON on Poco::JSON (the one JSON type in the code) with the checks every request needs:
+// size and nesting limits, typed field access with errors that name the field.
+#pragma once
+
+#include <Poco/Dynamic/Var.h>
+#include <Poco/JSON/Array.h>
+#include <Poco/JSON/Object.h>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace vcrm::json {
+
+using Object = Poco::JSON::Object;
+using ObjectPtr = Poco::JSON::Object::Ptr;
+using Array = Poco::JSON::Array;
+using ArrayPtr = Poco::JSON::Array::Ptr;
+
+// Parses a document whose top level must be an object. Throws InvalidInput naming the problem
+// for malformed text, nesting deeper than `maxDepth`, or a non-object top level.
+ObjectPtr parseObject(std::string_view text, int maxDepth = 32);
+
+// Required / optional typed fields. Throw InvalidInput("field \"x\" must be a string").
+std::string requireString(const ObjectPtr& o, const std::string& key, std::size_t maxLen = 4096);
+std::optional<std::string> optString(const ObjectPtr& o, const std::string& key,
+                                     std::size_t maxLen = 4096);
+std::optional<bool> optBool(const ObjectPtr& o, const std::string& key);
+std::optional<std::int64_t> optInt(const ObjectPtr& o, const std::string& key);
+std::optional<std::vector<std::string>> optStringArray(const ObjectPtr& o, const std::string& key,
+                                                       std::size_t maxItems = 64);
+// Refuses keys outside `allowed` so a typo is an error rather than silently ignored.
+void onlyKeys(const ObjectPtr& o, const std::vector<std::string>& allowed);
+
+std::string stringify(const Poco::Dynamic::Var& value);
+std::string stringify(const ObjectPtr& o);
+
+}  // namespace vcrm::json

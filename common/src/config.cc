@@ -1,0 +1,171 @@
+#include "vcrm/common/config.h"
+
+#include <charconv>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "vcrm/common/error.h"
+#include "vcrm/common/files.h"
+
+namespace vcrm {
+
+namespace {
+
+std::string trim(std::string_view s) {
+  const auto b = s.find_first_not_of(" \t\r");
+  if (b == std::string_view::npos) return {};
+  const auto e = s.find_last_not_of(" \t\r");
+  return std::string(s.substr(b, e - b + 1));
+}
+
+long long parseInt(const std::string& key, const std::string& value, long long lo, long long hi,
+                   const std::string& origin) {
+  long long v = 0;
+  const auto* end = value.data() + value.size();
+  auto [p, ec] = std::from_chars(value.data(), end, v);
+  if (ec != std::errc() || p != end || v < lo || v > hi) {
+    throw ConfigError(origin + ": " + key + " = \"" + value + "\" is not a whole number from " +
+                      std::to_string(lo) + " to " + std::to_string(hi));
+  }
+  return v;
+}
+
+std::string parsePath(const std::string& key, const std::string& value, const std::string& origin) {
+  if (!value.empty() && value.front() != '/') {
+    throw ConfigError(origin + ": " + key + " = \"" + value + "\" must be an absolute path");
+  }
+  return value;
+}
+
+}  // namespace
+
+const std::vector<std::pair<std::string, std::string>>& Config::keys() {
+  static const std::vector<std::pair<std::string, std::string>> all = {
+      {"db.dsn", "libpq connection string of an external PostgreSQL; empty: the embedded cluster"},
+      {"db.embedded_user", "OS user the embedded PostgreSQL runs as when vcrmd runs as root (vcrm)"},
+      {"db.pg_bindir", "directory of initdb/pg_ctl; empty: newest /usr/lib/postgresql/*/bin"},
+      {"db.pool_size", "database connections kept open (1-64, default 8)"},
+      {"db.migrations_dir", "read migrations from this directory instead of the built-in ones"},
+      {"http.listen", "address the HTTPS and HTTP listeners bind (default 0.0.0.0)"},
+      {"https.port", "HTTPS port (default 8443; 0 picks a free port)"},
+      {"http.port", "plain HTTP port that only redirects to HTTPS (default 8080; -1 disables)"},
+      {"http.max_body_bytes", "largest accepted JSON request body (default 1048576)"},
+      {"http.threads", "request worker threads (default 16)"},
+      {"tls.cert_file", "PEM certificate; empty: <state>/tls/server.crt, self-signed at first start"},
+      {"tls.key_file", "PEM private key matching tls.cert_file"},
+      {"webui.dir", "directory of the web UI; empty: <vcrmd dir>/../share/vcrm/webui"},
+      {"session.idle_minutes", "sign-out after this many idle minutes (default 60)"},
+      {"session.max_hours", "longest a session lives (default 12)"},
+      {"log.level", "debug, info, warn or error (default info); changeable at run time"},
+  };
+  return all;
+}
+
+void Config::set(const std::string& key, const std::string& value, const std::string& origin) {
+  if (key == "db.dsn") {
+    dbDsn = value;
+  } else if (key == "db.embedded_user") {
+    if (value.empty()) throw ConfigError(origin + ": db.embedded_user must not be empty");
+    dbEmbeddedUser = value;
+  } else if (key == "db.pg_bindir") {
+    pgBinDir = parsePath(key, value, origin);
+  } else if (key == "db.pool_size") {
+    dbPoolSize = static_cast<int>(parseInt(key, value, 1, 64, origin));
+  } else if (key == "db.migrations_dir") {
+    migrationsDir = parsePath(key, value, origin);
+  } else if (key == "http.listen") {
+    if (value.empty()) throw ConfigError(origin + ": http.listen must not be empty");
+    httpListen = value;
+  } else if (key == "https.port") {
+    httpsPort = static_cast<int>(parseInt(key, value, 0, 65535, origin));
+  } else if (key == "http.port") {
+    httpPort = static_cast<int>(parseInt(key, value, -1, 65535, origin));
+  } else if (key == "http.max_body_bytes") {
+    maxBodyBytes = static_cast<std::size_t>(parseInt(key, value, 1024, 64ll << 20, origin));
+  } else if (key == "http.threads") {
+    httpThreads = static_cast<int>(parseInt(key, value, 2, 256, origin));
+  } else if (key == "tls.cert_file") {
+    tlsCertFile = parsePath(key, value, origin);
+  } else if (key == "tls.key_file") {
+    tlsKeyFile = parsePath(key, value, origin);
+  } else if (key == "webui.dir") {
+    webuiDir = parsePath(key, value, origin);
+  } else if (key == "session.idle_minutes") {
+    sessionIdleMinutes = static_cast<int>(parseInt(key, value, 1, 7 * 24 * 60, origin));
+  } else if (key == "session.max_hours") {
+    sessionMaxHours = static_cast<int>(parseInt(key, value, 1, 24 * 30, origin));
+  } else if (key == "log.level") {
+    auto level = parseLogLevel(value);
+    if (!level) {
+      throw ConfigError(origin + ": log.level = \"" + value +
+                        "\" is not one of debug, info, warn, error");
+    }
+    logLevel = *level;
+  } else {
+    std::string known;
+    for (const auto& [k, _] : keys()) known += (known.empty() ? "" : ", ") + k;
+    throw ConfigError(origin + ": unknown setting \"" + key + "\" (known settings: " + known + ")");
+  }
+}
+
+void Config::apply(const std::string& text, const std::string& origin) {
+  std::istringstream in(text);
+  std::string line;
+  int lineNo = 0;
+  std::set<std::string> seen;
+  while (std::getline(in, line)) {
+    ++lineNo;
+    const std::string where = origin + ":" + std::to_string(lineNo);
+    for (char c : line) {
+      if ((static_cast<unsigned char>(c) < 0x20 && c != '\t' && c != '\r') || c == 0x7f) {
+        throw ConfigError(where + ": control character in configuration line");
+      }
+    }
+    const std::string t = trim(line);
+    if (t.empty() || t.front() == '#') continue;
+    const auto eq = t.find('=');
+    if (eq == std::string::npos) {
+      throw ConfigError(where + ": expected \"key = value\", got \"" + t + "\"");
+    }
+    const std::string key = trim(std::string_view(t).substr(0, eq));
+    std::string value = trim(std::string_view(t).substr(eq + 1));
+    if (key.empty()) throw ConfigError(where + ": missing key before \"=\"");
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
+      value = value.substr(1, value.size() - 2);
+    }
+    if (!seen.insert(key).second) {
+      throw ConfigError(where + ": \"" + key + "\" is set twice in this file");
+    }
+    set(key, value, where);
+  }
+}
+
+Config Config::load(const std::filesystem::path& root, const std::vector<std::string>& overrides) {
+  if (root.empty() || !root.is_absolute()) {
+    throw ConfigError("the root prefix must be an absolute path, got \"" + root.string() + "\"");
+  }
+  Config c;
+  c.paths.root = root;
+  const auto file = c.paths.configFile();
+  std::error_code ec;
+  if (std::filesystem::exists(file, ec)) {
+    std::string text;
+    try {
+      text = files::readFile(file, 64 * 1024);
+    } catch (const IoError& e) {
+      throw ConfigError(std::string("cannot read the configuration: ") + e.what());
+    }
+    c.apply(text, file.string());
+  }
+  for (const auto& o : overrides) {
+    const auto eq = o.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      throw ConfigError("command line: --set expects key=value, got \"" + o + "\"");
+    }
+    c.set(trim(o.substr(0, eq)), trim(o.substr(eq + 1)), "command line");
+  }
+  return c;
+}
+
+}  // namespace vcrm

@@ -1,0 +1,194 @@
+#include "vcrm/common/db.h"
+
+#include <charconv>
+
+#include "vcrm/common/error.h"
+
+namespace vcrm::db {
+
+namespace {
+
+std::string trimmed(const char* msg) {
+  std::string s = msg ? msg : "";
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+// Turns a finished PGresult into a Result, or throws DbError carrying SQLSTATE.
+Result check(PGresult* raw, PGconn* conn) {
+  Result r(raw);
+  const auto status = raw ? PQresultStatus(raw) : PGRES_FATAL_ERROR;
+  if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return r;
+  std::string state;
+  std::string msg;
+  if (raw) {
+    const char* s = PQresultErrorField(raw, PG_DIAG_SQLSTATE);
+    state = s ? s : "";
+    msg = trimmed(PQresultErrorMessage(raw));
+  }
+  if (msg.empty()) msg = trimmed(PQerrorMessage(conn));
+  throw DbError("database: " + msg, state);
+}
+
+}  // namespace
+
+std::string Result::text(int row, int col) const {
+  return std::string(PQgetvalue(r_.get(), row, col),
+                     static_cast<std::size_t>(PQgetlength(r_.get(), row, col)));
+}
+
+std::optional<std::string> Result::optText(int row, int col) const {
+  if (isNull(row, col)) return std::nullopt;
+  return text(row, col);
+}
+
+std::int64_t Result::int64(int row, int col) const {
+  const std::string t = text(row, col);
+  std::int64_t v = 0;
+  auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+  if (ec != std::errc() || p != t.data() + t.size()) {
+    throw DbError("database: column " + columnName(col) + " is not an integer: \"" + t + "\"");
+  }
+  return v;
+}
+
+bool Result::boolean(int row, int col) const { return text(row, col) == "t"; }
+
+int Result::column(std::string_view name) const {
+  const int c = PQfnumber(r_.get(), std::string(name).c_str());
+  if (c < 0) throw DbError("database: result has no column \"" + std::string(name) + "\"");
+  return c;
+}
+
+long Result::affected() const {
+  const char* n = PQcmdTuples(r_.get());
+  return (n && *n) ? std::strtol(n, nullptr, 10) : 0;
+}
+
+Connection::Connection(const std::string& dsn) : c_(PQconnectdb(dsn.c_str())) {
+  if (!c_ || PQstatus(c_.get()) != CONNECTION_OK) {
+    throw DbError("cannot connect to PostgreSQL: " +
+                  (c_ ? trimmed(PQerrorMessage(c_.get())) : std::string("out of memory")));
+  }
+  // Notices (e.g. "relation already exists, skipping") are not operator news.
+  PQsetNoticeProcessor(c_.get(), [](void*, const char*) {}, nullptr);
+}
+
+Result Connection::exec(Sql sql, const std::vector<Param>& params) {
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const auto& p : params) values.push_back(p.value() ? p.value()->c_str() : nullptr);
+  PGresult* r = PQexecParams(c_.get(), sql.c_str(), static_cast<int>(params.size()), nullptr,
+                             values.data(), nullptr, nullptr, 0);
+  return check(r, c_.get());
+}
+
+void Connection::execScript(const std::string& script) {
+  check(PQexec(c_.get(), script.c_str()), c_.get());
+}
+
+bool Connection::ok() const { return c_ && PQstatus(c_.get()) == CONNECTION_OK; }
+
+bool Connection::reset() {
+  PQreset(c_.get());
+  return ok();
+}
+
+Transaction::Transaction(Connection& c, Isolation iso) : c_(c) {
+  switch (iso) {
+    case Isolation::ReadCommitted:
+      c_.exec("BEGIN");
+      break;
+    case Isolation::RepeatableRead:
+      c_.exec("BEGIN ISOLATION LEVEL REPEATABLE READ");
+      break;
+    case Isolation::Serializable:
+      c_.exec("BEGIN ISOLATION LEVEL SERIALIZABLE");
+      break;
+  }
+}
+
+Transaction::~Transaction() {
+  if (done_) return;
+  try {
+    c_.exec("ROLLBACK");
+  } catch (...) {  // NOLINT(bugprone-empty-catch): a broken connection has rolled back anyway
+  }
+}
+
+void Transaction::commit() {
+  c_.exec("COMMIT");
+  done_ = true;
+}
+
+Pool::Pool(std::string dsn, std::size_t size) : dsn_(std::move(dsn)), size_(size ? size : 1) {}
+
+Pool::~Pool() = default;
+
+Pool::Lease::~Lease() {
+  if (pool_ && c_) pool_->giveBack(std::move(c_));
+}
+
+Pool::Lease Pool::acquire(std::chrono::milliseconds timeout) {
+  {
+    auto st = state_.lock();
+    const bool got = st.waitFor(freed_, timeout, [&] {
+      return !st->idle.empty() || st->outstanding < size_;
+    });
+    if (!got) {
+      throw DbError("database: no free connection within " + std::to_string(timeout.count()) +
+                    " ms (pool of " + std::to_string(size_) + ")");
+    }
+    if (!st->idle.empty()) {
+      auto c = std::move(st->idle.back());
+      st->idle.pop_back();
+      if (c->ok() || c->reset()) return Lease(this, std::move(c));
+      --st->outstanding;  // dead connection: drop it and make a new one below
+    }
+    ++st->outstanding;
+  }
+  try {
+    return Lease(this, std::make_unique<Connection>(dsn_));
+  } catch (...) {
+    --state_.lock()->outstanding;
+    freed_.notify_one();
+    throw;
+  }
+}
+
+void Pool::giveBack(std::unique_ptr<Connection> c) {
+  {
+    auto st = state_.lock();
+    // A connection left inside a failed or open transaction must not be reused as is.
+    if (c->ok() && PQtransactionStatus(c->raw()) == PQTRANS_IDLE) {
+      st->idle.push_back(std::move(c));
+    } else {
+      --st->outstanding;
+    }
+  }
+  freed_.notify_one();
+}
+
+std::string quoteIdentifier(std::string_view name) {
+  bool valid = !name.empty() && name.size() < 64 && !(name[0] >= '0' && name[0] <= '9');
+  for (char ch : name) {
+    valid = valid && ((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '_');
+  }
+  if (!valid) {
+    throw InvalidInput("\"" + std::string(name) +
+                       "\" is not a valid database name: use lower-case letters, digits and _");
+  }
+  return "\"" + std::string(name) + "\"";
+}
+
+std::string dsnQuote(std::string_view value) {
+  std::string out = "'";
+  for (char ch : value) {
+    if (ch == '\'' || ch == '\\') out += '\\';
+    out += ch;
+  }
+  out += '\'';
+  return out;
+}
+
+}  // namespace vcrm::db

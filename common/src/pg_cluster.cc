@@ -1,0 +1,256 @@
+#include "vcrm/common/pg_cluster.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <fstream>
+
+#include "vcrm/common/db.h"
+#include "vcrm/common/error.h"
+#include "vcrm/common/files.h"
+
+namespace fs = std::filesystem;
+
+namespace vcrm {
+
+namespace {
+
+constexpr const char* kComponent = "pgcluster";
+
+std::string firstLine(const fs::path& p) {
+  std::ifstream in(p);
+  std::string line;
+  std::getline(in, line);
+  return line;
+}
+
+void chownTree(const fs::path& dir, const process::RunAs& who) {
+  if (chown(dir.c_str(), who.uid, who.gid) != 0) {
+    throw StartupError("cannot give " + dir.string() + " to the database user: " +
+                       errnoText(errno));
+  }
+}
+
+}  // namespace
+
+std::string findPgBinDir() {
+  std::error_code ec;
+  int best = -1;
+  std::string bestDir;
+  for (const auto& entry : fs::directory_iterator("/usr/lib/postgresql", ec)) {
+    const std::string name = entry.path().filename().string();
+    char* end = nullptr;
+    const long v = std::strtol(name.c_str(), &end, 10);
+    if (end && *end == '\0' && v > best && fs::exists(entry.path() / "bin/pg_ctl")) {
+      best = static_cast<int>(v);
+      bestDir = (entry.path() / "bin").string();
+    }
+  }
+  if (bestDir.empty()) {
+    throw StartupError(
+        "no PostgreSQL server found under /usr/lib/postgresql: install postgresql-15 "
+        "(packaging/dev does) or set db.dsn to an external server");
+  }
+  return bestDir;
+}
+
+PgCluster::PgCluster(Settings settings, Logger& log) : settings_(std::move(settings)), log_(log) {
+  if (settings_.binDir.empty()) settings_.binDir = findPgBinDir();
+}
+
+PgCluster::~PgCluster() {
+  if (startedByUs_) {
+    try {
+      stop();
+    } catch (const std::exception& e) {
+      log_.error(kComponent, "PG_STOP_FAILED", e.what());
+    }
+  }
+}
+
+std::string PgCluster::binary(const std::string& name) const {
+  return (fs::path(settings_.binDir) / name).string();
+}
+
+process::Outcome PgCluster::pgctl(const std::vector<std::string>& args) {
+  std::vector<std::string> argv{binary("pg_ctl")};
+  argv.insert(argv.end(), args.begin(), args.end());
+  process::Options o;
+  o.runAs = runAs_;
+  o.timeout = std::chrono::seconds(90);
+  o.workDir = settings_.dataDir.parent_path().string();
+  return process::run(argv, o);
+}
+
+void PgCluster::initdb() {
+  const fs::path tmp = settings_.dataDir.string() + ".initdb";
+  std::error_code ec;
+  fs::remove_all(tmp, ec);
+  files::ensureDir(tmp, 0700);
+  if (runAs_) chownTree(tmp, *runAs_);
+  log_.info(kComponent, "PG_INITDB", "creating the embedded database cluster",
+            settings_.dataDir.string());
+  process::Options o;
+  o.runAs = runAs_;
+  o.timeout = std::chrono::minutes(5);
+  o.workDir = tmp.parent_path().string();
+  const auto out = process::run({binary("initdb"), "-D", tmp.string(), "-U", settings_.superuser,
+                                 "-E", "UTF8", "--no-locale", "--auth=trust"},
+                                o);
+  if (!out.ok()) {
+    fs::remove_all(tmp, ec);
+    throw StartupError("initdb failed for " + settings_.dataDir.string() + ":\n" + out.output);
+  }
+  // Our settings live in a file we rewrite at each start, included from postgresql.conf.
+  std::ofstream conf(tmp / "postgresql.conf", std::ios::app);
+  conf << "\n# vcrm: listen on a Unix socket only; see vcrm.conf (rewritten at each start)\n"
+          "include_if_exists = 'vcrm.conf'\n";
+  conf.close();
+  // The rename makes a half-finished initdb invisible: a crash leaves only the .initdb dir.
+  fs::rename(tmp, settings_.dataDir);
+  files::fsyncDir(settings_.dataDir.parent_path());
+}
+
+std::optional<pid_t> PgCluster::livePostmaster() const {
+  const fs::path pidFile = settings_.dataDir / "postmaster.pid";
+  std::error_code ec;
+  if (!fs::exists(pidFile, ec)) return std::nullopt;
+  const std::string line = firstLine(pidFile);
+  const pid_t pid = static_cast<pid_t>(std::strtol(line.c_str(), nullptr, 10));
+  if (pid <= 0 || !process::alive(pid)) return std::nullopt;
+  // A live pid might belong to anything after a reboot or a kill -9: it is our postmaster
+  // only if its working directory is our data directory.
+  const fs::path cwd = fs::read_symlink("/proc/" + std::to_string(pid) + "/cwd", ec);
+  if (ec || fs::weakly_canonical(cwd, ec) != fs::weakly_canonical(settings_.dataDir, ec)) {
+    return std::nullopt;
+  }
+  return pid;
+}
+
+void PgCluster::clearStaleLock() {
+  const fs::path pidFile = settings_.dataDir / "postmaster.pid";
+  std::error_code ec;
+  if (!fs::exists(pidFile, ec) || livePostmaster()) return;
+  log_.warn(kComponent, "PG_STALE_LOCK",
+            "removing postmaster.pid left by a server that is no longer running",
+            settings_.dataDir.string());
+  fs::remove(pidFile, ec);
+  const std::string sock = ".s.PGSQL." + std::to_string(settings_.port);
+  fs::remove(settings_.socketDir / (sock + ".lock"), ec);
+  fs::remove(settings_.socketDir / sock, ec);
+}
+
+bool PgCluster::running() const { return livePostmaster().has_value(); }
+
+void PgCluster::start() {
+  const std::string socketPath =
+      (settings_.socketDir / (".s.PGSQL." + std::to_string(settings_.port))).string();
+  if (socketPath.size() > 100) {
+    throw StartupError("the database socket path " + socketPath + " is longer than 100 bytes, " +
+                       "which Unix sockets do not allow: choose a shorter root prefix");
+  }
+  if (geteuid() == 0) {
+    runAs_ = process::lookupUser(settings_.osUser);
+    if (!runAs_) {
+      log_.info(kComponent, "PG_CREATE_USER", "creating system user for the embedded database",
+                settings_.osUser);
+      const auto out = process::run({"/usr/sbin/useradd", "--system", "--no-create-home",
+                                     "--home-dir", "/nonexistent", "--shell",
+                                     "/usr/sbin/nologin", settings_.osUser});
+      runAs_ = process::lookupUser(settings_.osUser);
+      if (!runAs_) {
+        throw StartupError("PostgreSQL will not run as root and the user \"" +
+                           settings_.osUser + "\" does not exist and could not be created (" +
+                           out.output + "): create it with useradd --system " + settings_.osUser);
+      }
+    }
+  }
+  files::ensureDir(settings_.dataDir.parent_path(), 0755);
+  files::ensureDir(settings_.socketDir, 0700);
+  if (runAs_) chownTree(settings_.socketDir, *runAs_);
+
+  if (runAs_) {
+    // The unprivileged user must be able to reach the state directory through every parent.
+    process::Options o;
+    o.runAs = runAs_;
+    const auto probe = process::run({"/usr/bin/test", "-w", settings_.socketDir.string()}, o);
+    if (!probe.ok()) {
+      throw StartupError("the database runs as user \"" + settings_.osUser +
+                         "\", which cannot reach " + settings_.socketDir.string() +
+                         ": a parent directory is not searchable by others (for example /root); "
+                         "choose a root prefix outside it");
+    }
+  }
+
+  std::error_code ec;
+  if (!fs::exists(settings_.dataDir / "PG_VERSION", ec)) initdb();
+
+  files::atomicWrite(settings_.dataDir / "vcrm.conf",
+                     "# Written by vcrmd at each start; edits here are overwritten.\n"
+                     "listen_addresses = ''\n"
+                     "unix_socket_directories = '" +
+                         settings_.socketDir.string() +
+                         "'\n"
+                         "unix_socket_permissions = 0700\n"
+                         "port = " +
+                         std::to_string(settings_.port) + "\n",
+                     0600);
+  if (runAs_) chownTree(settings_.dataDir / "vcrm.conf", *runAs_);
+
+  startedByUs_ = true;
+  if (auto pid = livePostmaster()) {
+    log_.info(kComponent, "PG_ADOPT", "embedded database already running; using it",
+              std::to_string(*pid));
+  } else {
+    clearStaleLock();
+    const auto out = pgctl({"start", "-w", "-t", "60", "-s", "-D", settings_.dataDir.string(),
+                            "-l", (settings_.dataDir / "server.log").string()});
+    if (!out.ok()) {
+      startedByUs_ = false;
+      std::string tail;
+      std::ifstream logIn(settings_.dataDir / "server.log");
+      std::string line;
+      std::vector<std::string> lines;
+      while (std::getline(logIn, line)) lines.push_back(line);
+      for (std::size_t i = lines.size() > 15 ? lines.size() - 15 : 0; i < lines.size(); ++i) {
+        tail += lines[i] + "\n";
+      }
+      throw StartupError("the embedded PostgreSQL did not start (" + out.output + ")\n" +
+                         "last lines of " + (settings_.dataDir / "server.log").string() + ":\n" +
+                         tail);
+    }
+    log_.info(kComponent, "PG_STARTED", "embedded database started", settings_.dataDir.string());
+  }
+  ensureDatabase();
+}
+
+void PgCluster::ensureDatabase() {
+  db::Connection c(dsn("postgres"));
+  auto r = c.exec("SELECT 1 FROM pg_database WHERE datname = $1", {settings_.database});
+  if (r.empty()) {
+    c.execScript("CREATE DATABASE " + db::quoteIdentifier(settings_.database));
+    log_.info(kComponent, "PG_CREATEDB", "database created", settings_.database);
+  }
+}
+
+void PgCluster::stop() {
+  if (!livePostmaster()) {
+    startedByUs_ = false;
+    return;
+  }
+  const auto out = pgctl({"stop", "-w", "-t", "60", "-s", "-m", "fast", "-D",
+                          settings_.dataDir.string()});
+  startedByUs_ = false;
+  if (!out.ok()) throw StartupError("pg_ctl stop failed: " + out.output);
+  log_.info(kComponent, "PG_STOPPED", "embedded database stopped", settings_.dataDir.string());
+}
+
+std::string PgCluster::dsn() const { return dsn(settings_.database); }
+
+std::string PgCluster::dsn(const std::string& database) const {
+  return "host=" + db::dsnQuote(settings_.socketDir.string()) +
+         " port=" + std::to_string(settings_.port) + " user=" + db::dsnQuote(settings_.superuser) +
+         " dbname=" + db::dsnQuote(database) + " connect_timeout=10";
+}
+
+}  // namespace vcrm

@@ -1,0 +1,44 @@
+// Transport-neutral request and response used by the API; the Poco server glue converts.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "vcrm/common/json.h"
+
+namespace vcrm::http {
+
+struct Request {
+  std::string method;
+  std::string path;  // decoded path without query
+  std::map<std::string, std::string> query;
+  std::map<std::string, std::string> headers;  // names lower-cased
+  std::string body;
+  std::string remoteAddr;
+  std::map<std::string, std::string> pathParams;  // filled by the router
+
+  std::string header(const std::string& lowerName) const;
+  std::optional<std::string> cookie(const std::string& name) const;
+  std::optional<std::string> queryParam(const std::string& name) const;
+};
+
+struct Response {
+  int status = 200;
+  std::string contentType = "application/json";
+  std::string body;
+  std::vector<std::pair<std::string, std::string>> headers;
+
+  static Response json(int status, const Poco::Dynamic::Var& value);
+  static Response noContent();
+  static Response error(int status, const std::string& code, const std::string& message);
+};
+
+// "a%20b" -> "a b"; nullopt for malformed escapes or an encoded NUL. '+' is a space only in
+// query strings.
+std::optional<std::string> percentDecode(const std::string& text, bool plusIsSpace = false);
+std::map<std::string, std::string> parseQuery(const std::string& query);
+
+}  // namespace vcrm::http

@@ -1,0 +1,80 @@
+// vcrmd: parses the command line and hands over to vcrm::App.
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <iostream>
+
+#include "vcrm/common/config.h"
+#include "vcrm/common/error.h"
+#include "vcrm/daemon/app.h"
+
+namespace {
+
+void usage(std::ostream& out) {
+  out << "usage: vcrmd [--root DIR] [--set key=value]... [--version]\n"
+         "  --root DIR      root prefix for every path (default /); the config file is\n"
+         "                  DIR/etc/vcrm/vcrmd.conf, state DIR/var/lib/vcrm\n"
+         "  --set key=value override one setting (repeatable)\n\nsettings:\n";
+  for (const auto& [k, d] : vcrm::Config::keys()) out << "  " << k << "\n      " << d << "\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string root = "/";
+  std::vector<std::string> overrides;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--version") {
+      std::cout << "vcrmd " << VCRM_VERSION_STRING << "\n";
+      return 0;
+    } else if (a == "--help" || a == "-h") {
+      usage(std::cout);
+      return 0;
+    } else if ((a == "--root" || a == "--set") && i + 1 < argc) {
+      (a == "--root" ? root : overrides.emplace_back()) = argv[++i];
+    } else {
+      std::cerr << "vcrmd: unknown argument \"" << a << "\"\n";
+      usage(std::cerr);
+      return 2;
+    }
+  }
+
+  // Signals are taken synchronously by this thread; worker threads inherit the mask.
+  sigset_t stopSignals;
+  sigemptyset(&stopSignals);
+  sigaddset(&stopSignals, SIGTERM);
+  sigaddset(&stopSignals, SIGINT);
+  sigaddset(&stopSignals, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &stopSignals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  vcrm::Logger log;
+  try {
+    vcrm::App app(vcrm::Config::load(root, overrides), log);
+    app.start();
+    std::cout << "vcrm " << VCRM_VERSION_STRING << " is running at " << app.url() << "\n";
+    if (const auto& pw = app.initialAdminPassword()) {
+      std::cout << "First start: sign in as \"admin\" with password " << *pw
+                << "\n(it is also in " << (std::filesystem::path(root) / "var/lib/vcrm/initial-admin-password").lexically_normal().string()
+                << ", readable by root only; you will be asked to change it)\n";
+    }
+    std::cout.flush();
+    int sig = 0;
+    while (sigwait(&stopSignals, &sig) == 0 && sig == SIGHUP) {
+      log.info("vcrmd", "SIGHUP", "SIGHUP ignored; use the API to change settings at run time");
+    }
+    log.info("vcrmd", "STOPPING", std::string("stopping on ") + strsignal(sig));
+    app.stop();
+    return 0;
+  } catch (const vcrm::Error& e) {
+    log.error("vcrmd", "START_FAILED", e.what());
+    std::cerr << "vcrmd: " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    log.error("vcrmd", "FATAL", e.what());
+    std::cerr << "vcrmd: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,161 @@
+#include "vcrm/daemon/app.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <Poco/Net/SSLManager.h>
+
+#include "vcrm/common/error.h"
+#include "vcrm/common/process.h"
+#include "vcrm/common/tls_cert.h"
+#include "vcrm/daemon/migrations.h"
+
+namespace fs = std::filesystem;
+
+namespace vcrm {
+
+namespace {
+constexpr const char* kComponent = "vcrmd";
+}
+
+App::App(Config config, Logger& log) : config_(std::move(config)), log_(log) {
+  Poco::Net::initializeSSL();
+}
+
+App::~App() {
+  stop();
+  Poco::Net::uninitializeSSL();
+}
+
+void App::lockRoot() {
+  files::ensureDir(config_.paths.runDir(), 0755);
+  const auto lockPath = config_.paths.runDir() / "vcrmd.lock";
+  files::Fd fd(::open(lockPath.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644));
+  if (!fd) throw StartupError("cannot open " + lockPath.string() + ": " + errnoText(errno));
+  if (flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    throw StartupError("another vcrmd is already running on " + config_.paths.root.string() +
+                       " (it holds " + lockPath.string() + "); stop it first");
+  }
+  rootLock_ = std::move(fd);
+}
+
+void App::start() {
+  log_.setLevel(config_.logLevel);
+  files::ensureDir(config_.paths.stateDir(), 0755);
+  lockRoot();
+
+  std::string dsn = config_.dbDsn;
+  if (dsn.empty()) {
+    PgCluster::Settings s;
+    s.dataDir = config_.paths.pgDataDir();
+    s.socketDir = config_.paths.pgSocketDir();
+    s.osUser = config_.dbEmbeddedUser;
+    s.binDir = config_.pgBinDir;
+    cluster_ = std::make_unique<PgCluster>(s, log_);
+    cluster_->start();
+    dsn = cluster_->dsn();
+  }
+
+  {
+    db::Connection c(dsn);
+    schema_ = migrate(c, loadMigrations(config_.migrationsDir), log_);
+  }
+  pool_ = std::make_unique<db::Pool>(dsn, static_cast<std::size_t>(config_.dbPoolSize));
+
+  AuthService::Options authOptions;
+  authOptions.idle = std::chrono::minutes(config_.sessionIdleMinutes);
+  authOptions.maxAge = std::chrono::hours(config_.sessionMaxHours);
+  auth_ = std::make_unique<AuthService>(*pool_, log_, authOptions);
+  audit_ = std::make_unique<AuditLog>(*pool_, log_);
+
+  initialPassword_ = auth_->bootstrapAdmin();
+  if (initialPassword_) {
+    files::atomicWrite(config_.paths.initialAdminPasswordFile(), *initialPassword_ + "\n", 0600);
+  }
+
+  const std::string certFile = config_.tlsCertFile.empty()
+                                   ? (config_.paths.tlsDir() / "server.crt").string()
+                                   : config_.tlsCertFile;
+  const std::string keyFile = config_.tlsKeyFile.empty()
+                                  ? (config_.paths.tlsDir() / "server.key").string()
+                                  : config_.tlsKeyFile;
+  if (config_.tlsCertFile.empty() && tls::ensureSelfSigned(certFile, keyFile)) {
+    log_.info(kComponent, "TLS_SELF_SIGNED", "created a self-signed certificate; replace it with "
+              "tls.cert_file and tls.key_file", certFile);
+  }
+
+  const fs::path webui = config_.webuiDir.empty()
+                             ? fs::path(process::selfDir()) / "../share/vcrm/webui"
+                             : fs::path(config_.webuiDir);
+  Api::Info info;
+  info.version = VCRM_VERSION_STRING;
+  info.schema = schema_;
+  info.maxBodyBytes = config_.maxBodyBytes;
+  info.sessionMaxHours = config_.sessionMaxHours;
+  api_ = std::make_unique<Api>(info, *auth_, *audit_, *pool_, log_, webui.lexically_normal());
+  api_->applyStoredLogLevel();
+
+  WebServer::Options wo;
+  wo.listen = config_.httpListen;
+  wo.httpsPort = config_.httpsPort;
+  wo.httpPort = config_.httpPort;
+  wo.certFile = certFile;
+  wo.keyFile = keyFile;
+  wo.threads = config_.httpThreads;
+  web_ = std::make_unique<WebServer>(wo, *api_, log_);
+  web_->start();
+  writeReadyFile();
+  log_.info(kComponent, "STARTED", std::string("vcrm ") + VCRM_VERSION_STRING + " ready at " + url() +
+                                       " (schema " + std::to_string(schema_) + ")");
+}
+
+void App::writeReadyFile() {
+  json::ObjectPtr o = new json::Object(Poco::JSON_PRESERVE_KEY_ORDER);
+  o->set("pid", static_cast<int>(getpid()));
+  o->set("https_port", web_->httpsPort());
+  o->set("http_port", web_->httpPort());
+  o->set("version", std::string(VCRM_VERSION_STRING));
+  o->set("schema", schema_);
+  o->set("url", url());
+  files::atomicWrite(config_.paths.readyFile(), json::stringify(o) + "\n", 0644);
+}
+
+int App::httpsPort() const { return web_ ? web_->httpsPort() : -1; }
+int App::httpPort() const { return web_ ? web_->httpPort() : -1; }
+
+std::string App::url() const {
+  std::string host = config_.httpListen;
+  if (host == "0.0.0.0" || host == "::") {
+    char name[256] = {};
+    host = gethostname(name, sizeof name - 1) == 0 && name[0] ? name : "localhost";
+  } else if (host.find(':') != std::string::npos) {
+    host = "[" + host + "]";
+  }
+  return "https://" + host + ":" + std::to_string(httpsPort()) + "/";
+}
+
+void App::stop() {
+  if (web_) {
+    std::error_code ec;
+    fs::remove(config_.paths.readyFile(), ec);
+    web_->stop();
+    web_.reset();
+    log_.info(kComponent, "STOPPED", "listeners closed");
+  }
+  api_.reset();
+  audit_.reset();
+  auth_.reset();
+  pool_.reset();
+  if (cluster_) {
+    try {
+      cluster_->stop();
+    } catch (const std::exception& e) {
+      log_.error(kComponent, "PG_STOP_FAILED", e.what());
+    }
+    cluster_.reset();
+  }
+  rootLock_.reset();
+}
+
+}  // namespace vcrm

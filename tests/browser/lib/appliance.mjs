@@ -1,0 +1,252 @@
+// Test support for the browser tests: a real vcrmd in a fresh temporary root, and Debian's
+// Chromium driven by playwright-core (which never downloads a browser of its own).
+
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, open, readFile, readdir, rm } from 'node:fs/promises';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+export const sourceDir = process.env.VCRM_SOURCE_DIR ?? path.resolve(here, '..', '..', '..');
+export const binDir = process.env.VCRM_BIN_DIR ?? path.join(sourceDir, 'build', 'bin');
+export const screenshotDir = path.resolve(here, '..', 'screenshots');
+
+const STARTUP_TIMEOUT_MS = 60_000;
+const STOP_TIMEOUT_MS = 20_000;
+
+// The flags Chromium needs on this machine: root, no GPU, and a closed network (without the
+// background-networking flags it keeps trying to reach Google's hosts).
+const CHROMIUM_ARGS = [
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+function exited(child) {
+  return child.exitCode !== null || child.signalCode !== null;
+}
+
+/** Resolves true when the child exits within `ms`, false otherwise. */
+function waitForExit(child, ms) {
+  if (exited(child)) return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      child.off('exit', onExit);
+      resolve(false);
+    }, ms);
+    function onExit() {
+      clearTimeout(timer);
+      resolve(true);
+    }
+    child.once('exit', onExit);
+  });
+}
+
+function processAlive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return error.code === 'EPERM';
+  }
+}
+
+async function readLog(logPath) {
+  try {
+    return await readFile(logPath, 'utf8');
+  } catch {
+    return '(no log written)';
+  }
+}
+
+/** Every postmaster.pid under `dir`: a PostgreSQL that is still running (a clean stop removes it). */
+async function findPostmasterPids(dir) {
+  const found = [];
+  let entries;
+  try {
+    entries = await readdir(dir, { withFileTypes: true });
+  } catch {
+    return found;
+  }
+  for (const entry of entries) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) {
+      found.push(...await findPostmasterPids(full));
+    } else if (entry.name === 'postmaster.pid') {
+      const pid = Number.parseInt((await readFile(full, 'utf8').catch(() => '')).split('\n')[0], 10);
+      if (Number.isInteger(pid) && pid > 0) found.push(pid);
+    }
+  }
+  return found;
+}
+
+/**
+ * If vcrmd died without stopping its embedded PostgreSQL, stop that server ourselves (immediate
+ * shutdown) so no postmaster outlives the test and its deleted data directory.
+ */
+async function stopLeftoverPostgres(root) {
+  for (const pid of await findPostmasterPids(root)) {
+    if (!processAlive(pid)) continue;
+    console.error(`vcrmd left PostgreSQL (pid ${pid}) running; stopping it`);
+    try {
+      process.kill(pid, 'SIGQUIT');
+    } catch {
+      continue;
+    }
+    for (let i = 0; i < 50 && processAlive(pid); i++) await sleep(100);
+    if (processAlive(pid)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+  }
+}
+
+/**
+ * Starts vcrmd in a fresh temporary root on ephemeral ports and waits until it is ready.
+ * Returns {url, password, root, version, readyInfo, logPath, stop()}.
+ */
+export async function startAppliance({ extraArgs = [] } = {}) {
+  const vcrmd = path.join(binDir, 'vcrmd');
+  if (!existsSync(vcrmd)) {
+    throw new Error(`${vcrmd} does not exist: build it first with 'packaging/dev build' ` +
+      '(or set VCRM_BIN_DIR to the folder that holds vcrmd)');
+  }
+
+  const root = await mkdtemp(path.join('/tmp', 'vcrm-browser-'));
+  // mkdtemp makes the folder 0700; when vcrmd runs as root its PostgreSQL runs as the
+  // unprivileged 'vcrm' user, which must be able to reach its data directory below this.
+  await chmod(root, 0o755);
+  const logPath = path.join(root, 'vcrmd.log');
+  const stateDir = path.join(root, 'var', 'lib', 'vcrm');
+  const readyPath = path.join(stateDir, 'run', 'vcrmd.json');
+  const passwordPath = path.join(stateDir, 'initial-admin-password');
+
+  const args = ['--root', root, '--set', 'https.port=0', '--set', 'http.port=0', ...extraArgs];
+  const log = await open(logPath, 'a');
+  let child;
+  try {
+    child = spawn(vcrmd, args, { stdio: ['ignore', log.fd, log.fd] });
+  } finally {
+    await log.close();
+  }
+  const spawnError = new Promise((resolve) => child.once('error', resolve));
+
+  let stopped = false;
+  async function stop() {
+    if (stopped) return;
+    stopped = true;
+    if (!exited(child) && child.pid !== undefined) {
+      child.kill('SIGTERM');
+      if (!await waitForExit(child, STOP_TIMEOUT_MS)) {
+        console.error(`vcrmd (pid ${child.pid}) did not stop within ${STOP_TIMEOUT_MS / 1000} s ` +
+          'of SIGTERM; killing it');
+        child.kill('SIGKILL');
+        await waitForExit(child, 5_000);
+      }
+    }
+    await stopLeftoverPostgres(root);
+    if (process.env.VCRM_KEEP_TEST_ROOT) {
+      console.error(`keeping ${root} (VCRM_KEEP_TEST_ROOT is set)`);
+      return;
+    }
+    await rm(root, { recursive: true, force: true, maxRetries: 3 });
+  }
+
+  async function fail(reason) {
+    const text = await readLog(logPath);
+    console.error(`vcrmd did not start: ${reason}\n--- ${logPath} ---\n${text}\n--- end of log ---`);
+    await stop();
+    throw new Error(`vcrmd did not start: ${reason} (its log is printed above)`);
+  }
+
+  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
+  let ready = null;
+  while (!ready) {
+    const error = await Promise.race([spawnError, sleep(100, null)]);
+    if (error) return fail(`cannot run ${vcrmd}: ${error.message}`);
+    if (exited(child)) {
+      return fail(`it exited (${child.signalCode ?? `status ${child.exitCode}`}) before it was ready`);
+    }
+    try {
+      ready = JSON.parse(await readFile(readyPath, 'utf8'));
+    } catch {
+      ready = null; // not there yet, or half-written
+    }
+    if (!ready && Date.now() > deadline) {
+      return fail(`no ${readyPath} after ${STARTUP_TIMEOUT_MS / 1000} s`);
+    }
+  }
+  if (!Number.isInteger(ready.https_port) || ready.https_port <= 0) {
+    return fail(`${readyPath} has no usable https_port: ${JSON.stringify(ready)}`);
+  }
+
+  let password;
+  try {
+    password = (await readFile(passwordPath, 'utf8')).trim();
+  } catch (error) {
+    return fail(`cannot read the initial admin password from ${passwordPath}: ${error.message}`);
+  }
+  if (!password) return fail(`${passwordPath} is empty`);
+
+  return {
+    url: `https://127.0.0.1:${ready.https_port}/`,
+    password,
+    root,
+    version: ready.version,
+    readyInfo: ready,
+    logPath,
+    stop,
+  };
+}
+
+/** Launches Debian's Chromium headless. Close it with browser.close(). */
+export function launchBrowser() {
+  return chromium.launch({
+    executablePath: process.env.VCRM_CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args: CHROMIUM_ARGS,
+  });
+}
+
+/**
+ * A fresh browser context (its own cookies) and page. The appliance's certificate is
+ * self-signed, hence ignoreHTTPSErrors. `problems` collects uncaught page errors and
+ * Content-Security-Policy violations, which a test can assert are absent.
+ */
+export async function newPage(browser) {
+  const context = await browser.newContext({
+    ignoreHTTPSErrors: true,
+    viewport: { width: 768, height: 1024 }, // a tablet: the narrowest layout we promise
+  });
+  context.setDefaultTimeout(15_000);
+  const page = await context.newPage();
+  const problems = [];
+  page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
+  page.on('console', (message) => {
+    if (message.type() === 'error' && /Content.Security.Policy/i.test(message.text())) {
+      problems.push(`CSP: ${message.text()}`);
+    }
+  });
+  return { context, page, problems };
+}
+
+/** Saves a full-page screenshot to tests/browser/screenshots/<name>.png; never throws. */
+export async function screenshot(page, name) {
+  try {
+    await mkdir(screenshotDir, { recursive: true });
+    await page.screenshot({ path: path.join(screenshotDir, `${name}.png`), fullPage: true });
+  } catch (error) {
+    console.error(`screenshot ${name} failed: ${error.message}`);
+  }
+}

@@ -1,0 +1,193 @@
+#include "vcrmd_process.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <Poco/JSON/Parser.h>
+
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+
+namespace fs = std::filesystem;
+
+namespace vcrm::test {
+
+fs::path binDir() {
+  const char* env = std::getenv("VCRM_BIN_DIR");
+  return env && *env ? fs::path(env) : fs::path(VCRM_BIN_DIR);
+}
+
+fs::path sourceDir() { return fs::path(VCRM_SOURCE_DIR); }
+
+namespace {
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+bool waitExit(pid_t pid, std::chrono::milliseconds timeout, int* status) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    const pid_t r = waitpid(pid, status, WNOHANG);
+    if (r == pid || (r < 0 && errno == ECHILD)) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return false;
+}
+
+}  // namespace
+
+VcrmdProcess::VcrmdProcess() : VcrmdProcess(Options{}) {}
+
+VcrmdProcess::VcrmdProcess(Options options) : options_(std::move(options)) {
+  if (options_.root.empty()) {
+    ownedRoot_ = std::make_unique<TempDir>("vcrmd");
+    root_ = ownedRoot_->path();
+  } else {
+    root_ = options_.root;
+  }
+  if (options_.binary.empty()) options_.binary = binDir() / "vcrmd";
+}
+
+VcrmdProcess::~VcrmdProcess() {
+  if (running()) stop();
+  // Whatever happened to vcrmd, its database must not outlive the test.
+  if (auto pm = postmasterPid()) {
+    kill(*pm, SIGQUIT);
+    for (int i = 0; i < 100 && kill(*pm, 0) == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    kill(*pm, SIGKILL);
+  }
+}
+
+std::optional<pid_t> VcrmdProcess::postmasterPid() const {
+  std::ifstream in(stateDir() / "pgdata/postmaster.pid");
+  long pid = 0;
+  if (!(in >> pid) || pid <= 0 || kill(static_cast<pid_t>(pid), 0) != 0) return std::nullopt;
+  return static_cast<pid_t>(pid);
+}
+
+void VcrmdProcess::start() {
+  if (running()) throw std::logic_error("vcrmd already running");
+  const fs::path ready = stateDir() / "run/vcrmd.json";
+  std::error_code ec;
+  fs::remove(ready, ec);
+  logFile_ = root_ / ("vcrmd-" + std::to_string(++runs_) + ".log");
+
+  std::vector<std::string> args{options_.binary.string(), "--root", root_.string(),
+                                "--set", "https.port=0", "--set", "http.port=0",
+                                "--set", "http.listen=127.0.0.1"};
+  for (const auto& s : options_.settings) {
+    args.push_back("--set");
+    args.push_back(s);
+  }
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  const pid_t pid = fork();
+  if (pid < 0) throw std::runtime_error("fork failed");
+  if (pid == 0) {
+    const int fd = open(logFile_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, STDOUT_FILENO);
+    dup2(fd, STDERR_FILENO);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  pid_ = pid;
+
+  const auto deadline = std::chrono::steady_clock::now() + options_.readyTimeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      throw std::runtime_error("vcrmd exited during start-up:\n" + output());
+    }
+    if (fs::exists(ready, ec)) {
+      try {
+        Poco::JSON::Parser p;
+        auto o = p.parse(slurp(ready)).extract<Poco::JSON::Object::Ptr>();
+        httpsPort_ = o->getValue<int>("https_port");
+        httpPort_ = o->getValue<int>("http_port");
+        return;
+      } catch (...) {  // NOLINT(bugprone-empty-catch): written atomically; retry
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  killHard(false);
+  throw std::runtime_error("vcrmd was not ready within the time limit:\n" + output());
+}
+
+std::string VcrmdProcess::startExpectingFailure() {
+  try {
+    start();
+  } catch (const std::runtime_error&) {
+    return output();
+  }
+  stop();
+  throw std::runtime_error("vcrmd started although it was expected to refuse:\n" + output());
+}
+
+int VcrmdProcess::stop() {
+  if (!running()) return -1;
+  kill(pid_, SIGTERM);
+  int status = 0;
+  if (!waitExit(pid_, std::chrono::seconds(60), &status)) {
+    kill(pid_, SIGKILL);
+    waitExit(pid_, std::chrono::seconds(10), &status);
+    status = -1;
+  }
+  pid_ = -1;
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+void VcrmdProcess::killHard(bool alsoDatabase) {
+  const auto pm = postmasterPid();
+  if (running()) {
+    kill(pid_, SIGKILL);
+    int status = 0;
+    waitExit(pid_, std::chrono::seconds(10), &status);
+    pid_ = -1;
+  }
+  if (alsoDatabase && pm) {
+    // Every process of the cluster, not only the postmaster: nothing survives a power cut.
+    kill(*pm, SIGKILL);
+    for (int i = 0; i < 200 && kill(*pm, 0) == 0; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+      const std::string name = entry.path().filename().string();
+      if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+      const fs::path cwd = fs::read_symlink(entry.path() / "cwd", ec);
+      if (!ec && cwd == stateDir() / "pgdata") kill(std::stoi(name), SIGKILL);
+    }
+  }
+}
+
+std::string VcrmdProcess::adminPassword() const {
+  std::string pw = slurp(stateDir() / "initial-admin-password");
+  while (!pw.empty() && (pw.back() == '\n' || pw.back() == '\r')) pw.pop_back();
+  return pw;
+}
+
+std::string VcrmdProcess::output() const {
+  std::string all;
+  for (int i = 1; i <= runs_; ++i) all += slurp(root_ / ("vcrmd-" + std::to_string(i) + ".log"));
+  return all;
+}
+
+HttpsClient VcrmdProcess::client() const {
+  return HttpsClient("127.0.0.1", httpsPort_, (stateDir() / "tls/server.crt").string());
+}
+
+}  // namespace vcrm::test

@@ -1,0 +1,68 @@
+// A real vcrmd started from the build tree on a root prefix of its own (a TempDir unless one
+// is given), with ephemeral ports. The destructor stops it, and its embedded PostgreSQL,
+// even when a test fails half-way.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "https_client.h"
+#include "temp_dir.h"
+
+namespace vcrm::test {
+
+std::filesystem::path binDir();     // build/bin
+std::filesystem::path sourceDir();  // the repository
+
+class VcrmdProcess {
+ public:
+  struct Options {
+    std::vector<std::string> settings;   // extra "key=value" overrides
+    std::filesystem::path root;          // empty: a fresh TempDir owned by this object
+    std::filesystem::path binary;        // empty: build/bin/vcrmd
+    std::chrono::seconds readyTimeout{90};
+  };
+  VcrmdProcess();
+  explicit VcrmdProcess(Options options);
+  ~VcrmdProcess();
+  VcrmdProcess(const VcrmdProcess&) = delete;
+  VcrmdProcess& operator=(const VcrmdProcess&) = delete;
+
+  // Starts and waits until the ready file appears. Throws with vcrmd's output on failure.
+  void start();
+  // Starts and expects vcrmd to exit with an error; returns its output.
+  std::string startExpectingFailure();
+  // SIGTERM and wait; returns the exit status (or -1).
+  int stop();
+  // SIGKILL vcrmd, and with `alsoDatabase` its PostgreSQL too, as a power cut would.
+  void killHard(bool alsoDatabase);
+
+  bool running() const { return pid_ > 0; }
+  pid_t pid() const { return pid_; }
+  int httpsPort() const { return httpsPort_; }
+  int httpPort() const { return httpPort_; }
+  const std::filesystem::path& root() const { return root_; }
+  std::filesystem::path stateDir() const { return root_ / "var/lib/vcrm"; }
+  std::string adminPassword() const;  // from the initial-admin-password file
+  std::string output() const;         // everything vcrmd printed so far
+  std::optional<pid_t> postmasterPid() const;
+  HttpsClient client() const;  // trusts this appliance's certificate
+
+ private:
+  Options options_;
+  std::unique_ptr<TempDir> ownedRoot_;
+  std::filesystem::path root_;
+  std::filesystem::path logFile_;
+  pid_t pid_ = -1;
+  int httpsPort_ = 0;
+  int httpPort_ = 0;
+  int runs_ = 0;
+};
+
+}  // namespace vcrm::test

@@ -1,0 +1,100 @@
+// A small wrapper around the vcrm JSON API (same origin, session cookie).
+//
+// The bearer token the login answer carries is never kept: the browser holds the HttpOnly
+// session cookie, and the CSRF token lives only in this module's memory. It is fetched again
+// from /auth/session when the page loads.
+
+const BASE = '/api/v1';
+
+/** An API call that failed: `status` is the HTTP status (0 when the server was unreachable). */
+export class ApiError extends Error {
+  constructor(status, code, message, retryAfter = null) {
+    super(message);
+    this.name = 'ApiError';
+    this.status = status;
+    this.code = code;
+    this.retryAfter = retryAfter;
+  }
+}
+
+let csrfToken = null;
+
+function setCsrfToken(token) {
+  csrfToken = typeof token === 'string' && token !== '' ? token : null;
+}
+
+/** Sends one request and returns the parsed JSON body (null when there is none). */
+export async function request(method, path, body) {
+  const headers = { Accept: 'application/json' };
+  const init = { method, headers, credentials: 'same-origin', cache: 'no-store' };
+  if (method !== 'GET' && method !== 'HEAD') {
+    headers['Content-Type'] = 'application/json';
+    if (csrfToken) headers['X-CSRF-Token'] = csrfToken;
+    if (body !== undefined) init.body = JSON.stringify(body);
+  }
+
+  let response;
+  try {
+    response = await fetch(BASE + path, init);
+  } catch {
+    throw new ApiError(0, 'unreachable',
+      'Cannot reach the vcrm server. Check the network connection and try again.');
+  }
+
+  const text = await response.text();
+  let data = null;
+  if (text) {
+    try {
+      data = JSON.parse(text);
+    } catch {
+      data = null;
+    }
+  }
+
+  if (!response.ok) {
+    const error = data && typeof data.error === 'object' ? data.error : {};
+    const message = typeof error.message === 'string' && error.message
+      ? error.message
+      : `The server answered ${response.status} ${response.statusText}. Try again.`;
+    const retryAfter = Number.parseInt(response.headers.get('Retry-After') ?? '', 10);
+    throw new ApiError(response.status, error.code ?? `http_${response.status}`, message,
+      Number.isFinite(retryAfter) ? retryAfter : null);
+  }
+  return data;
+}
+
+/** GET /version: {product, version, schema}. */
+export function getVersion() {
+  return request('GET', '/version');
+}
+
+/** The current session's {user, csrf_token}; throws an ApiError with status 401 when signed out. */
+export async function getSession() {
+  const session = await request('GET', '/auth/session');
+  setCsrfToken(session?.csrf_token);
+  return session;
+}
+
+/** Signs in; returns the user. The token in the answer is deliberately dropped. */
+export async function login(username, password) {
+  const answer = await request('POST', '/auth/login', { username, password });
+  setCsrfToken(answer?.csrf_token);
+  return answer?.user;
+}
+
+/** Signs out; an already-ended session counts as signed out. */
+export async function logout() {
+  try {
+    await request('POST', '/auth/logout');
+  } catch (error) {
+    if (!(error instanceof ApiError) || error.status !== 401) throw error;
+  }
+  setCsrfToken(null);
+}
+
+export function changePassword(currentPassword, newPassword) {
+  return request('POST', '/auth/password', {
+    current_password: currentPassword,
+    new_password: newPassword,
+  });
+}
