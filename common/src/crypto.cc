@@ -48,8 +48,8 @@ constexpr std::size_t kEd25519SignatureSize = 64;
 // login attempt take minutes or gigabytes; hashPassword refuses to write what verify would reject.
 constexpr std::size_t kPasswordSaltSize = 16;
 constexpr std::size_t kPasswordHashSize = 32;
-constexpr std::uint32_t kMaxLogN = 20;
-constexpr std::uint32_t kMaxR = 16;
+constexpr std::uint32_t kMaxLogN = 17;  // 128 MiB at r=8: a tampered hash cannot exhaust memory
+constexpr std::uint32_t kMaxR = 8;
 constexpr std::uint32_t kMaxP = 4;
 constexpr std::string_view kScryptPrefix = "$scrypt$";
 
