@@ -77,7 +77,16 @@ Connection::Connection(const std::string& dsn) : c_(PQconnectdb(dsn.c_str())) {
 Result Connection::exec(Sql sql, const std::vector<Param>& params) {
   std::vector<const char*> values;
   values.reserve(params.size());
-  for (const auto& p : params) values.push_back(p.value() ? p.value()->c_str() : nullptr);
+  for (const auto& p : params) {
+    // libpq takes C strings: a NUL would silently cut the value short, so refuse it the way
+    // PostgreSQL refuses NUL in text.
+    if (p.value() && p.value()->find('\0') != std::string::npos) {
+      throw DbError("database: parameter $" + std::to_string(values.size() + 1) +
+                        " contains a NUL byte, which PostgreSQL text cannot store",
+                    "22021");
+    }
+    values.push_back(p.value() ? p.value()->c_str() : nullptr);
+  }
   PGresult* r = PQexecParams(c_.get(), sql.c_str(), static_cast<int>(params.size()), nullptr,
                              values.data(), nullptr, nullptr, 0);
   return check(r, c_.get());

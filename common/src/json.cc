@@ -70,6 +70,10 @@ std::optional<std::string> optString(const ObjectPtr& o, const std::string& key,
   const auto v = o->get(key);
   if (!v.isString()) wrongType(key, "a string");
   auto s = v.extract<std::string>();
+  // "\u0000" is valid JSON but no text column can hold it; refuse it here, as input.
+  if (s.find('\0') != std::string::npos) {
+    throw InvalidInput("field \"" + key + "\" contains a NUL character", "invalid_field");
+  }
   if (s.size() > maxLen) {
     throw InvalidInput("field \"" + key + "\" is longer than " + std::to_string(maxLen) +
                            " bytes",

@@ -128,20 +128,28 @@ TEST_F(ConfigTest, FileWithCommentsBlankLinesQuotesAndEveryKey) {
 TEST_F(ConfigTest, EveryDocumentedKeyIsAccepted) {
   // keys() feeds --help and the README: each key listed there must really work.
   const std::vector<std::pair<std::string, std::string>> samples = {
-      {"db.dsn", "host=/tmp"},          {"db.embedded_user", "postgres"},
-      {"db.pg_bindir", "/usr/bin"},     {"db.pool_size", "2"},
-      {"db.migrations_dir", "/m"},      {"http.listen", "::1"},
-      {"https.port", "0"},              {"http.port", "80"},
-      {"http.max_body_bytes", "4096"},  {"http.threads", "8"},
-      {"tls.cert_file", "/c.pem"},      {"tls.key_file", "/k.pem"},
-      {"webui.dir", "/w"},              {"session.idle_minutes", "5"},
-      {"session.max_hours", "1"},       {"log.level", "debug"},
+      {"db.dsn", "host=/tmp"},
+      {"db.embedded_user", "postgres"},
+      {"db.pg_bindir", "/usr/bin"},
+      {"db.pool_size", "2"},
+      {"db.migrations_dir", "/m"},
+      {"http.listen", "::1"},
+      {"https.port", "0"},
+      {"http.port", "80"},
+      {"http.max_body_bytes", "4096"},
+      {"http.threads", "8"},
+      {"tls.cert_file", "/c.pem"},
+      {"tls.key_file", "/k.pem"},
+      {"webui.dir", "/w"},
+      {"session.idle_minutes", "5"},
+      {"session.max_hours", "1"},
+      {"log.level", "debug"},
   };
   ASSERT_EQ(Config::keys().size(), samples.size()) << "a key was added: extend this test";
   for (const auto& [key, description] : Config::keys()) {
     EXPECT_FALSE(description.empty()) << key;
-    auto it = std::find_if(samples.begin(), samples.end(),
-                           [&](const auto& s) { return s.first == key; });
+    auto it =
+        std::find_if(samples.begin(), samples.end(), [&](const auto& s) { return s.first == key; });
     ASSERT_NE(it, samples.end()) << "no sample value for " << key;
     EXPECT_NO_THROW(Config::load(dir_.path(), {key + "=" + it->second})) << key;
   }

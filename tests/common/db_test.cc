@@ -106,6 +106,17 @@ TEST_F(DbTest, HostileParametersRoundTripUnchanged) {
   EXPECT_EQ(setOpt.int64(0, 0), 7);
 }
 
+TEST_F(DbTest, NulByteInAParameterIsRefusedNotTruncated) {
+  // "admin\0x" must not quietly become "admin".
+  Connection c(dsn());
+  const auto e = dbError([&] {
+    c.exec("SELECT $1::text, $2::text", {"ok", std::string("admin\0x", 7)});
+  });
+  EXPECT_EQ(e.sqlState(), "22021");
+  EXPECT_NE(std::string(e.what()).find("$2"), std::string::npos) << e.what();
+  EXPECT_EQ(c.exec("SELECT 1").int64(0, 0), 1);
+}
+
 TEST_F(DbTest, InjectionLookingValuesAreStoredAsData) {
   Connection c(dsn());
   c.execScript("DROP TABLE IF EXISTS inj; CREATE TABLE inj (name text NOT NULL)");
@@ -383,16 +394,6 @@ TEST_F(DbTest, PoolUnderConcurrentUse) {
   EXPECT_EQ(ok, kThreads * kQueries);
 }
 
-TEST_F(DbTest, ConnectionToAWrongSocketDirNamesThePath) {
-  const std::string missing = (dir_->path() / "no-such-socket-dir").string();
-  const auto e = dbError([&] {
-    Connection c("host=" + dsnQuote(missing) + " port=5432 dbname=vcrm connect_timeout=2");
-  });
-  EXPECT_NE(std::string(e.what()).find("cannot connect to PostgreSQL"), std::string::npos)
-      << e.what();
-  EXPECT_NE(std::string(e.what()).find(missing), std::string::npos) << e.what();
-}
-
 TEST_F(DbTest, DsnQuotingSurvivesQuotesAndBackslashes) {
   // A database name with a quote and a backslash reaches the server intact.
   const std::string name = "we'ird\\db name";
@@ -413,6 +414,18 @@ TEST_F(DbTest, ExecScriptRunsSeveralStatements) {
   c.execScript("DROP TABLE script");
 }
 
+TEST(DbConnection, WrongSocketDirNamesThePath) {
+  // Needs no server: nothing listens there.
+  test::TempDir dir("vcrm-db");
+  const std::string missing = (dir.path() / "no-such-socket-dir").string();
+  const auto e = dbError([&] {
+    Connection c("host=" + dsnQuote(missing) + " port=5432 dbname=vcrm connect_timeout=2");
+  });
+  EXPECT_NE(std::string(e.what()).find("cannot connect to PostgreSQL"), std::string::npos)
+      << e.what();
+  EXPECT_NE(std::string(e.what()).find(missing), std::string::npos) << e.what();
+}
+
 TEST(QuoteIdentifier, AcceptsPlainLowerCaseNames) {
   EXPECT_EQ(quoteIdentifier("vcrm_2"), "\"vcrm_2\"");
   EXPECT_EQ(quoteIdentifier("_x"), "\"_x\"");
@@ -420,10 +433,10 @@ TEST(QuoteIdentifier, AcceptsPlainLowerCaseNames) {
 }
 
 TEST(QuoteIdentifier, RefusesEverythingElse) {
-  for (const std::string& bad : {std::string("\"; DROP TABLE x; --"), std::string("Upper"),
-                                std::string(""), std::string(64, 'a'), std::string("2vcrm"),
-                                std::string("a b"), std::string("a\"b"), std::string("a-b"),
-                                std::string("caf\xc3\xa9"), std::string("a\nb")}) {
+  for (const std::string& bad :
+       {std::string("\"; DROP TABLE x; --"), std::string("Upper"), std::string(""),
+        std::string(64, 'a'), std::string("2vcrm"), std::string("a b"), std::string("a\"b"),
+        std::string("a-b"), std::string("caf\xc3\xa9"), std::string("a\nb")}) {
     try {
       quoteIdentifier(bad);
       ADD_FAILURE() << "accepted \"" << bad << "\"";

@@ -34,9 +34,9 @@ bool contains(const std::string& haystack, const std::string& needle) {
 }
 
 TEST(JsonParse, ValidObject) {
-  const auto o = parseObject(
-      R"({"name":"room 1","size":12,"open":true,"tags":["a","b"],"nested":{"x":null},)"
-      R"("text":"caf\u00e9 \"quoted\" \\ end"})");
+  const auto o =
+      parseObject(R"({"name":"room 1","size":12,"open":true,"tags":["a","b"],"nested":{"x":null},)"
+                  R"("text":"caf\u00e9 \"quoted\" \\ end"})");
   EXPECT_EQ(requireString(o, "name"), "room 1");
   EXPECT_EQ(optInt(o, "size"), 12);
   EXPECT_EQ(optBool(o, "open"), true);
@@ -70,14 +70,14 @@ TEST(JsonParse, BracketsInsideStringsDoNotCountAsNesting) {
 
 TEST(JsonParse, MalformedInputIsInvalidInput) {
   const std::vector<std::string> cases = {
-      R"({"a":)",          // truncated
-      R"({"a":1)",         // unterminated object
-      R"({"a":"b)",        // unterminated string
+      R"({"a":)",             // truncated
+      R"({"a":1)",            // unterminated object
+      R"({"a":"b)",           // unterminated string
       R"({"a":1} trailing)",  // trailing garbage
-      R"({"a":1}{"b":2})",   // two documents
-      R"({a:1})",          // unquoted key
-      R"({"a":1,})",       // trailing comma
-      "{'a':1}",           // single quotes
+      R"({"a":1}{"b":2})",    // two documents
+      R"({a:1})",             // unquoted key
+      R"({"a":1,})",          // trailing comma
+      "{'a':1}",              // single quotes
   };
   for (const auto& text : cases) {
     const auto e = invalid([&] { parseObject(text); });
@@ -188,8 +188,8 @@ TEST(JsonFields, TypeErrorsNameTheField) {
 }
 
 TEST(JsonFields, IntegersKeepTheirFullRange) {
-  const auto o = parseObject(
-      R"({"max":9223372036854775807,"min":-9223372036854775808,"zero":0,"neg":-5})");
+  const auto o =
+      parseObject(R"({"max":9223372036854775807,"min":-9223372036854775808,"zero":0,"neg":-5})");
   EXPECT_EQ(optInt(o, "max"), INT64_MAX);
   EXPECT_EQ(optInt(o, "min"), INT64_MIN);
   EXPECT_EQ(optInt(o, "zero"), 0);

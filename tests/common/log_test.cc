@@ -153,7 +153,8 @@ TEST(Logger, ConcurrentLoggingKeepsLinesWhole) {
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&, t] {
-      const std::string text = "thread " + std::to_string(t) + " " + std::string(200, static_cast<char>('a' + t));
+      const std::string text =
+          "thread " + std::to_string(t) + " " + std::string(200, static_cast<char>('a' + t));
       for (int i = 0; i < kLines; ++i) {
         log.info("worker", "TICK", text, std::to_string(i));
       }
@@ -187,8 +188,8 @@ TEST(LogLevelNames, ParseIsCaseInsensitiveAndKnowsWarning) {
 }
 
 TEST(LogLevelNames, ParseRejectsEverythingElse) {
-  for (const char* bad : {"", "verbose", "trace", "fatal", "err", " info", "info ", "warnings",
-                          "1", "debug\n"}) {
+  for (const char* bad :
+       {"", "verbose", "trace", "fatal", "err", " info", "info ", "warnings", "1", "debug\n"}) {
     EXPECT_EQ(parseLogLevel(bad), std::nullopt) << '"' << bad << '"';
   }
 }

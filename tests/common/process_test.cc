@@ -129,8 +129,8 @@ TEST(ProcessRun, TimeoutAlsoKillsTheProgramsChildren) {
   const fs::path pidFile = dir.path() / "pid";
   Options o;
   o.timeout = 300ms;
-  const auto out = run(
-      {"/bin/sh", "-c", "/bin/sleep 30 & echo $! > " + pidFile.string() + "; wait"}, o);
+  const auto out =
+      run({"/bin/sh", "-c", "/bin/sleep 30 & echo $! > " + pidFile.string() + "; wait"}, o);
   EXPECT_TRUE(out.timedOut);
   const pid_t pid = readPid(pidFile);
   ASSERT_GT(pid, 0);
@@ -175,7 +175,9 @@ TEST(ProcessRun, MissingProgramExits127AndSaysSo) {
   EXPECT_NE(out.output.find("/nonexistent/initdb"), std::string::npos) << out.output;
 }
 
-TEST(ProcessRun, EmptyArgvThrowsIoError) { EXPECT_THROW(run({}), IoError); }
+TEST(ProcessRun, EmptyArgvThrowsIoError) {
+  EXPECT_THROW(run({}), IoError);
+}
 
 TEST(ProcessRun, RunsAsAnotherUserWhenRoot) {
   if (geteuid() != 0) GTEST_SKIP() << "needs root to change user";
