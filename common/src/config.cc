@@ -50,14 +50,20 @@ const std::vector<std::pair<std::string, std::string>>& Config::keys() {
       {"http.listen", "address the HTTPS and HTTP listeners bind (default 0.0.0.0)"},
       {"https.port", "HTTPS port (default 8443; 0 picks a free port)"},
       {"http.port", "plain HTTP port that only redirects to HTTPS (default 8080; -1 disables)"},
+      {"bridge_events.listen", "address of the plain-HTTP listener for bridge event posts (default 127.0.0.1)"},
+      {"bridge_events.port", "its port (default 8090; 0 picks a free port; -1 disables it)"},
       {"http.max_body_bytes", "largest accepted JSON request body (default 1048576)"},
-      {"http.threads", "request worker threads (default 16)"},
+      {"http.threads", "request worker threads; each live event stream holds one (default 64)"},
       {"tls.cert_file", "PEM certificate; empty: <state>/tls/server.crt, self-signed at first start"},
       {"tls.key_file", "PEM private key matching tls.cert_file"},
       {"webui.dir", "directory of the web UI; empty: <vcrmd dir>/../share/vcrm/webui"},
       {"session.idle_minutes", "sign-out after this many idle minutes (default 60)"},
       {"session.max_hours", "longest a session lives (default 12)"},
       {"log.level", "debug, info, warn or error (default info); changeable at run time"},
+      {"conference.prelaunch_seconds", "rooms are created on the bridge this long before start (default 60)"},
+      {"conference.empty_grace_seconds", "auto-end-when-empty waits this long (default 120)"},
+      {"bridge.probe_seconds", "bridge health probe period (default 2)"},
+      {"conference.reconcile_seconds", "participant lists are polled this often behind bridge events (default 2)"},
   };
   return all;
 }
@@ -81,6 +87,11 @@ void Config::set(const std::string& key, const std::string& value, const std::st
     httpsPort = static_cast<int>(parseInt(key, value, 0, 65535, origin));
   } else if (key == "http.port") {
     httpPort = static_cast<int>(parseInt(key, value, -1, 65535, origin));
+  } else if (key == "bridge_events.listen") {
+    if (value.empty()) throw ConfigError(origin + ": bridge_events.listen must not be empty");
+    eventsListen = value;
+  } else if (key == "bridge_events.port") {
+    eventsPort = static_cast<int>(parseInt(key, value, -1, 65535, origin));
   } else if (key == "http.max_body_bytes") {
     maxBodyBytes = static_cast<std::size_t>(parseInt(key, value, 1024, 64ll << 20, origin));
   } else if (key == "http.threads") {
@@ -95,6 +106,14 @@ void Config::set(const std::string& key, const std::string& value, const std::st
     sessionIdleMinutes = static_cast<int>(parseInt(key, value, 1, 7 * 24 * 60, origin));
   } else if (key == "session.max_hours") {
     sessionMaxHours = static_cast<int>(parseInt(key, value, 1, 24 * 30, origin));
+  } else if (key == "conference.prelaunch_seconds") {
+    prelaunchSeconds = static_cast<int>(parseInt(key, value, 0, 3600, origin));
+  } else if (key == "conference.empty_grace_seconds") {
+    emptyGraceSeconds = static_cast<int>(parseInt(key, value, 1, 86400, origin));
+  } else if (key == "conference.reconcile_seconds") {
+    reconcileSeconds = static_cast<int>(parseInt(key, value, 1, 3600, origin));
+  } else if (key == "bridge.probe_seconds") {
+    probeSeconds = static_cast<int>(parseInt(key, value, 1, 300, origin));
   } else if (key == "log.level") {
     auto level = parseLogLevel(value);
     if (!level) {

@@ -45,15 +45,16 @@ const std::string& RequestContext::param(const std::string& name) const {
 
 json::ObjectPtr RequestContext::body() const { return json::parseObject(request.body); }
 
-Api::Api(Info info, AuthService& auth, AuditLog& audit, db::Pool& pool, Logger& log,
-         std::filesystem::path webuiDir)
+Api::Api(Info info, ApiServices services, std::filesystem::path webuiDir)
     : info_(std::move(info)),
-      auth_(auth),
-      audit_(audit),
-      pool_(pool),
-      log_(log),
+      s_(services),
+      auth_(services.auth),
+      audit_(services.audit),
+      pool_(services.pool),
+      log_(services.log),
       static_(std::move(webuiDir)) {
   buildRoutes();
+  buildConferenceRoutes();
 }
 
 void Api::applyStoredLogLevel() {
@@ -71,12 +72,16 @@ bool Api::matchPattern(const std::string& pattern, const std::string& path,
     if (pattern[pi] == '{') {
       const auto close = pattern.find('}', pi);
       const std::string name = pattern.substr(pi + 1, close - pi - 1);
-      const auto slash = path.find('/', si);
-      const std::string value = path.substr(si, slash == std::string::npos ? std::string::npos : slash - si);
+      // A parameter runs to the next '/' or, in "{id}.ics", to the literal that follows it.
+      const std::string stop = close + 1 < pattern.size() && pattern[close + 1] != '/'
+                                   ? std::string("/") + pattern[close + 1]
+                                   : std::string("/");
+      const auto end = path.find_first_of(stop, si);
+      const std::string value = path.substr(si, end == std::string::npos ? std::string::npos : end - si);
       if (value.empty()) return false;
       params[name] = value;
       pi = close + 1;
-      si = slash == std::string::npos ? path.size() : slash;
+      si = end == std::string::npos ? path.size() : end;
     } else if (pattern[pi] == path[si]) {
       ++pi;
       ++si;
@@ -125,7 +130,8 @@ http::Response Api::handle(http::Request& request) {
   } catch (const std::exception& e) {
     response = errorResponse(e);
   }
-  if (changesState(request.method) && request.path.rfind("/api/", 0) == 0) {
+  if (changesState(request.method) && request.path.rfind("/api/", 0) == 0 &&
+      (!matched || matched->audited)) {
     AuditEntry entry;
     entry.username = ctx.session ? std::optional<std::string>(ctx.session->user.username) : ctx.auditUser;
     entry.remoteAddr = request.remoteAddr;

@@ -93,18 +93,32 @@ void App::start() {
   info.schema = schema_;
   info.maxBodyBytes = config_.maxBodyBytes;
   info.sessionMaxHours = config_.sessionMaxHours;
-  api_ = std::make_unique<Api>(info, *auth_, *audit_, *pool_, log_, webui.lexically_normal());
+  bus_ = std::make_unique<EventBus>();
+  bridges_ = std::make_unique<BridgeService>(*pool_, log_, *bus_);
+  ConferenceService::Options co;
+  co.prelaunch = std::chrono::seconds(config_.prelaunchSeconds);
+  co.probeEvery = std::chrono::seconds(config_.probeSeconds);
+  co.reconcileEvery = std::chrono::seconds(config_.reconcileSeconds);
+  co.emptyGrace = std::chrono::seconds(config_.emptyGraceSeconds);
+  conferences_ = std::make_unique<ConferenceService>(*pool_, log_, *bus_, *bridges_, co);
+  cdrs_ = std::make_unique<CdrService>(*pool_);
+  api_ = std::make_unique<Api>(info, ApiServices{*auth_, *audit_, *pool_, log_, *bus_, *bridges_, *conferences_, *cdrs_},
+                               webui.lexically_normal());
   api_->applyStoredLogLevel();
+  conferences_->start();
 
   WebServer::Options wo;
   wo.listen = config_.httpListen;
   wo.httpsPort = config_.httpsPort;
   wo.httpPort = config_.httpPort;
+  wo.eventsListen = config_.eventsListen;
+  wo.eventsPort = config_.eventsPort;
   wo.certFile = certFile;
   wo.keyFile = keyFile;
   wo.threads = config_.httpThreads;
   web_ = std::make_unique<WebServer>(wo, *api_, log_);
   web_->start();
+  api_->setEventsEndpoint(config_.eventsListen, web_->eventsPort());
   writeReadyFile();
   log_.info(kComponent, "STARTED", std::string("vcrm ") + VCRM_VERSION_STRING + " ready at " + url() +
                                        " (schema " + std::to_string(schema_) + ")");
@@ -115,6 +129,7 @@ void App::writeReadyFile() {
   o->set("pid", static_cast<int>(getpid()));
   o->set("https_port", web_->httpsPort());
   o->set("http_port", web_->httpPort());
+  o->set("events_port", web_->eventsPort());
   o->set("version", std::string(VCRM_VERSION_STRING));
   o->set("schema", schema_);
   o->set("url", url());
@@ -136,6 +151,9 @@ std::string App::url() const {
 }
 
 void App::stop() {
+  // Live event streams end first so the listeners can close without waiting on them.
+  if (bus_) bus_->close();
+  if (conferences_) conferences_->stop();
   if (web_) {
     std::error_code ec;
     fs::remove(config_.paths.readyFile(), ec);
@@ -144,6 +162,10 @@ void App::stop() {
     log_.info(kComponent, "STOPPED", "listeners closed");
   }
   api_.reset();
+  cdrs_.reset();
+  conferences_.reset();
+  bridges_.reset();
+  bus_.reset();
   audit_.reset();
   auth_.reset();
   pool_.reset();

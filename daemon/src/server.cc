@@ -11,6 +11,7 @@
 #include <Poco/URI.h>
 
 #include <algorithm>
+#include <regex>
 
 #include "vcrm/common/error.h"
 
@@ -41,6 +42,12 @@ void send(Poco::Net::HTTPServerResponse& out, const http::Response& r, bool head
     return;
   }
   if (!r.contentType.empty()) out.setContentType(r.contentType);
+  if (r.stream) {
+    out.setChunkedTransferEncoding(true);
+    auto& os = out.send();
+    if (!headOnly) r.stream(os);
+    return;
+  }
   out.setContentLength(static_cast<std::streamsize>(r.body.size()));
   auto& os = out.send();
   if (!headOnly) os.write(r.body.data(), static_cast<std::streamsize>(r.body.size()));
@@ -48,7 +55,8 @@ void send(Poco::Net::HTTPServerResponse& out, const http::Response& r, bool head
 
 class ApiHandler : public Poco::Net::HTTPRequestHandler {
  public:
-  ApiHandler(Api& api, Logger& log) : api_(api), log_(log) {}
+  // `eventsOnly`: the plain-HTTP listener for bridges, which serves nothing but event posts.
+  ApiHandler(Api& api, Logger& log, bool eventsOnly = false) : api_(api), log_(log), eventsOnly_(eventsOnly) {}
 
   void handleRequest(Poco::Net::HTTPServerRequest& in, Poco::Net::HTTPServerResponse& out) override {
     http::Request req;
@@ -69,6 +77,15 @@ class ApiHandler : public Poco::Net::HTTPRequestHandler {
     }
     req.path = *path;
     if (q != std::string::npos) req.query = http::parseQuery(uri.substr(q + 1));
+    if (eventsOnly_) {
+      static const std::regex eventsPath("^/api/v1/bridges/[0-9]{1,18}/events$");
+      if (req.method != "POST" || !std::regex_match(req.path, eventsPath)) {
+        send(out, http::Response::error(404, "not_found",
+                                        "this listener only takes bridge event posts; use HTTPS for everything else"),
+             false);
+        return;
+      }
+    }
 
     const std::size_t cap = api_.maxBodyBytes();
     auto& is = in.stream();
@@ -114,18 +131,20 @@ class ApiHandler : public Poco::Net::HTTPRequestHandler {
  private:
   Api& api_;
   Logger& log_;
+  bool eventsOnly_;
 };
 
 class ApiFactory : public Poco::Net::HTTPRequestHandlerFactory {
  public:
-  ApiFactory(Api& api, Logger& log) : api_(api), log_(log) {}
+  ApiFactory(Api& api, Logger& log, bool eventsOnly = false) : api_(api), log_(log), eventsOnly_(eventsOnly) {}
   Poco::Net::HTTPRequestHandler* createRequestHandler(const Poco::Net::HTTPServerRequest&) override {
-    return new ApiHandler(api_, log_);
+    return new ApiHandler(api_, log_, eventsOnly_);
   }
 
  private:
   Api& api_;
   Logger& log_;
+  bool eventsOnly_;
 };
 
 // Plain HTTP only ever redirects to the same path over HTTPS.
@@ -197,7 +216,8 @@ void WebServer::start() {
     params->setMaxQueued(256);
     params->setKeepAlive(true);
     params->setTimeout(Poco::Timespan(30, 0));
-    https_ = std::make_unique<Poco::Net::HTTPServer>(new ApiFactory(api_, log_), socket, params);
+    threads_ = std::make_unique<Poco::ThreadPool>(2, options_.threads + 4, 60);
+    https_ = std::make_unique<Poco::Net::HTTPServer>(new ApiFactory(api_, log_), *threads_, socket, params);
     https_->start();
     if (options_.httpPort >= 0) {
       Poco::Net::SocketAddress plainAddr(options_.listen, static_cast<Poco::UInt16>(options_.httpPort));
@@ -208,6 +228,16 @@ void WebServer::start() {
       http_ = std::make_unique<Poco::Net::HTTPServer>(new RedirectFactory(httpsPort_), plain, plainParams);
       http_->start();
     }
+    if (options_.eventsPort >= 0) {
+      Poco::Net::SocketAddress eventsAddr(options_.eventsListen, static_cast<Poco::UInt16>(options_.eventsPort));
+      Poco::Net::ServerSocket eventsSocket(eventsAddr, 64);
+      eventsPort_ = eventsSocket.address().port();
+      auto eventsParams = new Poco::Net::HTTPServerParams;
+      eventsParams->setMaxThreads(4);
+      eventsParams->setKeepAlive(true);
+      events_ = std::make_unique<Poco::Net::HTTPServer>(new ApiFactory(api_, log_, true), eventsSocket, eventsParams);
+      events_->start();
+    }
   } catch (const Poco::Exception& e) {
     stop();
     throw StartupError("cannot listen on " + options_.listen + " port " +
@@ -216,10 +246,16 @@ void WebServer::start() {
   }
   log_.info(kComponent, "LISTENING",
             "HTTPS on " + options_.listen + ":" + std::to_string(httpsPort_) +
-                (httpPort_ >= 0 ? ", HTTP redirect on port " + std::to_string(httpPort_) : ""));
+                (httpPort_ >= 0 ? ", HTTP redirect on port " + std::to_string(httpPort_) : "") +
+                (eventsPort_ >= 0 ? ", bridge events on " + options_.eventsListen + ":" + std::to_string(eventsPort_)
+                                  : ""));
 }
 
 void WebServer::stop() {
+  if (events_) {
+    events_->stopAll(true);
+    events_.reset();
+  }
   if (http_) {
     http_->stopAll(true);
     http_.reset();
@@ -227,6 +263,10 @@ void WebServer::stop() {
   if (https_) {
     https_->stopAll(true);
     https_.reset();
+  }
+  if (threads_) {
+    threads_->joinAll();
+    threads_.reset();
   }
 }
 

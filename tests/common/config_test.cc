@@ -66,7 +66,11 @@ TEST_F(ConfigTest, DefaultsWithoutAFile) {
   EXPECT_EQ(c.tlsKeyFile, "");
   EXPECT_EQ(c.webuiDir, "");
   EXPECT_EQ(c.maxBodyBytes, 1u << 20);
-  EXPECT_EQ(c.httpThreads, 16);
+  EXPECT_EQ(c.httpThreads, 64);
+  EXPECT_EQ(c.eventsListen, "127.0.0.1");
+  EXPECT_EQ(c.eventsPort, 8090);
+  EXPECT_EQ(c.prelaunchSeconds, 60);
+  EXPECT_EQ(c.reconcileSeconds, 2);
   EXPECT_EQ(c.sessionIdleMinutes, 60);
   EXPECT_EQ(c.sessionMaxHours, 12);
   EXPECT_EQ(c.logLevel, LogLevel::Info);
@@ -144,6 +148,12 @@ TEST_F(ConfigTest, EveryDocumentedKeyIsAccepted) {
       {"session.idle_minutes", "5"},
       {"session.max_hours", "1"},
       {"log.level", "debug"},
+      {"bridge_events.listen", "0.0.0.0"},
+      {"bridge_events.port", "-1"},
+      {"conference.prelaunch_seconds", "10"},
+      {"conference.empty_grace_seconds", "30"},
+      {"conference.reconcile_seconds", "5"},
+      {"bridge.probe_seconds", "3"},
   };
   ASSERT_EQ(Config::keys().size(), samples.size()) << "a key was added: extend this test";
   for (const auto& [key, description] : Config::keys()) {

@@ -84,7 +84,7 @@ void VcrmdProcess::start() {
 
   std::vector<std::string> args{options_.binary.string(), "--root", root_.string(),
                                 "--set", "https.port=0", "--set", "http.port=0",
-                                "--set", "http.listen=127.0.0.1"};
+                                "--set", "http.listen=127.0.0.1", "--set", "bridge_events.port=0"};
   for (const auto& s : options_.settings) {
     args.push_back("--set");
     args.push_back(s);
@@ -117,6 +117,7 @@ void VcrmdProcess::start() {
         auto o = p.parse(slurp(ready)).extract<Poco::JSON::Object::Ptr>();
         httpsPort_ = o->getValue<int>("https_port");
         httpPort_ = o->getValue<int>("http_port");
+        eventsPort_ = o->getValue<int>("events_port");
         return;
       } catch (...) {  // NOLINT(bugprone-empty-catch): written atomically; retry
       }

@@ -47,6 +47,7 @@ class VcrmdProcess {
   pid_t pid() const { return pid_; }
   int httpsPort() const { return httpsPort_; }
   int httpPort() const { return httpPort_; }
+  int eventsPort() const { return eventsPort_; }
   const std::filesystem::path& root() const { return root_; }
   std::filesystem::path stateDir() const { return root_ / "var/lib/vcrm"; }
   std::string adminPassword() const;  // from the initial-admin-password file
@@ -62,6 +63,7 @@ class VcrmdProcess {
   pid_t pid_ = -1;
   int httpsPort_ = 0;
   int httpPort_ = 0;
+  int eventsPort_ = 0;
   int runs_ = 0;
 };
 

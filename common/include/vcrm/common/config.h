@@ -42,14 +42,24 @@ struct Config {
   std::string httpListen = "0.0.0.0";
   int httpsPort = 8443;
   int httpPort = 8080;  // plain HTTP that only redirects; -1 disables it
+  // Janus's event handler verifies TLS peers and has no way to trust a self-signed
+  // certificate, so bridge events have a plain-HTTP listener of their own that accepts only
+  // POST /api/v1/bridges/{id}/events with the bridge's basic-auth credentials.
+  std::string eventsListen = "127.0.0.1";
+  int eventsPort = 8090;  // -1 disables it
   std::string tlsCertFile;  // empty: <state>/tls/server.crt, self-signed on first start
   std::string tlsKeyFile;
   std::string webuiDir;  // empty: <dir of vcrmd>/../share/vcrm/webui
   std::size_t maxBodyBytes = 1 << 20;
-  int httpThreads = 16;
+  int httpThreads = 64;
   int sessionIdleMinutes = 60;
   int sessionMaxHours = 12;
   LogLevel logLevel = LogLevel::Info;
+  // Conferences
+  int prelaunchSeconds = 60;    // rooms are created this long before the start
+  int probeSeconds = 2;         // bridge health probe period
+  int reconcileSeconds = 2;     // listparticipants polling behind the bridge events
+  int emptyGraceSeconds = 120;  // auto-end-when-empty waits this long
 
   // Loads `<root>/etc/vcrm/vcrmd.conf` if it exists, then applies overrides
   // ("key=value", in order). Unknown keys and bad values throw ConfigError naming the key,

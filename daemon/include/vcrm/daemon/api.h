@@ -39,6 +39,24 @@ struct Route {
   std::vector<std::string> roles;  // with Access::Roles: any of these
   std::string action;              // audit action name, e.g. "user.create"
   Handler handler;
+  bool audited = true;  // false only for machine traffic such as bridge event posts
+};
+
+class BridgeService;
+class ConferenceService;
+class CdrService;
+class EventBus;
+
+// The services the API exposes; the daemon owns them.
+struct ApiServices {
+  AuthService& auth;
+  AuditLog& audit;
+  db::Pool& pool;
+  Logger& log;
+  EventBus& bus;
+  BridgeService& bridges;
+  ConferenceService& conferences;
+  CdrService& cdrs;
 };
 
 class Api {
@@ -49,30 +67,39 @@ class Api {
     std::size_t maxBodyBytes = 1 << 20;
     int sessionMaxHours = 12;
   };
-  Api(Info info, AuthService& auth, AuditLog& audit, db::Pool& pool, Logger& log,
-      std::filesystem::path webuiDir);
+  Api(Info info, ApiServices services, std::filesystem::path webuiDir);
 
   http::Response handle(http::Request& request);
   const std::vector<Route>& routes() const { return routes_; }
   std::size_t maxBodyBytes() const { return info_.maxBodyBytes; }
+
+  // Where bridges post events (plain HTTP listener), known once the listeners are bound.
+  void setEventsEndpoint(std::string listen, int port) {
+    eventsListen_ = std::move(listen);
+    eventsPort_ = port;
+  }
 
   // Persists and applies the run-time log level (also used at start-up).
   void applyStoredLogLevel();
 
  private:
   void buildRoutes();
+  void buildConferenceRoutes();
   http::Response dispatch(http::Request& request, RequestContext& ctx, const Route*& matched);
   http::Response errorResponse(const std::exception& e);
   static bool matchPattern(const std::string& pattern, const std::string& path,
                            std::map<std::string, std::string>& params);
 
   Info info_;
+  ApiServices s_;
   AuthService& auth_;
   AuditLog& audit_;
   db::Pool& pool_;
   Logger& log_;
   StaticFiles static_;
   std::vector<Route> routes_;
+  std::string eventsListen_;
+  int eventsPort_ = -1;
 };
 
 }  // namespace vcrm

@@ -14,6 +14,10 @@
 #include "vcrm/daemon/api.h"
 #include "vcrm/daemon/audit.h"
 #include "vcrm/daemon/auth.h"
+#include "vcrm/daemon/bridges.h"
+#include "vcrm/daemon/cdrs.h"
+#include "vcrm/daemon/conferences.h"
+#include "vcrm/daemon/event_bus.h"
 #include "vcrm/daemon/server.h"
 
 namespace vcrm {
@@ -43,6 +47,10 @@ class App {
   std::unique_ptr<db::Pool> pool_;
   std::unique_ptr<AuthService> auth_;
   std::unique_ptr<AuditLog> audit_;
+  std::unique_ptr<EventBus> bus_;
+  std::unique_ptr<BridgeService> bridges_;
+  std::unique_ptr<ConferenceService> conferences_;
+  std::unique_ptr<CdrService> cdrs_;
   std::unique_ptr<Api> api_;
   std::unique_ptr<WebServer> web_;
   std::optional<std::string> initialPassword_;

@@ -1,8 +1,10 @@
 // Transport-neutral request and response used by the API; the Poco server glue converts.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -30,6 +32,9 @@ struct Response {
   std::string contentType = "application/json";
   std::string body;
   std::vector<std::pair<std::string, std::string>> headers;
+  // When set, the body is produced by writing to the stream (chunked transfer encoding):
+  // CSV exports of any size, server-sent events. It returns when done or the client is gone.
+  std::function<void(std::ostream&)> stream;
 
   static Response json(int status, const Poco::Dynamic::Var& value);
   static Response noContent();

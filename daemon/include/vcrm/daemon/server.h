@@ -3,6 +3,7 @@
 #pragma once
 
 #include <Poco/Net/HTTPServer.h>
+#include <Poco/ThreadPool.h>
 
 #include <memory>
 #include <string>
@@ -18,6 +19,8 @@ class WebServer {
     std::string listen = "0.0.0.0";
     int httpsPort = 8443;
     int httpPort = 8080;  // -1: no redirect listener
+    std::string eventsListen = "127.0.0.1";
+    int eventsPort = 8090;  // -1: no plain-HTTP listener for bridge events
     std::string certFile;
     std::string keyFile;
     int threads = 16;
@@ -28,15 +31,19 @@ class WebServer {
   void stop();
   int httpsPort() const { return httpsPort_; }
   int httpPort() const { return httpPort_; }
+  int eventsPort() const { return eventsPort_; }
 
  private:
   Options options_;
   Api& api_;
   Logger& log_;
+  std::unique_ptr<Poco::ThreadPool> threads_;  // Poco's default pool holds only 16
   std::unique_ptr<Poco::Net::HTTPServer> https_;
   std::unique_ptr<Poco::Net::HTTPServer> http_;
+  std::unique_ptr<Poco::Net::HTTPServer> events_;
   int httpsPort_ = 0;
   int httpPort_ = -1;
+  int eventsPort_ = -1;
 };
 
 }  // namespace vcrm

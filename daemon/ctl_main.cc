@@ -1,0 +1,111 @@
+// vcrmctl: one API request from the command line, e.g.
+//   vcrmctl --root /var/lib/vcrm-dev GET /api/v1/bridges
+//   vcrmctl POST /api/v1/bridges '{"name":"b1",...}' --field id
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+
+#include "vcrm/common/error.h"
+#include "vcrm/common/files.h"
+#include "vcrm/common/json.h"
+#include "vcrm/daemon/api_client.h"
+
+namespace {
+
+void usage(std::ostream& out) {
+  out << "usage: vcrmctl [options] METHOD PATH [JSON]\n"
+         "  --root DIR           appliance root: finds the port, certificate and first admin password\n"
+         "  --host H --port N    where vcrmd listens (default 127.0.0.1:8443, or from --root)\n"
+         "  --ca FILE            certificate to trust (default <root>/var/lib/vcrm/tls/server.crt)\n"
+         "  --user NAME          default admin\n"
+         "  --password-file F    default <root>/var/lib/vcrm/initial-admin-password; or set VCRM_PASSWORD\n"
+         "  --field NAME         print only this top-level field of the JSON answer\n"
+         "exit status: 0 for a 2xx answer, 1 otherwise (the error message goes to stderr)\n";
+}
+
+std::string trimNewline(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string root, host = "127.0.0.1", ca, user = "admin", passwordFile, field;
+  int port = 0;
+  std::vector<std::string> positional;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    auto next = [&]() -> std::string {
+      if (i + 1 >= argc) {
+        std::cerr << "vcrmctl: " << a << " needs a value\n";
+        std::exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--help" || a == "-h") {
+      usage(std::cout);
+      return 0;
+    } else if (a == "--root") {
+      root = next();
+    } else if (a == "--host") {
+      host = next();
+    } else if (a == "--port") {
+      port = std::atoi(next().c_str());
+    } else if (a == "--ca") {
+      ca = next();
+    } else if (a == "--user") {
+      user = next();
+    } else if (a == "--password-file") {
+      passwordFile = next();
+    } else if (a == "--field") {
+      field = next();
+    } else {
+      positional.push_back(a);
+    }
+  }
+  if (positional.size() < 2 || positional.size() > 3) {
+    usage(std::cerr);
+    return 2;
+  }
+  try {
+    const std::string state = root.empty() ? "" : root + "/var/lib/vcrm";
+    if (!state.empty()) {
+      if (port == 0) {
+        port = vcrm::json::parseObject(vcrm::files::readFile(state + "/run/vcrmd.json"))->getValue<int>("https_port");
+      }
+      if (ca.empty()) ca = state + "/tls/server.crt";
+      if (passwordFile.empty()) passwordFile = state + "/initial-admin-password";
+    }
+    std::string password;
+    if (const char* env = std::getenv("VCRM_PASSWORD"); env && *env) {
+      password = env;
+    } else if (!passwordFile.empty()) {
+      password = trimNewline(vcrm::files::readFile(passwordFile, 4096));
+    } else {
+      std::cerr << "vcrmctl: give --password-file, --root or VCRM_PASSWORD\n";
+      return 2;
+    }
+    vcrm::ApiClient client({host, port ? port : 8443, ca, false});
+    client.login(user, password);
+    const auto reply = client.request(positional[0], positional[1], positional.size() == 3 ? positional[2] : "");
+    if (reply.status >= 300) {
+      std::string message = reply.body;
+      try {
+        message = vcrm::json::parseObject(reply.body)->getObject("error")->getValue<std::string>("message");
+      } catch (...) {  // NOLINT(bugprone-empty-catch): print the raw body instead
+      }
+      std::cerr << "vcrmctl: " << reply.status << ": " << message << "\n";
+      return 1;
+    }
+    if (!field.empty()) {
+      std::cout << vcrm::json::parseObject(reply.body)->get(field).toString() << "\n";
+    } else {
+      std::cout << reply.body << (reply.body.empty() || reply.body.back() == '\n' ? "" : "\n");
+    }
+    return 0;
+  } catch (const std::exception& e) {
+    std::cerr << "vcrmctl: " << e.what() << "\n";
+    return 1;
+  }
+}

@@ -1,0 +1,94 @@
+// Conferences: booking with admission control and placement, recurring series, and the
+// lifecycle scheduled -> starting -> active -> ended (or failed, cancelled) driven on the
+// bridges. Participant legs come from bridge events and are reconciled by polling.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "vcrm/common/db.h"
+#include "vcrm/common/json.h"
+#include "vcrm/common/log.h"
+#include "vcrm/daemon/bridges.h"
+#include "vcrm/daemon/event_bus.h"
+#include "vcrm/daemon/janus.h"
+
+namespace vcrm {
+
+class ConferenceService {
+ public:
+  struct Options {
+    std::chrono::seconds prelaunch{60};         // room created this long before start
+    std::chrono::milliseconds tick{500};        // lifecycle loop period
+    std::chrono::seconds reconcileEvery{2};     // listparticipants polling
+    std::chrono::seconds probeEvery{2};         // bridge health probing
+    std::chrono::seconds emptyGrace{120};       // auto-end after this long empty
+    int maxOccurrences = 366;
+  };
+  ConferenceService(db::Pool& pool, Logger& log, EventBus& bus, BridgeService& bridges,
+                    Options options);
+  ~ConferenceService();
+
+  // Background threads: lifecycle ticks and bridge probes. stop() joins them.
+  void start();
+  void stop();
+
+  json::ObjectPtr create(const std::string& owner, const json::ObjectPtr& body);
+  json::ObjectPtr get(std::int64_t id);  // with live participants
+  json::ObjectPtr list(const std::map<std::string, std::string>& query);
+  json::ObjectPtr update(std::int64_t id, const json::ObjectPtr& body);
+  json::ObjectPtr cancel(std::int64_t id, bool wholeSeries);
+  json::ObjectPtr terminate(std::int64_t id, const std::string& by);
+  json::ObjectPtr extend(std::int64_t id, int minutes);
+  void muteParticipant(std::int64_t id, std::int64_t participant, bool muted);
+  void dropParticipant(std::int64_t id, std::int64_t participant, const std::string& by);
+
+  // Janus event-handler posts from bridge `bridgeId`.
+  void ingest(std::int64_t bridgeId, const std::vector<janus::Event>& events);
+
+  // One pass of the lifecycle (exposed for tests and for the loop).
+  void tick();
+  void probeBridges();
+  // Re-attaches live rooms after a restart; called by start().
+  void resume();
+
+ private:
+  struct Placement {
+    std::int64_t bridgeId;
+    std::string bridgeName;
+  };
+  std::optional<Placement> place(db::Transaction& tx, const std::string& start, const std::string& end,
+                                 int ports, std::optional<std::int64_t> bridgeId,
+                                 std::optional<std::string> pool, std::optional<std::int64_t> exclude,
+                                 std::optional<std::int64_t> avoidBridge, std::string* refusal);
+  void launch(std::int64_t id);
+  void finish(std::int64_t id, const std::string& state, const std::string& cause,
+              const std::string& legReason, bool destroyRoom);
+  void reconcile(std::int64_t id);
+  void relocateOrFail(std::int64_t bridgeId);
+  void publishConference(std::int64_t id);
+  void publishParticipant(std::int64_t conferenceId, std::int64_t participant, const std::string& action,
+                          const std::string& display);
+  json::ObjectPtr conferenceJson(db::Connection& c, std::int64_t id, bool withParticipants);
+  void loop();
+  void probeLoop();
+
+  db::Pool& pool_;
+  Logger& log_;
+  EventBus& bus_;
+  BridgeService& bridges_;
+  Options options_;
+  std::atomic<bool> running_{false};
+  Guarded<bool> wake_;  // set to request an immediate tick
+  std::condition_variable wakeCv_;
+  std::thread loop_;
+  std::thread probe_;
+  std::chrono::steady_clock::time_point lastReconcile_{};
+};
+
+}  // namespace vcrm

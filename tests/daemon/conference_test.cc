@@ -1,0 +1,496 @@
+// Conferences end to end: a real vcrmd driving real Janus bridges. The reference guide's
+// post-upgrade check is exactly this: schedule and start a conference, monitor it, terminate
+// it, and verify its CDR.
+#include <gtest/gtest.h>
+
+#include <Poco/JSON/Array.h>
+#include <Poco/JSON/Parser.h>
+#include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPRequest.h>
+#include <Poco/Net/HTTPResponse.h>
+
+#include <future>
+#include <regex>
+#include <thread>
+
+#include "janus_process.h"
+#include "vcrmd_process.h"
+
+using vcrm::test::HttpResult;
+using vcrm::test::HttpsClient;
+using vcrm::test::JanusParticipant;
+using vcrm::test::JanusProcess;
+using vcrm::test::VcrmdProcess;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+std::string isoIn(std::chrono::seconds fromNow) {
+  const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now() + fromNow);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+// Seconds since the epoch of an RFC 3339 UTC time as the API writes it.
+double epochOf(const std::string& rfc3339) {
+  std::tm tm{};
+  strptime(rfc3339.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  double frac = 0;
+  if (auto dot = rfc3339.find('.'); dot != std::string::npos) frac = std::stod("0" + rfc3339.substr(dot, 4));
+  return static_cast<double>(timegm(&tm)) + frac;
+}
+
+double nowEpoch() {
+  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+}
+
+template <typename F>
+bool eventually(F&& f, std::chrono::milliseconds timeout, std::chrono::milliseconds step = std::chrono::milliseconds(50)) {
+  const auto deadline = Clock::now() + timeout;
+  while (Clock::now() < deadline) {
+    if (f()) return true;
+    std::this_thread::sleep_for(step);
+  }
+  return f();
+}
+
+// A vcrmd with short lifecycle timings and one or more real Janus bridges posting events to it.
+class ConferenceTest : public ::testing::Test {
+ protected:
+  virtual std::vector<std::string> settings() {
+    return {"conference.prelaunch_seconds=3", "bridge.probe_seconds=1", "conference.empty_grace_seconds=3"};
+  }
+  void SetUp() override {
+    VcrmdProcess::Options o;
+    o.settings = settings();
+    app_ = std::make_unique<VcrmdProcess>(o);
+    app_->start();
+    admin_ = std::make_unique<HttpsClient>(app_->client());
+    ASSERT_EQ(admin_->loginBearer("admin", app_->adminPassword()).status, 200);
+  }
+
+  // Registers a bridge, then starts a Janus whose event handler posts to it.
+  std::int64_t addBridge(const std::string& name, int capacity, const std::string& pool = "default") {
+    auto r = admin_->postJson("/api/v1/bridges",
+                              R"({"name":")" + name + R"(","url":"http://127.0.0.1:9/janus","admin_url":"http://127.0.0.1:9/admin",)"
+                              R"("admin_secret":"test-admin-secret","capacity_ports":)" + std::to_string(capacity) +
+                                  R"(,"pool":")" + pool + R"("})");
+    EXPECT_EQ(r.status, 201) << r.body;
+    const auto id = r.json()->getValue<std::int64_t>("id");
+    auto cfg = admin_->get("/api/v1/bridges/" + std::to_string(id) + "/janus-config");
+    EXPECT_EQ(cfg.status, 200);
+    // The fragment vcrmd prints for the bridge is what configures Janus here.
+    std::smatch m;
+    std::smatch backend;
+    EXPECT_TRUE(std::regex_search(cfg.body, m, std::regex("backend_pwd = \"([^\"]+)\""))) << cfg.body;
+    EXPECT_TRUE(std::regex_search(cfg.body, backend, std::regex("backend = \"([^\"]+)\""))) << cfg.body;
+    EXPECT_EQ(backend[1].str(), "http://127.0.0.1:" + std::to_string(app_->eventsPort()) + "/api/v1/bridges/" +
+                                    std::to_string(id) + "/events");
+    JanusProcess::Options jo;
+    jo.eventsUrl = backend[1].str();
+    jo.eventsUser = "bridge-" + std::to_string(id);
+    jo.eventsPassword = m[1].str();
+    janus_.push_back(std::make_unique<JanusProcess>(jo));
+    auto& j = *janus_.back();
+    auto p = admin_->request("PATCH", "/api/v1/bridges/" + std::to_string(id),
+                             R"({"url":")" + j.httpUrl() + R"(","admin_url":")" + j.adminUrl() + R"("})");
+    EXPECT_EQ(p.status, 200) << p.body;
+    EXPECT_TRUE(eventually([&] { return bridge(id)->getValue<std::string>("health") == "up"; },
+                           std::chrono::seconds(10)))
+        << "bridge never came up: " << admin_->get("/api/v1/bridges").body;
+    return id;
+  }
+
+  Poco::JSON::Object::Ptr bridge(std::int64_t id) {
+    return admin_->get("/api/v1/bridges/" + std::to_string(id)).json();
+  }
+  Poco::JSON::Object::Ptr conference(std::int64_t id) {
+    return admin_->get("/api/v1/conferences/" + std::to_string(id)).json();
+  }
+  std::string state(std::int64_t id) { return conference(id)->getValue<std::string>("state"); }
+
+  HttpResult book(const std::string& extra) {
+    return admin_->postJson("/api/v1/conferences", "{" + extra + "}");
+  }
+  std::int64_t startNow(int ports, const std::string& more = "") {
+    auto r = book(R"("name":"Now","start_now":true,"duration_minutes":30,"pin":"1234","ports":)" +
+                  std::to_string(ports) + more);
+    EXPECT_EQ(r.status, 201) << r.body;
+    const auto id = r.json()->getValue<std::int64_t>("id");
+    EXPECT_TRUE(eventually([&] { return state(id) == "active"; }, std::chrono::seconds(5))) << state(id);
+    return id;
+  }
+  static bool roomExists(const JanusProcess& j, std::int64_t room) {
+    Poco::JSON::Object::Ptr req = new Poco::JSON::Object;
+    req->set("request", "exists");
+    req->set("room", room);
+    return j.videoRoom(req)->getValue<bool>("exists");
+  }
+  int participantCount(std::int64_t id) {
+    return static_cast<int>(conference(id)->getArray("participants")->size());
+  }
+
+  std::unique_ptr<VcrmdProcess> app_;
+  std::unique_ptr<HttpsClient> admin_;
+  std::vector<std::unique_ptr<JanusProcess>> janus_;
+};
+
+TEST_F(ConferenceTest, TheRoomAppearsOnTheBridgeAtPrelaunchAndGoesActiveAtStart) {
+  addBridge("j1", 20);
+  auto r = book(R"("name":"Weekly sync","start":")" + isoIn(std::chrono::seconds(6)) +
+                R"(","duration_minutes":15,"ports":4,"pin":"4321")");
+  ASSERT_EQ(r.status, 201) << r.body;
+  const auto id = r.json()->getValue<std::int64_t>("id");
+  const auto room = r.json()->getValue<std::int64_t>("room");
+  EXPECT_EQ(r.json()->getValue<std::string>("state"), "scheduled");
+  EXPECT_FALSE(roomExists(*janus_[0], room));
+  // Prelaunch is 3 s: the room exists about 3 s before the start, while still "starting".
+  ASSERT_TRUE(eventually([&] { return roomExists(*janus_[0], room); }, std::chrono::seconds(6)));
+  EXPECT_EQ(state(id), "starting");
+  ASSERT_TRUE(eventually([&] { return state(id) == "active"; }, std::chrono::seconds(6)));
+  EXPECT_NEAR(epochOf(conference(id)->getValue<std::string>("actual_start")),
+              epochOf(conference(id)->getValue<std::string>("start")), 1.5);
+}
+
+TEST_F(ConferenceTest, AParticipantShowsInTheMonitorWithinTwoSecondsAndCanBeMutedAndDropped) {
+  addBridge("j1", 20);
+  const auto id = startNow(4);
+  const auto room = conference(id)->getValue<std::int64_t>("room");
+  JanusParticipant alice(janus_[0]->httpUrl(), room, "Alice", "1234");
+  const auto joined = Clock::now();
+  ASSERT_TRUE(eventually([&] { return participantCount(id) == 1; }, std::chrono::seconds(2)))
+      << "not seen within 2 s: " << admin_->get("/api/v1/conferences/" + std::to_string(id)).body;
+  const auto seenAfter = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - joined);
+  std::cout << "participant visible after " << seenAfter.count() << " ms\n";
+  auto p = conference(id)->getArray("participants")->getObject(0);
+  EXPECT_EQ(p->getValue<std::string>("display_name"), "Alice");
+  EXPECT_EQ(p->getValue<std::int64_t>("id"), alice.id());
+  EXPECT_FALSE(p->getValue<bool>("muted"));
+
+  const std::string base = "/api/v1/conferences/" + std::to_string(id) + "/participants/" + std::to_string(alice.id());
+  auto m = admin_->postJson(base + "/mute", R"({"muted":true})");
+  ASSERT_EQ(m.status, 204) << m.body;
+  EXPECT_TRUE(conference(id)->getArray("participants")->getObject(0)->getValue<bool>("muted"));
+
+  ASSERT_EQ(admin_->postJson(base + "/drop", "").status, 204);
+  EXPECT_TRUE(alice.waitForEvent([](const Poco::JSON::Object::Ptr& d) { return d->has("leaving"); },
+                                 std::chrono::seconds(3)))
+      << "Janus never told the participant it was kicked";
+  EXPECT_EQ(participantCount(id), 0);
+  auto legs = admin_->get("/api/v1/cdrs/participants").json()->getArray("legs");
+  ASSERT_EQ(legs->size(), 1u);
+  EXPECT_EQ(legs->getObject(0)->getValue<std::string>("end_reason"), "dropped by admin");
+  EXPECT_EQ(admin_->postJson(base + "/drop", "").status, 404) << "already gone";
+}
+
+TEST_F(ConferenceTest, TerminateDestroysTheRoomClosesEveryLegAndWritesAccurateCdrs) {
+  addBridge("j1", 20);
+  const auto id = startNow(4);
+  const auto room = conference(id)->getValue<std::int64_t>("room");
+  const double t0 = nowEpoch();
+  JanusParticipant a(janus_[0]->httpUrl(), room, "Alice", "1234");
+  JanusParticipant b(janus_[0]->httpUrl(), room, "Bob", "1234");
+  const double joinedAt = (t0 + nowEpoch()) / 2;
+  ASSERT_TRUE(eventually([&] { return participantCount(id) == 2; }, std::chrono::seconds(3)));
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  const double terminatedAt = nowEpoch();
+  auto t = admin_->postJson("/api/v1/conferences/" + std::to_string(id) + "/terminate", "");
+  ASSERT_EQ(t.status, 200) << t.body;
+  EXPECT_EQ(t.json()->getValue<std::string>("state"), "ended");
+  EXPECT_EQ(t.json()->getValue<std::string>("end_cause"), "terminated by user");
+  EXPECT_FALSE(roomExists(*janus_[0], room));
+
+  // A CDR exists within 2 s of the event, with times right to within 1 s.
+  Poco::JSON::Array::Ptr cdrs;
+  ASSERT_TRUE(eventually([&] {
+    cdrs = admin_->get("/api/v1/cdrs/conferences").json()->getArray("cdrs");
+    return cdrs->size() == 1;
+  }, std::chrono::seconds(2)));
+  auto cdr = cdrs->getObject(0);
+  EXPECT_EQ(cdr->getValue<std::string>("end_cause"), "terminated by user");
+  EXPECT_EQ(cdr->getValue<int>("peak_participants"), 2);
+  EXPECT_EQ(cdr->getValue<int>("legs"), 2);
+  EXPECT_NEAR(epochOf(cdr->getValue<std::string>("actual_end")), terminatedAt, 1.0);
+  auto legs = admin_->get("/api/v1/cdrs/participants").json()->getArray("legs");
+  ASSERT_EQ(legs->size(), 2u);
+  for (std::size_t i = 0; i < legs->size(); ++i) {
+    auto leg = legs->getObject(static_cast<unsigned>(i));
+    EXPECT_EQ(leg->getValue<std::string>("end_reason"), "terminated by user");
+    EXPECT_NEAR(epochOf(leg->getValue<std::string>("joined_at")), joinedAt, 1.0);
+    EXPECT_NEAR(epochOf(leg->getValue<std::string>("left_at")), terminatedAt, 1.0);
+  }
+  auto csv = admin_->get("/api/v1/cdrs/participants?format=csv");
+  EXPECT_EQ(csv.status, 200);
+  EXPECT_NE(csv.body.find("Alice"), std::string::npos);
+  EXPECT_NE(csv.body.find("Bob"), std::string::npos);
+}
+
+TEST_F(ConferenceTest, AConferenceEndsAtItsEndTime) {
+  addBridge("j1", 20);
+  auto r = book(R"("name":"Short","start_now":true,"end":")" + isoIn(std::chrono::seconds(4)) + R"(","ports":2)");
+  ASSERT_EQ(r.status, 201) << r.body;
+  const auto id = r.json()->getValue<std::int64_t>("id");
+  const auto room = r.json()->getValue<std::int64_t>("room");
+  ASSERT_TRUE(eventually([&] { return state(id) == "ended"; }, std::chrono::seconds(8)));
+  auto c = conference(id);
+  EXPECT_EQ(c->getValue<std::string>("end_cause"), "scheduled end");
+  EXPECT_NEAR(epochOf(c->getValue<std::string>("actual_end")), epochOf(c->getValue<std::string>("end")), 1.0);
+  EXPECT_FALSE(roomExists(*janus_[0], room));
+}
+
+TEST_F(ConferenceTest, AdmissionNeverOverbooksAndNamesTheConflict) {
+  const auto bridgeId = addBridge("j1", 10);
+  const std::string start = isoIn(std::chrono::hours(2));
+  auto first = book(R"("name":"Big","start":")" + start + R"(","duration_minutes":60,"ports":6)");
+  ASSERT_EQ(first.status, 201) << first.body;
+  auto refused = book(R"("name":"Too big","start":")" + start + R"(","duration_minutes":30,"ports":5)");
+  ASSERT_EQ(refused.status, 409);
+  const std::string msg = refused.json()->getObject("error")->getValue<std::string>("message");
+  EXPECT_NE(msg.find("j1"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("4 of 10"), std::string::npos) << msg;
+  EXPECT_NE(msg.find(start.substr(0, 16)), std::string::npos) << msg;
+
+  // 20 parallel one-port bookings at the capacity edge: exactly the 4 that fit succeed.
+  std::vector<std::future<int>> results;
+  for (int i = 0; i < 20; ++i) {
+    results.push_back(std::async(std::launch::async, [&, i] {
+      HttpsClient own = app_->client();
+      own.loginBearer("admin", app_->adminPassword());
+      return own.postJson("/api/v1/conferences", R"({"name":"Race )" + std::to_string(i) + R"(","start":")" + start +
+                                                    R"(","duration_minutes":60,"ports":1})")
+          .status;
+    }));
+  }
+  int ok = 0;
+  int conflict = 0;
+  for (auto& f : results) {
+    const int s = f.get();
+    ok += s == 201;
+    conflict += s == 409;
+  }
+  EXPECT_EQ(ok, 4);
+  EXPECT_EQ(conflict, 16);
+  auto list = admin_->get("/api/v1/conferences?state=scheduled").json()->getArray("conferences");
+  int reserved = 0;
+  for (std::size_t i = 0; i < list->size(); ++i) reserved += list->getObject(static_cast<unsigned>(i))->getValue<int>("ports");
+  EXPECT_EQ(reserved, 10);
+  (void)bridgeId;
+}
+
+TEST_F(ConferenceTest, PlacementPicksTheLeastLoadedBridgeCountingFutureBookings) {
+  const auto a = addBridge("ja", 10);
+  const auto b = addBridge("jb", 10);
+  const std::string start = isoIn(std::chrono::hours(3));
+  auto first = book(R"("name":"One","start":")" + start + R"(","duration_minutes":60,"ports":5,"bridge_id":)" + std::to_string(a));
+  ASSERT_EQ(first.status, 201) << first.body;
+  auto second = book(R"("name":"Two","start":")" + start + R"(","duration_minutes":60,"ports":3)");
+  ASSERT_EQ(second.status, 201) << second.body;
+  EXPECT_EQ(second.json()->getValue<std::int64_t>("bridge_id"), b);
+  // Cordoned bridges take no new bookings.
+  ASSERT_EQ(admin_->request("PATCH", "/api/v1/bridges/" + std::to_string(b), R"({"state":"cordoned"})").status, 200);
+  auto third = book(R"("name":"Three","start":")" + start + R"(","duration_minutes":60,"ports":3)");
+  ASSERT_EQ(third.status, 201) << third.body;
+  EXPECT_EQ(third.json()->getValue<std::int64_t>("bridge_id"), a);
+}
+
+TEST_F(ConferenceTest, ARecurringSeriesKeepsLocalTimeAndCanBeCancelledWholeOrInPart) {
+  addBridge("j1", 20);
+  auto r = book(R"("name":"Standup","start":"2031-03-24T09:00:00+01:00","duration_minutes":15,"ports":2,)"
+                R"("time_zone":"Europe/Berlin","recurrence":{"frequency":"weekly","weekdays":["MO","WE"],"count":4})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  const auto seriesId = r.json()->getValue<std::int64_t>("series_id");
+  auto occ = r.json()->getArray("conferences");
+  ASSERT_EQ(occ->size(), 4u);
+  // Mon 24 and Wed 26 March 2031 are before the DST change (29/30 March), the next two after:
+  // 09:00 in Berlin stays 09:00 local, so UTC moves from 08:00 to 07:00.
+  const std::vector<std::string> expected = {"2031-03-24T08:00:00.000Z", "2031-03-26T08:00:00.000Z",
+                                             "2031-03-31T07:00:00.000Z", "2031-04-02T07:00:00.000Z"};
+  for (std::size_t i = 0; i < occ->size(); ++i) {
+    auto o = occ->getObject(static_cast<unsigned>(i));
+    EXPECT_EQ(o->getValue<std::string>("start"), expected[i]);
+    EXPECT_EQ(o->getValue<std::string>("start_local").substr(11), "09:00:00");
+    EXPECT_EQ(o->getValue<std::int64_t>("series_id"), seriesId);
+  }
+  const auto second = occ->getObject(1)->getValue<std::int64_t>("id");
+  auto ics = admin_->get("/api/v1/conferences/" + std::to_string(second) + ".ics");
+  ASSERT_EQ(ics.status, 200) << ics.body;
+  EXPECT_NE(ics.body.find("RRULE:FREQ=WEEKLY"), std::string::npos) << ics.body;
+  EXPECT_NE(ics.body.find("BYDAY=MO,WE"), std::string::npos) << ics.body;
+
+  ASSERT_EQ(admin_->request("DELETE", "/api/v1/conferences/" + std::to_string(second)).status, 200);
+  EXPECT_EQ(state(second), "cancelled");
+  auto all = admin_->request("DELETE", "/api/v1/conferences/" + occ->getObject(0)->getValue<std::string>("id") + "?series=true");
+  ASSERT_EQ(all.status, 200) << all.body;
+  EXPECT_EQ(all.json()->getArray("cancelled")->size(), 3u);
+  auto daily = book(R"("name":"Daily","start":")" + isoIn(std::chrono::hours(30)) +
+                    R"(","duration_minutes":30,"ports":2,"recurrence":{"frequency":"daily","interval":2,"count":3})");
+  ASSERT_EQ(daily.status, 201) << daily.body;
+  EXPECT_EQ(daily.json()->getArray("conferences")->size(), 3u);
+  // A series that does not fit is refused whole, naming the occurrence.
+  auto tooBig = book(R"("name":"Huge","start":")" + isoIn(std::chrono::hours(30)) +
+                     R"(","duration_minutes":30,"ports":19,"recurrence":{"frequency":"daily","count":3})");
+  EXPECT_EQ(tooBig.status, 409) << tooBig.body;
+}
+
+TEST_F(ConferenceTest, BadBookingsGetClearErrorsAndChangeNothing) {
+  addBridge("j1", 20);
+  const std::string s = isoIn(std::chrono::hours(1));
+  struct Case { std::string body; int status; } cases[] = {
+      {R"({"start":")" + s + R"(","duration_minutes":10,"ports":2})", 400},
+      {R"({"name":"x","start":"tomorrow","duration_minutes":10,"ports":2})", 400},
+      {R"({"name":"x","start":")" + s + R"(","ports":2})", 400},
+      {R"({"name":"x","start":")" + s + R"(","duration_minutes":10})", 400},
+      {R"({"name":"x","start":")" + s + R"(","duration_minutes":10,"ports":0})", 400},
+      {R"({"name":"x","start":")" + s + R"(","duration_minutes":10,"ports":2,"pin":"12ab"})", 400},
+      {R"({"name":"x","start":")" + s + R"(","duration_minutes":10,"ports":2,"time_zone":"Mars/Olympus"})", 400},
+      {R"({"name":"x","start":"2020-01-01T00:00:00Z","duration_minutes":10,"ports":2})", 422},
+      {R"({"name":"x","start":")" + s + R"(","end":"2020-01-01T00:00:00Z","ports":2})", 400},
+      {R"({"name":"x","start":")" + s + R"(","duration_minutes":10,"ports":2,"bridge_id":999})", 409},
+      {R"({"name":"x","start":")" + s + R"(","duration_minutes":10,"ports":2,"recurrence":{"frequency":"hourly","count":2}})", 400},
+      {R"({"name":"x","start":")" + s + R"(","duration_minutes":10,"ports":2,"recurrence":{"frequency":"daily"}})", 400},
+      {R"({"name":"x","start":")" + s + R"(","duration_minutes":10,"ports":2,"surprise":1})", 400},
+  };
+  for (const auto& k : cases) {
+    auto r = admin_->postJson("/api/v1/conferences", k.body);
+    EXPECT_EQ(r.status, k.status) << k.body << " -> " << r.body;
+    EXPECT_FALSE(r.errorCode().empty());
+  }
+  EXPECT_EQ(admin_->get("/api/v1/conferences").json()->getArray("conferences")->size(), 0u);
+}
+
+TEST_F(ConferenceTest, ExtendingChecksCapacity) {
+  addBridge("j1", 10);
+  const auto id = startNow(6);
+  const std::string end = conference(id)->getValue<std::string>("end");
+  // Another booking right after this one ends takes 6 of the 10 ports.
+  auto next = book(R"("name":"Next","start":")" + end.substr(0, 19) + R"(Z","duration_minutes":30,"ports":6)");
+  ASSERT_EQ(next.status, 201) << next.body;
+  auto refused = admin_->postJson("/api/v1/conferences/" + std::to_string(id) + "/extend", R"({"minutes":10})");
+  EXPECT_EQ(refused.status, 409) << refused.body;
+  ASSERT_EQ(admin_->request("DELETE", "/api/v1/conferences/" + next.json()->getValue<std::string>("id")).status, 200);
+  auto ok = admin_->postJson("/api/v1/conferences/" + std::to_string(id) + "/extend", R"({"minutes":10})");
+  ASSERT_EQ(ok.status, 200) << ok.body;
+  EXPECT_NEAR(epochOf(ok.json()->getValue<std::string>("end")), epochOf(end) + 600, 0.01);
+}
+
+TEST_F(ConferenceTest, LiveRoomsAreReattachedAfterAVcrmdRestart) {
+  addBridge("j1", 20);
+  const auto id = startNow(4);
+  const auto room = conference(id)->getValue<std::int64_t>("room");
+  JanusParticipant alice(janus_[0]->httpUrl(), room, "Alice", "1234");
+  ASSERT_TRUE(eventually([&] { return participantCount(id) == 1; }, std::chrono::seconds(3)));
+  ASSERT_EQ(app_->stop(), 0);
+  app_->start();
+  admin_ = std::make_unique<HttpsClient>(app_->client());
+  ASSERT_EQ(admin_->loginBearer("admin", app_->adminPassword()).status, 200);
+  EXPECT_EQ(state(id), "active");
+  EXPECT_EQ(participantCount(id), 1) << "the leg stays open across the restart";
+  EXPECT_NE(app_->output().find("REATTACHED"), std::string::npos);
+  // The same room, not a new one: Alice is still in it.
+  Poco::JSON::Object::Ptr req = new Poco::JSON::Object;
+  req->set("request", "listparticipants");
+  req->set("room", room);
+  EXPECT_EQ(janus_[0]->videoRoom(req)->getArray("participants")->size(), 1u);
+  auto legs = admin_->get("/api/v1/cdrs/participants").json()->getArray("legs");
+  EXPECT_EQ(legs->size(), 0u) << "no leg was closed by the restart";
+}
+
+TEST_F(ConferenceTest, AConferenceOnAKilledBridgeMovesToAnotherBridgeOfThePool) {
+  const auto a = addBridge("ja", 10);
+  const auto b = addBridge("jb", 10);
+  const auto id = startNow(4, R"(,"bridge_id":)" + std::to_string(a));
+  const auto room = conference(id)->getValue<std::int64_t>("room");
+  JanusParticipant alice(janus_[0]->httpUrl(), room, "Alice", "1234");
+  ASSERT_TRUE(eventually([&] { return participantCount(id) == 1; }, std::chrono::seconds(3)));
+  janus_[0]->kill9();
+  ASSERT_TRUE(eventually([&] { return conference(id)->getValue<std::int64_t>("bridge_id") == b; },
+                         std::chrono::seconds(10)))
+      << admin_->get("/api/v1/conferences/" + std::to_string(id)).body;
+  EXPECT_EQ(state(id), "active");
+  EXPECT_TRUE(roomExists(*janus_[1], room));
+  auto legs = admin_->get("/api/v1/cdrs/participants").json()->getArray("legs");
+  ASSERT_EQ(legs->size(), 1u);
+  EXPECT_EQ(legs->getObject(0)->getValue<std::string>("end_reason"), "bridge lost");
+  EXPECT_EQ(bridge(a)->getValue<std::string>("health"), "down");
+  // The first failed probe may see the dead keep-alive connection reset; then refusals.
+  EXPECT_TRUE(eventually([&] { return bridge(a)->getValue<std::string>("health_cause") == "port"; },
+                         std::chrono::seconds(4)))
+      << bridge(a)->getValue<std::string>("health_cause");
+}
+
+TEST_F(ConferenceTest, AConferenceOnAKilledBridgeWithNowhereToGoFails) {
+  addBridge("j1", 10);
+  const auto id = startNow(4);
+  janus_[0]->kill9();
+  ASSERT_TRUE(eventually([&] { return state(id) == "failed"; }, std::chrono::seconds(10)));
+  EXPECT_EQ(conference(id)->getValue<std::string>("end_cause"), "bridge lost");
+  auto cdrs = admin_->get("/api/v1/cdrs/conferences").json()->getArray("cdrs");
+  ASSERT_EQ(cdrs->size(), 1u);
+  EXPECT_EQ(cdrs->getObject(0)->getValue<std::string>("final_state"), "failed");
+}
+
+TEST_F(ConferenceTest, ABridgeWithAWrongSecretIsDownForCredentials) {
+  auto r = admin_->postJson("/api/v1/bridges", R"({"name":"bad","url":"http://127.0.0.1:9/janus",)"
+                                               R"("admin_url":"http://127.0.0.1:9/admin","admin_secret":"x","capacity_ports":5})");
+  ASSERT_EQ(r.status, 201);
+  const auto id = r.json()->getValue<std::int64_t>("id");
+  JanusProcess j;
+  ASSERT_EQ(admin_->request("PATCH", "/api/v1/bridges/" + std::to_string(id),
+                            R"({"url":")" + j.httpUrl() + R"(","admin_url":")" + j.adminUrl() + R"(","admin_secret":"s3cret-never-shown"})").status,
+            200);
+  ASSERT_TRUE(eventually([&] { return bridge(id)->getValue<std::string>("health") == "down"; }, std::chrono::seconds(6)));
+  EXPECT_EQ(bridge(id)->getValue<std::string>("health_cause"), "credentials");
+  const auto listing = admin_->get("/api/v1/bridges").body;
+  EXPECT_EQ(listing.find("s3cret-never-shown"), std::string::npos) << "secrets never leave";
+  EXPECT_EQ(listing.find("\"admin_secret\":"), std::string::npos);
+}
+
+TEST_F(ConferenceTest, BridgeEventPostsNeedTheBridgesCredentials) {
+  const auto id = addBridge("j1", 10);
+  auto anon = app_->client();
+  const std::string path = "/api/v1/bridges/" + std::to_string(id) + "/events";
+  EXPECT_EQ(anon.postJson(path, "[]").status, 401);
+  EXPECT_EQ(anon.request("POST", path, "[]", {{"Authorization", "Basic YnJpZGdlLTE6d3Jvbmc="}}).status, 401);
+}
+
+// With polling all but off, only Janus's event handler can bring participants in and out.
+class ConferenceEventsTest : public ConferenceTest {
+ protected:
+  std::vector<std::string> settings() override {
+    return {"conference.prelaunch_seconds=3", "bridge.probe_seconds=1", "conference.reconcile_seconds=3600"};
+  }
+};
+
+TEST_F(ConferenceEventsTest, JoinsAndLeavesArriveThroughBridgeEvents) {
+  addBridge("j1", 20);
+  const auto id = startNow(4);
+  const auto room = conference(id)->getValue<std::int64_t>("room");
+  // The first reconcile pass runs at start; wait for it to be behind us.
+  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  auto alice = std::make_unique<JanusParticipant>(janus_[0]->httpUrl(), room, "Alice", "1234");
+  const auto joined = Clock::now();
+  ASSERT_TRUE(eventually([&] { return participantCount(id) == 1; }, std::chrono::seconds(2)))
+      << "the joined event never arrived: " << janus_[0]->output().substr(0, 4000);
+  std::cout << "joined event applied after "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - joined).count() << " ms\n";
+  alice->leave();
+  ASSERT_TRUE(eventually([&] { return participantCount(id) == 0; }, std::chrono::seconds(2)));
+  auto legs = admin_->get("/api/v1/cdrs/participants").json()->getArray("legs");
+  ASSERT_EQ(legs->size(), 1u);
+  EXPECT_EQ(legs->getObject(0)->getValue<std::string>("end_reason"), "left");
+  EXPECT_EQ(legs->getObject(0)->getValue<std::string>("display_name"), "Alice");
+}
+
+TEST_F(ConferenceEventsTest, TheEventsListenerTakesNothingButEventPosts) {
+  Poco::Net::HTTPClientSession s("127.0.0.1", static_cast<Poco::UInt16>(app_->eventsPort()));
+  Poco::Net::HTTPRequest req("GET", "/api/v1/version", Poco::Net::HTTPMessage::HTTP_1_1);
+  s.sendRequest(req);
+  Poco::Net::HTTPResponse resp;
+  s.receiveResponse(resp);
+  EXPECT_EQ(resp.getStatus(), 404);
+}
+
+}  // namespace
