@@ -15,28 +15,20 @@
 #include <limits>
 
 #include "vcrm/common/error.h"
+#include "ossl_ptr.h"
 
 namespace vcrm::crypto {
 
 namespace {
 
-// unique_ptr deleter for any OpenSSL "free" function, so each handle type is one line below.
-template <auto FreeFn>
-struct OsslDeleter {
-  template <typename T>
-  void operator()(T* p) const {
-    FreeFn(p);
-  }
-};
-
-using MdCtxPtr = std::unique_ptr<EVP_MD_CTX, OsslDeleter<EVP_MD_CTX_free>>;
-using PkeyPtr = std::unique_ptr<EVP_PKEY, OsslDeleter<EVP_PKEY_free>>;
-using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, OsslDeleter<EVP_PKEY_CTX_free>>;
-using CipherCtxPtr = std::unique_ptr<EVP_CIPHER_CTX, OsslDeleter<EVP_CIPHER_CTX_free>>;
-using MacPtr = std::unique_ptr<EVP_MAC, OsslDeleter<EVP_MAC_free>>;
-using MacCtxPtr = std::unique_ptr<EVP_MAC_CTX, OsslDeleter<EVP_MAC_CTX_free>>;
-using KdfPtr = std::unique_ptr<EVP_KDF, OsslDeleter<EVP_KDF_free>>;
-using KdfCtxPtr = std::unique_ptr<EVP_KDF_CTX, OsslDeleter<EVP_KDF_CTX_free>>;
+using MdCtxPtr = detail::OsslPtr<EVP_MD_CTX, EVP_MD_CTX_free>;
+using PkeyPtr = detail::OsslPtr<EVP_PKEY, EVP_PKEY_free>;
+using PkeyCtxPtr = detail::OsslPtr<EVP_PKEY_CTX, EVP_PKEY_CTX_free>;
+using CipherCtxPtr = detail::OsslPtr<EVP_CIPHER_CTX, EVP_CIPHER_CTX_free>;
+using MacPtr = detail::OsslPtr<EVP_MAC, EVP_MAC_free>;
+using MacCtxPtr = detail::OsslPtr<EVP_MAC_CTX, EVP_MAC_CTX_free>;
+using KdfPtr = detail::OsslPtr<EVP_KDF, EVP_KDF_free>;
+using KdfCtxPtr = detail::OsslPtr<EVP_KDF_CTX, EVP_KDF_CTX_free>;
 
 constexpr std::size_t kGcmNonceSize = 12;
 constexpr std::size_t kGcmTagSize = 16;

@@ -13,7 +13,7 @@ namespace vcrm::json {
 namespace {
 
 // Poco's parser recurses per level; refusing deep nesting first keeps hostile input cheap.
-void checkDepth(std::string_view text, int maxDepth) {
+void checkDepth(std::string_view text, int maxDepth, const std::string& what) {
   int depth = 0;
   bool inString = false;
   bool escaped = false;
@@ -32,7 +32,7 @@ void checkDepth(std::string_view text, int maxDepth) {
       inString = true;
     } else if (c == '{' || c == '[') {
       if (++depth > maxDepth) {
-        throw InvalidInput("JSON nested deeper than " + std::to_string(maxDepth) + " levels");
+        throw InvalidInput(what + " is JSON nested deeper than " + std::to_string(maxDepth) + " levels");
       }
     } else if (c == '}' || c == ']') {
       --depth;
@@ -46,20 +46,23 @@ void checkDepth(std::string_view text, int maxDepth) {
 
 }  // namespace
 
-ObjectPtr parseObject(std::string_view text, int maxDepth) {
+Poco::Dynamic::Var parse(std::string_view text, int maxDepth, const std::string& what) {
   if (text.find_first_not_of(" \t\r\n") == std::string_view::npos) {
-    throw InvalidInput("request body is empty; expected a JSON object");
+    throw InvalidInput(what + " is empty; expected JSON");
   }
-  checkDepth(text, maxDepth);
-  Poco::Dynamic::Var v;
+  checkDepth(text, maxDepth, what);
   try {
     Poco::JSON::Parser parser;
-    v = parser.parse(std::string(text));
+    return parser.parse(std::string(text));
   } catch (const Poco::Exception& e) {
-    throw InvalidInput("request body is not valid JSON: " + e.displayText());
+    throw InvalidInput(what + " is not valid JSON: " + e.displayText());
   } catch (const std::exception& e) {
-    throw InvalidInput(std::string("request body is not valid JSON: ") + e.what());
+    throw InvalidInput(what + " is not valid JSON: " + e.what());
   }
+}
+
+ObjectPtr parseObject(std::string_view text, int maxDepth) {
+  const Poco::Dynamic::Var v = parse(text, maxDepth, "request body");
   if (v.type() != typeid(ObjectPtr)) throw InvalidInput("request body must be a JSON object");
   return v.extract<ObjectPtr>();
 }

@@ -24,36 +24,29 @@
 #include "vcrm/common/crypto.h"
 #include "vcrm/common/error.h"
 #include "vcrm/common/files.h"
+#include "ossl_ptr.h"
 
 namespace vcrm::tls {
 
 namespace {
 
-template <auto FreeFn>
-struct FreeDeleter {
-  template <typename T>
-  void operator()(T* p) const {
-    FreeFn(p);
-  }
-};
-
-using X509Ptr = std::unique_ptr<X509, FreeDeleter<X509_free>>;
-using X509NamePtr = std::unique_ptr<X509_NAME, FreeDeleter<X509_NAME_free>>;
-using X509ExtensionPtr = std::unique_ptr<X509_EXTENSION, FreeDeleter<X509_EXTENSION_free>>;
-using PkeyPtr = std::unique_ptr<EVP_PKEY, FreeDeleter<EVP_PKEY_free>>;
-using PkeyCtxPtr = std::unique_ptr<EVP_PKEY_CTX, FreeDeleter<EVP_PKEY_CTX_free>>;
-using BignumPtr = std::unique_ptr<BIGNUM, FreeDeleter<BN_free>>;
-using Asn1IntegerPtr = std::unique_ptr<ASN1_INTEGER, FreeDeleter<ASN1_INTEGER_free>>;
-using Asn1BitStringPtr = std::unique_ptr<ASN1_BIT_STRING, FreeDeleter<ASN1_BIT_STRING_free>>;
-using Asn1OctetStringPtr = std::unique_ptr<ASN1_OCTET_STRING, FreeDeleter<ASN1_OCTET_STRING_free>>;
-using Asn1Ia5StringPtr = std::unique_ptr<ASN1_IA5STRING, FreeDeleter<ASN1_IA5STRING_free>>;
-using BasicConstraintsPtr = std::unique_ptr<BASIC_CONSTRAINTS, FreeDeleter<BASIC_CONSTRAINTS_free>>;
+using X509Ptr = detail::OsslPtr<X509, X509_free>;
+using X509NamePtr = detail::OsslPtr<X509_NAME, X509_NAME_free>;
+using X509ExtensionPtr = detail::OsslPtr<X509_EXTENSION, X509_EXTENSION_free>;
+using PkeyPtr = detail::OsslPtr<EVP_PKEY, EVP_PKEY_free>;
+using PkeyCtxPtr = detail::OsslPtr<EVP_PKEY_CTX, EVP_PKEY_CTX_free>;
+using BignumPtr = detail::OsslPtr<BIGNUM, BN_free>;
+using Asn1IntegerPtr = detail::OsslPtr<ASN1_INTEGER, ASN1_INTEGER_free>;
+using Asn1BitStringPtr = detail::OsslPtr<ASN1_BIT_STRING, ASN1_BIT_STRING_free>;
+using Asn1OctetStringPtr = detail::OsslPtr<ASN1_OCTET_STRING, ASN1_OCTET_STRING_free>;
+using Asn1Ia5StringPtr = detail::OsslPtr<ASN1_IA5STRING, ASN1_IA5STRING_free>;
+using BasicConstraintsPtr = detail::OsslPtr<BASIC_CONSTRAINTS, BASIC_CONSTRAINTS_free>;
 using ExtendedKeyUsagePtr =
-    std::unique_ptr<EXTENDED_KEY_USAGE, FreeDeleter<EXTENDED_KEY_USAGE_free>>;
-using GeneralNamePtr = std::unique_ptr<GENERAL_NAME, FreeDeleter<GENERAL_NAME_free>>;
-using GeneralNamesPtr = std::unique_ptr<GENERAL_NAMES, FreeDeleter<GENERAL_NAMES_free>>;
-using BioPtr = std::unique_ptr<BIO, FreeDeleter<BIO_free_all>>;
-using IfAddrsPtr = std::unique_ptr<ifaddrs, FreeDeleter<freeifaddrs>>;
+    detail::OsslPtr<EXTENDED_KEY_USAGE, EXTENDED_KEY_USAGE_free>;
+using GeneralNamePtr = detail::OsslPtr<GENERAL_NAME, GENERAL_NAME_free>;
+using GeneralNamesPtr = detail::OsslPtr<GENERAL_NAMES, GENERAL_NAMES_free>;
+using BioPtr = detail::OsslPtr<BIO, BIO_free_all>;
+using IfAddrsPtr = detail::OsslPtr<ifaddrs, freeifaddrs>;
 
 // X.520 upper bound for a commonName.
 constexpr std::size_t kMaxCommonName = 64;

@@ -11,10 +11,6 @@ namespace {
 
 constexpr const char* kComponent = "bridges";
 
-constexpr db::Sql kSelectBridge =
-    "SELECT id, name, type, url, admin_url, admin_secret, capacity_ports, pool, state, health, "
-    "health_cause, health_message, latency_ms, bridge_version, rfc3339(health_checked_at), "
-    "events_secret FROM bridges";
 
 Bridge fromRow(const db::Result& r, int i) {
   Bridge b;
@@ -76,26 +72,24 @@ void BridgeService::validate(const Bridge& b) {
   }
 }
 
-std::vector<Bridge> BridgeService::list() {
+std::vector<Bridge> BridgeService::query(std::optional<std::int64_t> id) {
   auto c = pool_.acquire();
   auto r = c->exec(
       "SELECT id, name, type, url, admin_url, admin_secret, capacity_ports, pool, state, health, "
       "health_cause, health_message, latency_ms, bridge_version, rfc3339(health_checked_at), "
-      "events_secret FROM bridges ORDER BY name");
+      "events_secret FROM bridges WHERE $1::bigint IS NULL OR id = $1 ORDER BY name",
+      {id});
   std::vector<Bridge> out;
   for (int i = 0; i < r.rows(); ++i) out.push_back(fromRow(r, i));
   return out;
 }
 
+std::vector<Bridge> BridgeService::list() { return query(std::nullopt); }
+
 Bridge BridgeService::get(std::int64_t id) {
-  auto c = pool_.acquire();
-  auto r = c->exec(
-      "SELECT id, name, type, url, admin_url, admin_secret, capacity_ports, pool, state, health, "
-      "health_cause, health_message, latency_ms, bridge_version, rfc3339(health_checked_at), "
-      "events_secret FROM bridges WHERE id = $1",
-      {id});
-  if (r.empty()) throw NotFound("no bridge with id " + std::to_string(id), "bridge_not_found");
-  return fromRow(r, 0);
+  auto found = query(id);
+  if (found.empty()) throw NotFound("no bridge with id " + std::to_string(id), "bridge_not_found");
+  return found.front();
 }
 
 Bridge BridgeService::create(const json::ObjectPtr& body) {

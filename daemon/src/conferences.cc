@@ -695,9 +695,8 @@ json::ObjectPtr ConferenceService::extend(std::int64_t id, int minutes) {
   return conferenceJson(*c, id, true);
 }
 
-void ConferenceService::muteParticipant(std::int64_t id, std::int64_t participant, bool muted) {
-  auto c = pool_.acquire();
-  auto r = c->exec(
+ConferenceService::LiveLeg ConferenceService::liveLeg(db::Connection& c, std::int64_t id, std::int64_t participant) {
+  auto r = c.exec(
       "SELECT c.room, c.room_secret, c.bridge_id, l.id, l.display_name FROM conferences c "
       "JOIN participant_legs l ON l.conference_id = c.id AND l.left_at IS NULL AND l.participant_id = $2 "
       "WHERE c.id = $1 AND c.state IN ('starting', 'active')",
@@ -707,37 +706,34 @@ void ConferenceService::muteParticipant(std::int64_t id, std::int64_t participan
                        std::to_string(id),
                    "participant_not_found");
   }
-  bridges_.driver(r.int64(0, 2))->mute(r.int64(0, 0), r.text(0, 1), participant, muted);
-  c->exec("UPDATE participant_legs SET muted = $2 WHERE id = $1", {r.int64(0, 3), muted});
-  publishParticipant(id, participant, muted ? "muted" : "unmuted", r.text(0, 4));
+  return LiveLeg{r.int64(0, 0), r.text(0, 1), r.int64(0, 2), r.int64(0, 3), r.text(0, 4)};
+}
+
+void ConferenceService::muteParticipant(std::int64_t id, std::int64_t participant, bool muted) {
+  auto c = pool_.acquire();
+  const LiveLeg leg = liveLeg(*c, id, participant);
+  bridges_.driver(leg.bridgeId)->mute(leg.room, leg.roomSecret, participant, muted);
+  c->exec("UPDATE participant_legs SET muted = $2 WHERE id = $1", {leg.legId, muted});
+  publishParticipant(id, participant, muted ? "muted" : "unmuted", leg.display);
 }
 
 void ConferenceService::dropParticipant(std::int64_t id, std::int64_t participant, const std::string& by) {
   auto c = pool_.acquire();
-  auto r = c->exec(
-      "SELECT c.room, c.room_secret, c.bridge_id, l.id, l.display_name FROM conferences c "
-      "JOIN participant_legs l ON l.conference_id = c.id AND l.left_at IS NULL AND l.participant_id = $2 "
-      "WHERE c.id = $1 AND c.state IN ('starting', 'active')",
-      {id, participant});
-  if (r.empty()) {
-    throw NotFound("participant " + std::to_string(participant) + " is not in running conference " +
-                       std::to_string(id),
-                   "participant_not_found");
-  }
+  const LiveLeg leg = liveLeg(*c, id, participant);
   // The leg is closed before the kick: Janus's own "kicked" event can arrive first otherwise.
   c->exec("UPDATE participant_legs SET left_at = now(), end_reason = $2 WHERE id = $1 AND left_at IS NULL",
-          {r.int64(0, 3), "dropped by " + by});
+          {leg.legId, "dropped by " + by});
   try {
-    bridges_.driver(r.int64(0, 2))->kick(r.int64(0, 0), r.text(0, 1), participant);
+    bridges_.driver(leg.bridgeId)->kick(leg.room, leg.roomSecret, participant);
   } catch (...) {
-    c->exec("UPDATE participant_legs SET left_at = NULL, end_reason = NULL WHERE id = $1", {r.int64(0, 3)});
+    c->exec("UPDATE participant_legs SET left_at = NULL, end_reason = NULL WHERE id = $1", {leg.legId});
     throw;
   }
   c->exec(
       "UPDATE conferences SET empty_since = CASE WHEN NOT EXISTS (SELECT 1 FROM participant_legs "
       "  WHERE conference_id = $1 AND left_at IS NULL) THEN now() ELSE NULL END WHERE id = $1",
       {id});
-  publishParticipant(id, participant, "left", r.text(0, 4));
+  publishParticipant(id, participant, "left", leg.display);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -116,31 +116,6 @@ std::string pluginErrorCode(int janusCode) {
   }
 }
 
-// Refuses nesting deeper than `maxDepth` before Poco's recursive parser sees the text.
-void checkDepth(std::string_view text, int maxDepth) {
-  int depth = 0;
-  bool inString = false;
-  bool escaped = false;
-  for (const char c : text) {
-    if (inString) {
-      if (escaped) {
-        escaped = false;
-      } else if (c == '\\') {
-        escaped = true;
-      } else if (c == '"') {
-        inString = false;
-      }
-    } else if (c == '"') {
-      inString = true;
-    } else if (c == '{' || c == '[') {
-      if (++depth > maxDepth) {
-        throw InvalidInput("event post nested deeper than " + std::to_string(maxDepth) + " levels");
-      }
-    } else if (c == '}' || c == ']') {
-      --depth;
-    }
-  }
-}
 
 struct Stream {
   std::string mid;
@@ -686,19 +661,7 @@ std::vector<Event> parseEvents(const std::string& body) {
     throw TooLarge("event post of " + std::to_string(body.size()) + " bytes exceeds " +
                    std::to_string(kMaxEventBodyBytes) + " bytes");
   }
-  if (body.find_first_not_of(" \t\r\n") == std::string::npos) {
-    throw InvalidInput("event post is empty; expected a JSON object or array");
-  }
-  checkDepth(body, kMaxEventDepth);
-  Poco::Dynamic::Var doc;
-  try {
-    Poco::JSON::Parser parser;
-    doc = parser.parse(body);
-  } catch (const Poco::Exception& e) {
-    throw InvalidInput("event post is not valid JSON: " + e.displayText());
-  } catch (const std::exception& e) {
-    throw InvalidInput(std::string("event post is not valid JSON: ") + e.what());
-  }
+  const Poco::Dynamic::Var doc = json::parse(body, kMaxEventDepth, "event post");
   std::vector<Event> out;
   if (doc.type() == typeid(ArrayPtr)) {
     const auto& arr = doc.extract<ArrayPtr>();

@@ -19,6 +19,11 @@ using ObjectPtr = Poco::JSON::Object::Ptr;
 using Array = Poco::JSON::Array;
 using ArrayPtr = Poco::JSON::Array::Ptr;
 
+// Parses any JSON document (object, array or scalar at the top). Throws InvalidInput naming
+// the problem for empty or malformed text or nesting deeper than `maxDepth`. `what` names the
+// document in messages ("request body", "event post").
+Poco::Dynamic::Var parse(std::string_view text, int maxDepth = 32, const std::string& what = "request body");
+
 // Parses a document whose top level must be an object. Throws InvalidInput naming the problem
 // for malformed text, nesting deeper than `maxDepth`, or a non-object top level.
 ObjectPtr parseObject(std::string_view text, int maxDepth = 32);

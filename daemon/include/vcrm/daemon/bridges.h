@@ -67,6 +67,7 @@ class BridgeService {
     std::shared_ptr<janus::Driver> driver;
   };
   static void validate(const Bridge& b);
+  std::vector<Bridge> query(std::optional<std::int64_t> id);
   db::Pool& pool_;
   Logger& log_;
   EventBus& bus_;

@@ -66,6 +66,15 @@ class ConferenceService {
                                  int ports, std::optional<std::int64_t> bridgeId,
                                  std::optional<std::string> pool, std::optional<std::int64_t> exclude,
                                  std::optional<std::int64_t> avoidBridge, std::string* refusal);
+  struct LiveLeg {
+    std::int64_t room;
+    std::string roomSecret;
+    std::int64_t bridgeId;
+    std::int64_t legId;
+    std::string display;
+  };
+  // The open leg of `participant` in running conference `id`; NotFound otherwise.
+  static LiveLeg liveLeg(db::Connection& c, std::int64_t id, std::int64_t participant);
   void launch(std::int64_t id);
   void finish(std::int64_t id, const std::string& state, const std::string& cause,
               const std::string& legReason, bool destroyRoom);
