@@ -123,6 +123,8 @@ describe('login page', { timeout: 300_000 }, () => {
       await signInHeading(page).waitFor();
       await signIn(page, 'admin', appliance.password);
       await dashboardHeading(page).waitFor();
+      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Account' }).click();
+      await page.getByRole('heading', { name: 'Account', level: 1 }).waitFor();
 
       // A mismatch is caught before anything is sent.
       await page.getByLabel('Current password').fill(appliance.password);

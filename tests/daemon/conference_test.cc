@@ -13,6 +13,7 @@
 #include <regex>
 #include <thread>
 
+#include "bridge_setup.h"
 #include "janus_process.h"
 #include "vcrmd_process.h"
 
@@ -72,32 +73,13 @@ class ConferenceTest : public ::testing::Test {
     ASSERT_EQ(admin_->loginBearer("admin", app_->adminPassword()).status, 200);
   }
 
-  // Registers a bridge, then starts a Janus whose event handler posts to it.
+  // Registers a bridge and starts a Janus configured with the fragment vcrmd prints for it.
   std::int64_t addBridge(const std::string& name, int capacity, const std::string& pool = "default") {
-    auto r = admin_->postJson("/api/v1/bridges",
-                              R"({"name":")" + name + R"(","url":"http://127.0.0.1:9/janus","admin_url":"http://127.0.0.1:9/admin",)"
-                              R"("admin_secret":"test-admin-secret","capacity_ports":)" + std::to_string(capacity) +
-                                  R"(,"pool":")" + pool + R"("})");
-    EXPECT_EQ(r.status, 201) << r.body;
-    const auto id = r.json()->getValue<std::int64_t>("id");
-    auto cfg = admin_->get("/api/v1/bridges/" + std::to_string(id) + "/janus-config");
-    EXPECT_EQ(cfg.status, 200);
-    // The fragment vcrmd prints for the bridge is what configures Janus here.
-    std::smatch m;
-    std::smatch backend;
-    EXPECT_TRUE(std::regex_search(cfg.body, m, std::regex("backend_pwd = \"([^\"]+)\""))) << cfg.body;
-    EXPECT_TRUE(std::regex_search(cfg.body, backend, std::regex("backend = \"([^\"]+)\""))) << cfg.body;
-    EXPECT_EQ(backend[1].str(), "http://127.0.0.1:" + std::to_string(app_->eventsPort()) + "/api/v1/bridges/" +
-                                    std::to_string(id) + "/events");
-    JanusProcess::Options jo;
-    jo.eventsUrl = backend[1].str();
-    jo.eventsUser = "bridge-" + std::to_string(id);
-    jo.eventsPassword = m[1].str();
-    janus_.push_back(std::make_unique<JanusProcess>(jo));
-    auto& j = *janus_.back();
-    auto p = admin_->request("PATCH", "/api/v1/bridges/" + std::to_string(id),
-                             R"({"url":")" + j.httpUrl() + R"(","admin_url":")" + j.adminUrl() + R"("})");
-    EXPECT_EQ(p.status, 200) << p.body;
+    auto registered = vcrm::test::registerJanusBridge(*admin_, name, capacity, pool);
+    EXPECT_EQ(registered.eventsUrl, "http://127.0.0.1:" + std::to_string(app_->eventsPort()) +
+                                        "/api/v1/bridges/" + std::to_string(registered.id) + "/events");
+    janus_.push_back(std::move(registered.janus));
+    const auto id = registered.id;
     EXPECT_TRUE(eventually([&] { return bridge(id)->getValue<std::string>("health") == "up"; },
                            std::chrono::seconds(10)))
         << "bridge never came up: " << admin_->get("/api/v1/bridges").body;

@@ -8,6 +8,7 @@
 #include <Poco/URI.h>
 #include <arpa/inet.h>
 #include <fcntl.h>
+#include <sched.h>
 #include <netinet/in.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -185,11 +186,11 @@ JanusProcess::~JanusProcess() {
 }
 
 std::string JanusProcess::httpUrl() const {
-  return "http://127.0.0.1:" + std::to_string(httpPort_) + "/janus";
+  return "http://" + options_.ip + ":" + std::to_string(httpPort_) + "/janus";
 }
 
 std::string JanusProcess::adminUrl() const {
-  return "http://127.0.0.1:" + std::to_string(adminPort_) + "/admin";
+  return "http://" + options_.ip + ":" + std::to_string(adminPort_) + "/admin";
 }
 
 std::string JanusProcess::output() const {
@@ -218,7 +219,7 @@ void JanusProcess::writeConfig() const {
        << "  admin_secret = " << quoted(options_.adminSecret) << "\n"
        << "  server_name = \"vcrm-test-janus\"\n"
        << "  session_timeout = 60\n"
-       << "  interface = \"127.0.0.1\"\n"
+       << "  interface = " << quoted(options_.ip) << "\n"
        << "}\n"
        << "certificates: {\n}\n"
        << "media: {\n  rtp_port_range = \"" << rtpBase << "-" << rtpBase + 99 << "\"\n}\n"
@@ -234,9 +235,9 @@ void JanusProcess::writeConfig() const {
 
   std::ostringstream http;
   http << "general: {\n  json = \"compact\"\n  base_path = \"/janus\"\n  http = true\n"
-       << "  port = " << httpPort_ << "\n  ip = \"127.0.0.1\"\n  https = false\n}\n"
+       << "  port = " << httpPort_ << "\n  ip = " << quoted(options_.ip) << "\n  https = false\n}\n"
        << "admin: {\n  admin_base_path = \"/admin\"\n  admin_http = true\n"
-       << "  admin_port = " << adminPort_ << "\n  admin_ip = \"127.0.0.1\"\n"
+       << "  admin_port = " << adminPort_ << "\n  admin_ip = " << quoted(options_.ip) << "\n"
        << "  admin_https = false\n}\n"
        << "cors: {\n}\n"
        << "certificates: {\n}\n";
@@ -293,6 +294,7 @@ void JanusProcess::start() {
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
   const pid_t parent = getpid();
+  const std::string netnsPath = options_.netns.empty() ? "" : "/var/run/netns/" + options_.netns;
 
   const pid_t pid = fork();
   if (pid < 0) throw std::runtime_error("fork failed");
@@ -304,6 +306,10 @@ void JanusProcess::start() {
     if (fd >= 0) {
       dup2(fd, STDOUT_FILENO);
       dup2(fd, STDERR_FILENO);
+    }
+    if (!netnsPath.empty()) {
+      const int ns = open(netnsPath.c_str(), O_RDONLY | O_CLOEXEC);
+      if (ns < 0 || setns(ns, CLONE_NEWNET) != 0) _exit(125);
     }
     // No listening socket of the test may leak into Janus.
     close_range(3, ~0U, 0);

@@ -38,6 +38,8 @@ class JanusProcess {
     std::string eventsUser;
     std::string eventsPassword;
     std::chrono::seconds readyTimeout{30};
+    std::string ip = "127.0.0.1";  // where Janus listens (and its ICE interface)
+    std::string netns;             // run inside this named network namespace (ip netns)
   };
   // Writes the configuration and starts Janus; throws with Janus's output if it does not
   // come up.
@@ -56,8 +58,8 @@ class JanusProcess {
 
   bool running() const { return pid_ > 0; }
   pid_t pid() const { return pid_; }
-  std::string httpUrl() const;   // http://127.0.0.1:<port>/janus
-  std::string adminUrl() const;  // http://127.0.0.1:<port>/admin
+  std::string httpUrl() const;   // http://<ip>:<port>/janus
+  std::string adminUrl() const;  // http://<ip>:<port>/admin
   const std::string& adminSecret() const { return options_.adminSecret; }
   std::string output() const;  // Janus's stdout/stderr so far
   const std::filesystem::path& configDir() const { return dir_.path(); }

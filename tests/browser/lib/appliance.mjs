@@ -14,6 +14,10 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 export const sourceDir = process.env.VCRM_SOURCE_DIR ?? path.resolve(here, '..', '..', '..');
 export const binDir = process.env.VCRM_BIN_DIR ?? path.join(sourceDir, 'build', 'bin');
 export const screenshotDir = path.resolve(here, '..', 'screenshots');
+// The web UI has no build step: the tests serve the files from the source tree (or from
+// VCRM_WEBUI_DIR), so a test always sees the web UI it was written against, whichever vcrmd
+// binary runs it.
+export const webuiDir = process.env.VCRM_WEBUI_DIR ?? path.join(sourceDir, 'webui');
 
 const STARTUP_TIMEOUT_MS = 60_000;
 const STOP_TIMEOUT_MS = 20_000;
@@ -132,7 +136,8 @@ export async function startAppliance({ extraArgs = [] } = {}) {
   const readyPath = path.join(stateDir, 'run', 'vcrmd.json');
   const passwordPath = path.join(stateDir, 'initial-admin-password');
 
-  const args = ['--root', root, '--set', 'https.port=0', '--set', 'http.port=0', ...extraArgs];
+  const args = ['--root', root, '--set', 'https.port=0', '--set', 'http.port=0',
+    '--set', `webui.dir=${webuiDir}`, ...extraArgs];
   const log = await open(logPath, 'a');
   let child;
   try {
