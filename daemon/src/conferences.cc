@@ -843,7 +843,9 @@ void ConferenceService::tick() {
         "WHERE state = 'starting' AND starts_at <= now() RETURNING id");
     for (int i = 0; i < a.rows(); ++i) activated.push_back(a.int64(i, 0));
     auto e = c->exec(
-        "SELECT id, CASE WHEN ends_at <= now() THEN 'scheduled end' ELSE 'ended when empty' END "
+        "SELECT id, CASE WHEN ends_at <= now() - interval '5 seconds' "
+        "  THEN 'scheduled end (carried out late: vcrmd was not running at the end time)' "
+        "  WHEN ends_at <= now() THEN 'scheduled end' ELSE 'ended when empty' END "
         "FROM conferences WHERE state IN ('starting', 'active') AND (ends_at <= now() "
         "  OR (state = 'active' AND auto_end_when_empty AND empty_since <= now() - make_interval(secs => $1::int)))",
         {static_cast<int>(options_.emptyGrace.count())});

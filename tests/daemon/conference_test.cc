@@ -5,7 +5,9 @@
 
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Parser.h>
+#include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPClientSession.h>
+#include <Poco/Net/HTTPSClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
 
@@ -473,6 +475,98 @@ TEST_F(ConferenceEventsTest, TheEventsListenerTakesNothingButEventPosts) {
   Poco::Net::HTTPResponse resp;
   s.receiveResponse(resp);
   EXPECT_EQ(resp.getStatus(), 404);
+}
+
+}  // namespace
+
+namespace {
+
+TEST_F(ConferenceTest, AnEmptyConferenceEndsItselfWhenAskedTo) {
+  addBridge("j1", 20);
+  const auto id = startNow(2, R"(,"auto_end_when_empty":true)");
+  const auto room = conference(id)->getValue<std::int64_t>("room");
+  {
+    JanusParticipant alice(janus_[0]->httpUrl(), room, "Alice", "1234");
+    ASSERT_TRUE(eventually([&] { return participantCount(id) == 1; }, std::chrono::seconds(3)));
+    std::this_thread::sleep_for(std::chrono::seconds(4));
+    EXPECT_EQ(state(id), "active") << "not empty, so it stays past the grace period";
+  }
+  // Alice left; after the 3 s grace the conference ends by itself.
+  ASSERT_TRUE(eventually([&] { return state(id) == "ended"; }, std::chrono::seconds(8)));
+  EXPECT_EQ(conference(id)->getValue<std::string>("end_cause"), "ended when empty");
+  EXPECT_FALSE(roomExists(*janus_[0], room));
+}
+
+TEST_F(ConferenceTest, AnEndMissedWhileVcrmdWasDownIsCarriedOutAtStart) {
+  addBridge("j1", 20);
+  auto r = book(R"("name":"Missed","start_now":true,"end":")" + isoIn(std::chrono::seconds(5)) + R"(","ports":2,"pin":"1234")");
+  ASSERT_EQ(r.status, 201) << r.body;
+  const auto id = r.json()->getValue<std::int64_t>("id");
+  const auto room = r.json()->getValue<std::int64_t>("room");
+  ASSERT_TRUE(eventually([&] { return state(id) == "active"; }, std::chrono::seconds(5)));
+  JanusParticipant alice(janus_[0]->httpUrl(), room, "Alice", "1234");
+  ASSERT_EQ(app_->stop(), 0);
+  std::this_thread::sleep_for(std::chrono::seconds(11));
+  EXPECT_TRUE(roomExists(*janus_[0], room)) << "nobody ended it while vcrmd was down";
+  app_->start();
+  admin_ = std::make_unique<HttpsClient>(app_->client());
+  ASSERT_EQ(admin_->loginBearer("admin", app_->adminPassword()).status, 200);
+  ASSERT_TRUE(eventually([&] { return state(id) == "ended"; }, std::chrono::seconds(5)));
+  EXPECT_EQ(conference(id)->getValue<std::string>("end_cause").rfind("scheduled end (carried out late", 0), 0u)
+      << conference(id)->getValue<std::string>("end_cause");
+  EXPECT_FALSE(roomExists(*janus_[0], room)) << "no room outlives its conference";
+  auto legs = admin_->get("/api/v1/cdrs/participants").json()->getArray("legs");
+  ASSERT_EQ(legs->size(), 1u);
+  EXPECT_EQ(legs->getObject(0)->getValue<std::string>("display_name"), "Alice");
+}
+
+// Reads a server-sent event stream on its own connection until `pred` accepts an event.
+TEST_F(ConferenceTest, TheEventStreamPushesConferenceAndParticipantChanges) {
+  addBridge("j1", 20);
+  const auto id = startNow(2);
+  const auto room = conference(id)->getValue<std::int64_t>("room");
+  std::promise<std::string> seen;
+  auto seenFuture = seen.get_future();
+  std::atomic<bool> stop{false};
+  const std::string token = admin_->loginBearer("admin", app_->adminPassword()).json()->getValue<std::string>("token");
+  std::thread reader([&] {
+    try {
+      Poco::Net::Context::Ptr ctx = new Poco::Net::Context(
+          Poco::Net::Context::TLS_CLIENT_USE, "", "", (app_->stateDir() / "tls/server.crt").string(),
+          Poco::Net::Context::VERIFY_STRICT, 9, false);
+      Poco::Net::HTTPSClientSession s("127.0.0.1", static_cast<Poco::UInt16>(app_->httpsPort()), ctx);
+      s.setTimeout(Poco::Timespan(20, 0));
+      Poco::Net::HTTPRequest req("GET", "/api/v1/events", Poco::Net::HTTPMessage::HTTP_1_1);
+      req.set("Authorization", "Bearer " + token);
+      s.sendRequest(req);
+      Poco::Net::HTTPResponse resp;
+      auto& is = s.receiveResponse(resp);
+      if (resp.getContentType() != "text/event-stream") throw std::runtime_error("content type " + resp.getContentType());
+      std::string line;
+      std::string event;
+      while (!stop && std::getline(is, line)) {
+        if (line.rfind("event: ", 0) == 0) event = line.substr(7);
+        if (line.rfind("data: ", 0) == 0 && event == "participant" && line.find("\"Alice\"") != std::string::npos &&
+            line.find("\"joined\"") != std::string::npos) {
+          seen.set_value(line.substr(6));
+          return;
+        }
+      }
+      seen.set_value("");
+    } catch (const std::exception& e) {
+      seen.set_value(std::string("error: ") + e.what());
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the stream is open
+  JanusParticipant alice(janus_[0]->httpUrl(), room, "Alice", "1234");
+  const bool arrived = seenFuture.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
+  stop = true;
+  if (!arrived) app_->stop();  // closes the stream so the reader ends
+  reader.join();
+  ASSERT_TRUE(arrived) << "no participant event on the stream";
+  const std::string data = seenFuture.get();
+  EXPECT_NE(data.find("\"conference_id\":" + std::to_string(id)), std::string::npos) << data;
+  EXPECT_NE(data.find("\"participant_id\":" + std::to_string(alice.id())), std::string::npos) << data;
 }
 
 }  // namespace
