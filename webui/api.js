@@ -18,6 +18,34 @@ export class ApiError extends Error {
 }
 
 let csrfToken = null;
+let unauthorizedHandler = null;
+
+/**
+ * Registers `fn(error)` to be called when a request outside /auth/ answers 401: the session has
+ * ended (expired, signed out elsewhere, roles changed). app.js uses it to show the sign-in page.
+ */
+export function onUnauthorized(fn) {
+  unauthorizedHandler = typeof fn === 'function' ? fn : null;
+}
+
+/** "/conferences?from=…&to=…" from a path and an object of query parameters (empty ones skipped). */
+export function withQuery(path, params = {}) {
+  const query = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) {
+    if (value === undefined || value === null || value === '') continue;
+    query.set(key, String(value));
+  }
+  const text = query.toString();
+  return text ? `${path}${path.includes('?') ? '&' : '?'}${text}` : path;
+}
+
+/**
+ * The URL of an API resource for a plain link or a download (CSV, .ics): the browser sends the
+ * session cookie with it. `downloadUrl('/cdrs/conferences', {format: 'csv'})`.
+ */
+export function downloadUrl(path, params = {}) {
+  return BASE + withQuery(path, params);
+}
 
 function setCsrfToken(token) {
   csrfToken = typeof token === 'string' && token !== '' ? token : null;
@@ -57,10 +85,43 @@ export async function request(method, path, body) {
       ? error.message
       : `The server answered ${response.status} ${response.statusText}. Try again.`;
     const retryAfter = Number.parseInt(response.headers.get('Retry-After') ?? '', 10);
-    throw new ApiError(response.status, error.code ?? `http_${response.status}`, message,
+    const failure = new ApiError(response.status, error.code ?? `http_${response.status}`, message,
       Number.isFinite(retryAfter) ? retryAfter : null);
+    if (response.status === 401 && !path.startsWith('/auth/') && unauthorizedHandler) {
+      try {
+        unauthorizedHandler(failure);
+      } catch {
+        // the handler's own trouble must not hide this error
+      }
+    }
+    throw failure;
   }
   return data;
+}
+
+/** GET `path` with query parameters. */
+export function get(path, params) {
+  return request('GET', params ? withQuery(path, params) : path);
+}
+
+/** POST a JSON body. */
+export function post(path, body) {
+  return request('POST', path, body);
+}
+
+/** PATCH a JSON body. */
+export function patch(path, body) {
+  return request('PATCH', path, body);
+}
+
+/** PUT a JSON body. */
+export function put(path, body) {
+  return request('PUT', path, body);
+}
+
+/** DELETE `path` (with query parameters). */
+export function del(path, params) {
+  return request('DELETE', params ? withQuery(path, params) : path);
 }
 
 /** GET /version: {product, version, schema}. */

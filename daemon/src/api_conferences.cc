@@ -183,7 +183,10 @@ void Api::buildConferenceRoutes() {
     r.contentType = "text/event-stream";
     r.headers.emplace_back("Cache-Control", "no-cache");
     EventBus& bus = s_.bus;
-    r.stream = [&bus, after](std::ostream& os) mutable {
+    // Conference and participant changes carry PINs and names: admins only. Everyone else
+    // (the NOC, operators, support) sees bridge changes.
+    const bool admin = ctx.session->user.hasRole("admin");
+    r.stream = [&bus, after, admin](std::ostream& os) mutable {
       os << "retry: 3000\n\n";
       os.flush();
       while (os.good() && !bus.closed()) {
@@ -192,8 +195,9 @@ void Api::buildConferenceRoutes() {
           os << ": keep-alive\n\n";  // also how a vanished client is noticed
         }
         for (const auto& m : msgs) {
-          os << "id: " << m.id << "\nevent: " << m.type << "\ndata: " << m.json << "\n\n";
           after = m.id;
+          if (!admin && m.type != "bridge") continue;
+          os << "id: " << m.id << "\nevent: " << m.type << "\ndata: " << m.json << "\n\n";
         }
         os.flush();
       }
