@@ -11,6 +11,7 @@
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
 
+#include <functional>
 #include <future>
 #include <regex>
 #include <thread>
@@ -523,53 +524,100 @@ TEST_F(ConferenceTest, AnEndMissedWhileVcrmdWasDownIsCarriedOutAtStart) {
   EXPECT_EQ(legs->getObject(0)->getValue<std::string>("display_name"), "Alice");
 }
 
-// Reads a server-sent event stream on its own connection until `pred` accepts an event.
-TEST_F(ConferenceTest, TheEventStreamPushesConferenceAndParticipantChanges) {
+struct SseEvent {
+  std::string type;
+  std::string data;
+};
+
+// Reads /api/v1/events on a connection of its own, in a thread, until `done` accepts an event
+// or the time is up; `seen` then holds every event read.
+class SseReader {
+ public:
+  SseReader(const VcrmdProcess& app, const std::string& token, std::function<bool(const SseEvent&)> done)
+      : done_(std::move(done)) {
+    thread_ = std::thread([this, &app, token] {
+      try {
+        Poco::Net::Context::Ptr ctx = new Poco::Net::Context(
+            Poco::Net::Context::TLS_CLIENT_USE, "", "", (app.stateDir() / "tls/server.crt").string(),
+            Poco::Net::Context::VERIFY_STRICT, 9, false);
+        session_ = std::make_unique<Poco::Net::HTTPSClientSession>("127.0.0.1", static_cast<Poco::UInt16>(app.httpsPort()), ctx);
+        session_->setTimeout(Poco::Timespan(20, 0));
+        Poco::Net::HTTPRequest req("GET", "/api/v1/events", Poco::Net::HTTPMessage::HTTP_1_1);
+        req.set("Authorization", "Bearer " + token);
+        session_->sendRequest(req);
+        Poco::Net::HTTPResponse resp;
+        auto& is = session_->receiveResponse(resp);
+        contentType_ = resp.getContentType();
+        open_.set_value();
+        std::string line;
+        SseEvent ev;
+        while (std::getline(is, line)) {
+          if (line.rfind("event: ", 0) == 0) ev.type = line.substr(7);
+          if (line.rfind("data: ", 0) == 0) {
+            ev.data = line.substr(6);
+            seen.push_back(ev);
+            if (done_(ev)) break;
+          }
+        }
+      } catch (const std::exception&) {  // the session was shut down to end the read
+      }
+      finished_.set_value();
+    });
+    openFuture_.wait_for(std::chrono::seconds(10));
+  }
+  // True if `done` accepted an event within `timeout`. Either way the reader is stopped.
+  bool wait(std::chrono::seconds timeout) {
+    const bool ok = finishedFuture_.wait_for(timeout) == std::future_status::ready && !seen.empty() && done_(seen.back());
+    if (!ok && session_) session_->abort();
+    thread_.join();
+    return ok;
+  }
+  const std::string& contentType() const { return contentType_; }
+  std::vector<SseEvent> seen;
+
+ private:
+  std::function<bool(const SseEvent&)> done_;
+  std::unique_ptr<Poco::Net::HTTPSClientSession> session_;
+  std::string contentType_;
+  std::promise<void> open_;
+  std::future<void> openFuture_ = open_.get_future();
+  std::promise<void> finished_;
+  std::future<void> finishedFuture_ = finished_.get_future();
+  std::thread thread_;
+};
+
+TEST_F(ConferenceTest, TheEventStreamPushesParticipantChangesToAdmins) {
   addBridge("j1", 20);
   const auto id = startNow(2);
   const auto room = conference(id)->getValue<std::int64_t>("room");
-  std::promise<std::string> seen;
-  auto seenFuture = seen.get_future();
-  std::atomic<bool> stop{false};
   const std::string token = admin_->loginBearer("admin", app_->adminPassword()).json()->getValue<std::string>("token");
-  std::thread reader([&] {
-    try {
-      Poco::Net::Context::Ptr ctx = new Poco::Net::Context(
-          Poco::Net::Context::TLS_CLIENT_USE, "", "", (app_->stateDir() / "tls/server.crt").string(),
-          Poco::Net::Context::VERIFY_STRICT, 9, false);
-      Poco::Net::HTTPSClientSession s("127.0.0.1", static_cast<Poco::UInt16>(app_->httpsPort()), ctx);
-      s.setTimeout(Poco::Timespan(20, 0));
-      Poco::Net::HTTPRequest req("GET", "/api/v1/events", Poco::Net::HTTPMessage::HTTP_1_1);
-      req.set("Authorization", "Bearer " + token);
-      s.sendRequest(req);
-      Poco::Net::HTTPResponse resp;
-      auto& is = s.receiveResponse(resp);
-      if (resp.getContentType() != "text/event-stream") throw std::runtime_error("content type " + resp.getContentType());
-      std::string line;
-      std::string event;
-      while (!stop && std::getline(is, line)) {
-        if (line.rfind("event: ", 0) == 0) event = line.substr(7);
-        if (line.rfind("data: ", 0) == 0 && event == "participant" && line.find("\"Alice\"") != std::string::npos &&
-            line.find("\"joined\"") != std::string::npos) {
-          seen.set_value(line.substr(6));
-          return;
-        }
-      }
-      seen.set_value("");
-    } catch (const std::exception& e) {
-      seen.set_value(std::string("error: ") + e.what());
-    }
+  SseReader reader(*app_, token, [](const SseEvent& e) {
+    return e.type == "participant" && e.data.find("\"Alice\"") != std::string::npos &&
+           e.data.find("\"joined\"") != std::string::npos;
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // the stream is open
+  EXPECT_EQ(reader.contentType(), "text/event-stream");
   JanusParticipant alice(janus_[0]->httpUrl(), room, "Alice", "1234");
-  const bool arrived = seenFuture.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
-  stop = true;
-  if (!arrived) app_->stop();  // closes the stream so the reader ends
-  reader.join();
-  ASSERT_TRUE(arrived) << "no participant event on the stream";
-  const std::string data = seenFuture.get();
+  ASSERT_TRUE(reader.wait(std::chrono::seconds(5))) << "no participant event on the stream";
+  const std::string data = reader.seen.back().data;
   EXPECT_NE(data.find("\"conference_id\":" + std::to_string(id)), std::string::npos) << data;
   EXPECT_NE(data.find("\"participant_id\":" + std::to_string(alice.id())), std::string::npos) << data;
+}
+
+TEST_F(ConferenceTest, TheEventStreamGivesOtherRolesBridgeChangesOnly) {
+  const auto bridgeId = addBridge("j1", 20);
+  ASSERT_EQ(admin_->postJson("/api/v1/users", R"({"username":"watcher","password":"correct horse battery","roles":["noc"]})").status, 201);
+  auto noc = app_->client();
+  const std::string token = noc.loginBearer("watcher", "correct horse battery").json()->getValue<std::string>("token");
+  SseReader reader(*app_, token, [](const SseEvent& e) { return e.type == "bridge"; });
+  // A booking (a conference event, with its PIN) first, then a bridge change.
+  ASSERT_EQ(book(R"("name":"Secret","start_now":true,"duration_minutes":5,"ports":2,"pin":"97531")").status, 201);
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_EQ(admin_->request("PATCH", "/api/v1/bridges/" + std::to_string(bridgeId), R"({"state":"cordoned"})").status, 200);
+  ASSERT_TRUE(reader.wait(std::chrono::seconds(5))) << "the bridge change never arrived";
+  for (const auto& e : reader.seen) {
+    EXPECT_EQ(e.type, "bridge") << e.data;
+    EXPECT_EQ(e.data.find("97531"), std::string::npos) << "a PIN reached a noc user";
+  }
 }
 
 }  // namespace
