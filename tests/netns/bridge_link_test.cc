@@ -71,7 +71,7 @@ class BridgeLinkTest : public ::testing::Test {
 };
 
 TEST_F(BridgeLinkTest, HealthNamesAFirewallThenAStoppedBridgeThenRecovers) {
-  ASSERT_TRUE(eventually([&] { return health() == "up"; }, std::chrono::seconds(10))) << bridge()->getValue<std::string>("health_message");
+  ASSERT_TRUE(eventually([&] { return health() == "up"; }, std::chrono::seconds(10))) << bridge()->optValue<std::string>("health_message", "");
   EXPECT_EQ(bridge()->getValue<std::string>("version"), "1.1.2");
 
   // A firewall on the bridge host silently drops everything to the Admin API.
@@ -80,9 +80,9 @@ TEST_F(BridgeLinkTest, HealthNamesAFirewallThenAStoppedBridgeThenRecovers) {
   NetnsLink::exec(link_->b(), {"/usr/sbin/nft", "add", "table", "inet", "vcrmtest"});
   NetnsLink::exec(link_->b(), {"/usr/sbin/nft", "add chain inet vcrmtest input { type filter hook input priority 0; }"});
   NetnsLink::exec(link_->b(), {"/usr/sbin/nft", "add", "rule", "inet", "vcrmtest", "input", "tcp", "dport", adminPort, "drop"});
-  ASSERT_TRUE(eventually([&] { return health() == "down" && bridge()->getValue<std::string>("health_cause") == "firewall"; },
+  ASSERT_TRUE(eventually([&] { return health() == "down" && bridge()->optValue<std::string>("health_cause", "") == "firewall"; },
                          std::chrono::seconds(15)))
-      << bridge()->getValue<std::string>("health_cause") << ": " << bridge()->getValue<std::string>("health_message");
+      << bridge()->optValue<std::string>("health_cause", "") << ": " << bridge()->optValue<std::string>("health_message", "");
 
   // The firewall goes; the bridge comes back on its own.
   NetnsLink::exec(link_->b(), {"/usr/sbin/nft", "delete", "table", "inet", "vcrmtest"});
@@ -91,9 +91,9 @@ TEST_F(BridgeLinkTest, HealthNamesAFirewallThenAStoppedBridgeThenRecovers) {
   // Janus stopped: the host answers, nothing listens.
   // The probe that races Janus's shutdown may see a torn connection; the next ones a refusal.
   janus_->stop();
-  ASSERT_TRUE(eventually([&] { return health() == "down" && bridge()->getValue<std::string>("health_cause") == "port"; },
+  ASSERT_TRUE(eventually([&] { return health() == "down" && bridge()->optValue<std::string>("health_cause", "") == "port"; },
                          std::chrono::seconds(10)))
-      << bridge()->getValue<std::string>("health_cause") << ": " << bridge()->getValue<std::string>("health_message");
+      << bridge()->optValue<std::string>("health_cause", "") << ": " << bridge()->optValue<std::string>("health_message", "");
 }
 
 TEST_F(BridgeLinkTest, ParticipantEventsCrossTheLinkToTheEventsListener) {
