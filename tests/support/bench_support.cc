@@ -26,28 +26,34 @@ KeepAliveHttps::KeepAliveHttps(const std::string& host, int port, const std::str
     return true;
   }();
   (void)sslReady;
-  Poco::Net::Context::Ptr ctx = new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, "", "", caFile,
-                                                       Poco::Net::Context::VERIFY_STRICT, 9, false);
-  session_ = std::make_unique<Poco::Net::HTTPSClientSession>(host, static_cast<Poco::UInt16>(port), ctx);
+  Poco::Net::Context::Ptr ctx =
+      new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, "", "", caFile,
+                             Poco::Net::Context::VERIFY_STRICT, 9, false);
+  session_ =
+      std::make_unique<Poco::Net::HTTPSClientSession>(host, static_cast<Poco::UInt16>(port), ctx);
   session_->setKeepAlive(true);
   session_->setTimeout(Poco::Timespan(30, 0));
 }
 
 KeepAliveHttps::~KeepAliveHttps() = default;
 
-HttpResult KeepAliveHttps::request(const std::string& method, const std::string& path, const std::string& body) {
+HttpResult KeepAliveHttps::request(const std::string& method, const std::string& path,
+                                   const std::string& body) {
   try {
     return once(method, path, body);
   } catch (const Poco::Net::NoMessageException&) {  // NOLINT(bugprone-empty-catch): retried below
-  } catch (const Poco::Net::ConnectionResetException&) {  // NOLINT(bugprone-empty-catch): retried below
-  } catch (const Poco::Net::SSLConnectionUnexpectedlyClosedException&) {  // NOLINT(bugprone-empty-catch)
+  } catch (
+      const Poco::Net::ConnectionResetException&) {  // NOLINT(bugprone-empty-catch): retried below
+  } catch (
+      const Poco::Net::SSLConnectionUnexpectedlyClosedException&) {  // NOLINT(bugprone-empty-catch)
   }
   // The server closed an idle connection between our requests: once more on a new one.
   session_->reset();
   return once(method, path, body);
 }
 
-HttpResult KeepAliveHttps::once(const std::string& method, const std::string& path, const std::string& body) {
+HttpResult KeepAliveHttps::once(const std::string& method, const std::string& path,
+                                const std::string& body) {
   if (!session_->connected()) ++connects_;
   Poco::Net::HTTPRequest req(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
   req.setKeepAlive(true);
@@ -64,7 +70,8 @@ HttpResult KeepAliveHttps::once(const std::string& method, const std::string& pa
   Poco::StreamCopier::copyToString(is, out.body);
   for (const auto& [k, v] : resp) {
     std::string lower = k;
-    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+    std::transform(lower.begin(), lower.end(), lower.begin(),
+                   [](unsigned char c) { return std::tolower(c); });
     out.headers[lower] = v;
   }
   return out;

@@ -29,9 +29,12 @@ class KeepAliveHttps {
   KeepAliveHttps(const KeepAliveHttps&) = delete;
   KeepAliveHttps& operator=(const KeepAliveHttps&) = delete;
 
-  HttpResult request(const std::string& method, const std::string& path, const std::string& body = {});
+  HttpResult request(const std::string& method, const std::string& path,
+                     const std::string& body = {});
   HttpResult get(const std::string& path) { return request("GET", path); }
-  HttpResult post(const std::string& path, const std::string& json) { return request("POST", path, json); }
+  HttpResult post(const std::string& path, const std::string& json) {
+    return request("POST", path, json);
+  }
   int connects() const { return connects_; }  // TLS connections opened so far
 
  private:
