@@ -161,6 +161,7 @@ Bridge BridgeService::update(std::int64_t id, const json::ObjectPtr& body) {
     if (e.sqlState() == "23505") throw Conflict("a bridge named \"" + b.name + "\" already exists", "bridge_exists");
     throw;
   }
+  drivers_.lock()->erase(id);
   auto out = get(id);
   bus_.publish("bridge", json::stringify(toJson(out)));
   return out;
@@ -192,7 +193,15 @@ void BridgeService::remove(std::int64_t id) {
   bus_.publish("bridge", json::stringify(o));
 }
 
-std::shared_ptr<janus::Driver> BridgeService::driver(std::int64_t id) { return driver(get(id)); }
+std::shared_ptr<janus::Driver> BridgeService::driver(std::int64_t id) {
+  // Endpoints change only through update(), which drops the cached driver.
+  {
+    auto d = drivers_.lock();
+    auto it = d->find(id);
+    if (it != d->end() && it->second.driver) return it->second.driver;
+  }
+  return driver(get(id));
+}
 
 std::shared_ptr<janus::Driver> BridgeService::driver(const Bridge& b) {
   const std::string key = b.url + "|" + b.adminUrl + "|" + b.adminSecret;

@@ -1,6 +1,7 @@
 #include "vcrm/daemon/conferences.h"
 
 #include <algorithm>
+#include <functional>
 #include <regex>
 #include <set>
 
@@ -211,6 +212,16 @@ std::optional<ConferenceService::Placement> ConferenceService::place(
 // ---------------------------------------------------------------------------------------------
 // Booking
 
+bool ConferenceService::knownTimeZone(db::Connection& c, const std::string& tz) {
+  // pg_timezone_names reads the whole zone database (tens of ms per query): read it once.
+  auto zones = timeZones_.lock();
+  if (zones->empty()) {
+    auto r = c.exec("SELECT name FROM pg_timezone_names");
+    for (int i = 0; i < r.rows(); ++i) zones->insert(r.text(i, 0));
+  }
+  return zones->count(tz) > 0;
+}
+
 json::ObjectPtr ConferenceService::create(const std::string& owner, const json::ObjectPtr& body) {
   json::onlyKeys(body, {"name", "start", "end", "duration_minutes", "start_now", "time_zone", "ports", "pin",
                         "bridge_id", "pool", "auto_end_when_empty", "recurrence"});
@@ -246,7 +257,7 @@ json::ObjectPtr ConferenceService::create(const std::string& owner, const json::
   if (endText) requireTime("end", *endText);
 
   auto c = pool_.acquire();
-  if (c->exec("SELECT 1 FROM pg_timezone_names WHERE name = $1", {tz}).empty()) {
+  if (!knownTimeZone(*c, tz)) {
     throw InvalidInput("time_zone \"" + tz + "\" is not a known IANA time zone (e.g. Europe/Berlin, UTC)",
                        "invalid_time_zone");
   }
@@ -741,9 +752,13 @@ void ConferenceService::dropParticipant(std::int64_t id, std::int64_t participan
 
 void ConferenceService::ingest(std::int64_t bridgeId, const std::vector<janus::Event>& events) {
   auto c = pool_.acquire();
+  // One transaction per post (one commit, not several per event); what others should see or
+  // the bridge should do happens after the commit.
+  std::vector<std::function<void()>> afterCommit;
+  db::Transaction tx(*c);
   for (const auto& ev : events) {
     if (ev.kind == janus::Event::Kind::Other || ev.kind == janus::Event::Kind::Created || ev.room == 0) continue;
-    auto conf = c->exec(
+    auto conf = tx.exec(
         "SELECT id FROM conferences WHERE room = $1 AND bridge_id = $2 AND state IN ('starting', 'active')",
         {ev.room, bridgeId});
     if (conf.empty()) continue;  // a room we do not manage, or one that has ended
@@ -751,55 +766,61 @@ void ConferenceService::ingest(std::int64_t bridgeId, const std::vector<janus::E
     const auto when = eventTime(ev.timestampUs);
     switch (ev.kind) {
       case janus::Event::Kind::Joined: {
-        auto ins = c->exec(
+        auto ins = tx.exec(
             "INSERT INTO participant_legs (conference_id, bridge_id, room, participant_id, display_name, joined_at) "
             "VALUES ($1, $2, $3, $4, $5, coalesce(to_timestamp($6::double precision), now())) "
             "ON CONFLICT (room, participant_id) WHERE left_at IS NULL DO NOTHING RETURNING id",
             {cid, bridgeId, ev.room, ev.participant, ev.display.substr(0, 200), when});
-        c->exec(
+        tx.exec(
             "UPDATE conferences SET empty_since = NULL, peak_participants = greatest(peak_participants, "
             "  (SELECT count(*) FROM participant_legs WHERE conference_id = $1 AND left_at IS NULL)) WHERE id = $1",
             {cid});
-        if (!ins.empty()) publishParticipant(cid, ev.participant, "joined", ev.display);
+        if (!ins.empty()) afterCommit.emplace_back([=, this] { publishParticipant(cid, ev.participant, "joined", ev.display); });
         break;
       }
       case janus::Event::Kind::Leaving:
       case janus::Event::Kind::Kicked: {
-        auto upd = c->exec(
+        auto upd = tx.exec(
             "UPDATE participant_legs SET left_at = coalesce(to_timestamp($3::double precision), now()), "
             "  end_reason = $4 WHERE room = $1 AND participant_id = $2 AND left_at IS NULL RETURNING display_name",
             {ev.room, ev.participant, when, ev.kind == janus::Event::Kind::Kicked ? "kicked" : "left"});
-        c->exec(
+        tx.exec(
             "UPDATE conferences SET empty_since = CASE WHEN NOT EXISTS (SELECT 1 FROM participant_legs "
             "  WHERE conference_id = $1 AND left_at IS NULL) THEN coalesce(empty_since, now()) ELSE NULL END "
             "WHERE id = $1",
             {cid});
-        if (!upd.empty()) publishParticipant(cid, ev.participant, "left", upd.text(0, 0));
+        if (!upd.empty()) {
+          afterCommit.emplace_back([=, this, display = upd.text(0, 0)] { publishParticipant(cid, ev.participant, "left", display); });
+        }
         break;
       }
       case janus::Event::Kind::Published:
       case janus::Event::Kind::Unpublished: {
-        auto leg = c->exec(
+        auto leg = tx.exec(
             "UPDATE participant_legs l SET publishing = $3 FROM conferences c "
             "WHERE l.room = $1 AND l.participant_id = $2 AND l.left_at IS NULL AND c.id = l.conference_id "
             "RETURNING l.muted, c.room_secret",
             {ev.room, ev.participant, ev.kind == janus::Event::Kind::Published});
         // Janus mutes streams, not people: streams published after a mute must be muted too.
         if (ev.kind == janus::Event::Kind::Published && !leg.empty() && leg.boolean(0, 0)) {
-          try {
-            bridges_.driver(bridgeId)->mute(ev.room, leg.text(0, 1), ev.participant, true);
-          } catch (const std::exception& e) {
-            log_.warn(kComponent, "REMUTE_FAILED", e.what(), std::to_string(cid));
-          }
+          afterCommit.emplace_back([=, this, secret = leg.text(0, 1)] {
+            try {
+              bridges_.driver(bridgeId)->mute(ev.room, secret, ev.participant, true);
+            } catch (const std::exception& e) {
+              log_.warn(kComponent, "REMUTE_FAILED", e.what(), std::to_string(cid));
+            }
+          });
         }
-        publishParticipant(cid, ev.participant,
-                           ev.kind == janus::Event::Kind::Published ? "published" : "unpublished", ev.display);
+        afterCommit.emplace_back([=, this] {
+          publishParticipant(cid, ev.participant,
+                             ev.kind == janus::Event::Kind::Published ? "published" : "unpublished", ev.display);
+        });
         break;
       }
       case janus::Event::Kind::Destroyed:
         // Someone destroyed the room behind our back (Janus sends no leaving for those inside):
         // close the legs; reconcile re-creates the room.
-        c->exec("UPDATE participant_legs SET left_at = now(), end_reason = 'room destroyed on the bridge' "
+        tx.exec("UPDATE participant_legs SET left_at = now(), end_reason = 'room destroyed on the bridge' "
                 "WHERE conference_id = $1 AND left_at IS NULL",
                 {cid});
         log_.warn(kComponent, "ROOM_DESTROYED_EXTERNALLY", "room destroyed on the bridge", std::to_string(cid));
@@ -808,6 +829,8 @@ void ConferenceService::ingest(std::int64_t bridgeId, const std::vector<janus::E
         break;
     }
   }
+  tx.commit();
+  for (const auto& f : afterCommit) f();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -825,7 +848,7 @@ void ConferenceService::tick() {
              "conference ended", false);
     }
     auto r = c->exec(
-        "SELECT id FROM conferences WHERE state = 'scheduled' AND starts_at - make_interval(secs => $1::int) <= now() "
+        "SELECT id FROM conferences WHERE state = 'scheduled' AND starts_at <= now() + make_interval(secs => $1::int) "
         "ORDER BY starts_at LIMIT 50",
         {static_cast<int>(options_.prelaunch.count())});
     for (int i = 0; i < r.rows(); ++i) due.push_back(r.int64(i, 0));
@@ -1000,7 +1023,8 @@ void ConferenceService::reconcile(std::int64_t id) {
   }
   c->exec(
       "UPDATE conferences SET peak_participants = greatest(peak_participants, $2), "
-      "  empty_since = CASE WHEN $2 = 0 THEN coalesce(empty_since, now()) ELSE NULL END WHERE id = $1",
+      "  empty_since = CASE WHEN $2 = 0 THEN coalesce(empty_since, now()) ELSE NULL END "
+      "WHERE id = $1 AND (peak_participants < $2 OR ($2 = 0) <> (empty_since IS NOT NULL))",
       {id, static_cast<int>(present.size())});
 }
 

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -75,6 +76,7 @@ class ConferenceService {
   };
   // The open leg of `participant` in running conference `id`; NotFound otherwise.
   static LiveLeg liveLeg(db::Connection& c, std::int64_t id, std::int64_t participant);
+  bool knownTimeZone(db::Connection& c, const std::string& tz);
   void launch(std::int64_t id);
   void finish(std::int64_t id, const std::string& state, const std::string& cause,
               const std::string& legReason, bool destroyRoom);
@@ -93,6 +95,7 @@ class ConferenceService {
   BridgeService& bridges_;
   Options options_;
   std::atomic<bool> running_{false};
+  Guarded<std::set<std::string>> timeZones_;  // IANA names, read once
   Guarded<bool> wake_;  // set to request an immediate tick
   std::condition_variable wakeCv_;
   std::thread loop_;
