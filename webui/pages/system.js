@@ -2,36 +2,7 @@
 // version and database schema.
 
 import { busy, el, field, messageBox, uniqueId } from '../lib/ui.js';
-
-/**
- * Loads /pages/admin.css once (the CSP allows same-origin style sheets, not style attributes);
- * resolves when it has loaded (or failed, or after 2 s), so the page is not drawn unstyled.
- */
-function ensureAdminCss() {
-  let link = document.querySelector('link[data-admin-css]');
-  if (!link) {
-    link = el('link', { rel: 'stylesheet', href: '/pages/admin.css', 'data-admin-css': '' });
-    const done = () => { link.dataset.adminCss = 'done'; };
-    link.addEventListener('load', done, { once: true });
-    link.addEventListener('error', done, { once: true });
-    document.head.append(link);
-  }
-  if (link.dataset.adminCss === 'done') return Promise.resolve();
-  return new Promise((resolve) => {
-    const timer = setTimeout(resolve, 2000);
-    const finish = () => { clearTimeout(timer); resolve(); };
-    link.addEventListener('load', finish, { once: true });
-    link.addEventListener('error', finish, { once: true });
-  });
-}
-
-/** A server message as a sentence: capital first letter, final full stop. */
-function sentence(text) {
-  const t = String(text ?? '').trim();
-  if (!t) return '';
-  const s = t[0].toUpperCase() + t.slice(1);
-  return /[.!?]$/.test(s) ? s : `${s}.`;
-}
+import { ensureAdminCss, sentence } from '../lib/admin.js';
 
 const LEVELS = [
   { value: 'debug', label: 'debug — most detail' },
