@@ -106,6 +106,10 @@ void Api::buildConferenceRoutes() {
     return http::Response::noContent();
   }, false});
 
+  routes_.push_back({"GET", "/api/v1/dashboard", A::Roles, watchers, "dashboard", [this](RequestContext&) {
+    return http::Response::json(200, s_.conferences.dashboard());
+  }});
+
   // --- conferences -------------------------------------------------------------------------
   routes_.push_back({"GET", "/api/v1/conferences", A::Roles, admin, "conference.list", [this](RequestContext& ctx) {
     return http::Response::json(200, s_.conferences.list(ctx.request.query));

@@ -536,6 +536,45 @@ json::ObjectPtr ConferenceService::list(const std::map<std::string, std::string>
   return o;
 }
 
+json::ObjectPtr ConferenceService::dashboard() {
+  auto c = pool_.acquire();
+  auto now = c->exec(
+      "SELECT (SELECT count(*) FROM conferences WHERE state IN ('starting', 'active')), "
+      "  (SELECT count(*) FROM conferences WHERE state = 'starting'), "
+      "  (SELECT count(*) FROM participant_legs WHERE left_at IS NULL), "
+      "  (SELECT count(*) FROM bridges WHERE state <> 'disabled' AND health = 'up'), "
+      "  (SELECT count(*) FROM bridges WHERE state <> 'disabled' AND health = 'down'), "
+      "  (SELECT count(*) FROM bridges WHERE state <> 'disabled')");
+  // A conference or leg counts in every hour it overlaps.
+  auto hours = c->exec(
+      "SELECT rfc3339(h), "
+      "  (SELECT count(*) FROM conferences x WHERE x.actual_start IS NOT NULL "
+      "     AND x.actual_start < h + interval '1 hour' AND coalesce(x.actual_end, now()) > h), "
+      "  (SELECT count(*) FROM participant_legs l WHERE l.joined_at < h + interval '1 hour' "
+      "     AND coalesce(l.left_at, now()) > h) "
+      "FROM generate_series(date_trunc('hour', now()) - interval '23 hours', date_trunc('hour', now()), "
+      "                     interval '1 hour') AS h ORDER BY h");
+  json::ObjectPtr o = new json::Object(Poco::JSON_PRESERVE_KEY_ORDER);
+  o->set("live_conferences", now.int64(0, 0));
+  o->set("starting_conferences", now.int64(0, 1));
+  o->set("participants_now", now.int64(0, 2));
+  json::ObjectPtr b = new json::Object(Poco::JSON_PRESERVE_KEY_ORDER);
+  b->set("up", now.int64(0, 3));
+  b->set("down", now.int64(0, 4));
+  b->set("total", now.int64(0, 5));
+  o->set("bridges", b);
+  json::ArrayPtr arr = new json::Array;
+  for (int i = 0; i < hours.rows(); ++i) {
+    json::ObjectPtr h = new json::Object(Poco::JSON_PRESERVE_KEY_ORDER);
+    h->set("start", hours.text(i, 0));
+    h->set("conferences", hours.int64(i, 1));
+    h->set("participants", hours.int64(i, 2));
+    arr->add(h);
+  }
+  o->set("hours", arr);
+  return o;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Changes by users
 

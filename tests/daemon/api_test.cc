@@ -378,6 +378,13 @@ TEST_F(ApiTest, EveryEndpointEnforcesItsRoles) {
       {"PATCH", "/api/v1/users/ghost", R"({"disabled":false})", {"admin"}},
       {"DELETE", "/api/v1/users/ghost", "", {"admin"}},
       {"GET", "/api/v1/audit", "", {"admin"}},
+      {"GET", "/api/v1/dashboard", "", {"admin", "noc"}},
+      {"GET", "/api/v1/bridges", "", {"admin", "noc"}},
+      {"POST", "/api/v1/bridges", R"({"name":""})", {"admin"}},
+      {"GET", "/api/v1/conferences", "", {"admin"}},
+      {"POST", "/api/v1/conferences", R"({"name":""})", {"admin"}},
+      {"GET", "/api/v1/cdrs/conferences", "", {"admin"}},
+      {"GET", "/api/v1/cdrs/participants", "", {"admin"}},
       {"GET", "/api/v1/system/log-level", "", {"admin"}},
       {"PUT", "/api/v1/system/log-level", R"({"level":"nonsense"})", {"admin"}},
   };

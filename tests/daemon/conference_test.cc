@@ -622,3 +622,33 @@ TEST_F(ConferenceTest, TheEventStreamGivesOtherRolesBridgeChangesOnly) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST_F(ConferenceTest, TheDashboardSummaryCountsWhatIsLiveForAdminsAndTheNoc) {
+  addBridge("j1", 20);
+  const auto id = startNow(3);
+  const auto room = conference(id)->getValue<std::int64_t>("room");
+  JanusParticipant alice(janus_[0]->httpUrl(), room, "Alice", "1234");
+  JanusParticipant bob(janus_[0]->httpUrl(), room, "Bob", "1234");
+  ASSERT_TRUE(eventually([&] { return participantCount(id) == 2; }, std::chrono::seconds(3)));
+  ASSERT_EQ(admin_->postJson("/api/v1/users", R"({"username":"watcher","password":"correct horse battery","roles":["noc"]})").status, 201);
+  auto noc = app_->client();
+  ASSERT_EQ(noc.loginBearer("watcher", "correct horse battery").status, 200);
+  auto r = noc.get("/api/v1/dashboard");
+  ASSERT_EQ(r.status, 200) << r.body;
+  auto d = r.json();
+  EXPECT_EQ(d->getValue<int>("live_conferences"), 1);
+  EXPECT_EQ(d->getValue<int>("participants_now"), 2);
+  EXPECT_EQ(d->getObject("bridges")->getValue<int>("up"), 1);
+  EXPECT_EQ(d->getObject("bridges")->getValue<int>("total"), 1);
+  auto hours = d->getArray("hours");
+  ASSERT_EQ(hours->size(), 24u);
+  EXPECT_EQ(hours->getObject(23)->getValue<int>("conferences"), 1);
+  EXPECT_EQ(hours->getObject(23)->getValue<int>("participants"), 2);
+  EXPECT_EQ(hours->getObject(0)->getValue<int>("conferences"), 0);
+  EXPECT_EQ(r.body.find("1234"), std::string::npos) << "no PIN in the summary";
+  EXPECT_EQ(r.body.find("Alice"), std::string::npos) << "no names in the summary";
+}
+
+}  // namespace

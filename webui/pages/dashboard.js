@@ -7,7 +7,6 @@ import { browserTimeZone } from '../lib/time.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
 const HOUR = 3_600_000;
-const MAX_PAGES = 10;
 
 function svg(tag, attrs = {}, ...children) {
   const node = document.createElementNS(SVG, tag);
@@ -16,23 +15,7 @@ function svg(tag, attrs = {}, ...children) {
   return node;
 }
 
-/** Every item of a paged CDR list from `from` on (at most MAX_PAGES pages of 1000). */
-async function allPages(api, path, arrayName, params) {
-  let cursor;
-  let out = [];
-  for (let i = 0; i < MAX_PAGES; i++) {
-    const answer = await api.get(path, { ...params, limit: 1000, cursor });
-    out = out.concat(answer[arrayName] ?? []);
-    cursor = answer.next_cursor;
-    if (!cursor) break;
-  }
-  return out;
-}
 
-/** Counts, per hourly bucket, the intervals [start, end) that overlap it. */
-function countPerBucket(buckets, intervals) {
-  return buckets.map((b) => intervals.filter(([s, e]) => s < b + HOUR && e > b).length);
-}
 
 /** A bar (conferences) and line (participants) chart as an inline SVG built with DOM calls. */
 function chart(buckets, conferences, participants, zone) {
@@ -115,8 +98,8 @@ export default {
     const error = el('p', { class: 'message error', role: 'alert', hidden: true });
 
     const cards = el('div', { class: 'cards' },
-      isAdmin ? activeStat.node : null,
-      isAdmin ? participantsStat.node : null,
+      seesBridges ? activeStat.node : null,
+      seesBridges ? participantsStat.node : null,
       seesBridges ? bridgesStat.node : null);
 
     // Last 24 hours
@@ -159,66 +142,31 @@ export default {
     main.append(...[
       error,
       cards,
-      isAdmin ? chartPanel : null,
+      seesBridges ? chartPanel : null,
       seesBridges ? bridgesPanel : null,
       el('div', { class: 'two-col' },
         pane('Licence', 'Licensing arrives in a later release. This pane will show the licensed ports, how many are in use and when the licence expires.'),
         pane('Redundancy', 'The active/standby pair arrives in a later release. This pane will show which node is active and whether the standby is in sync.')),
     ].filter(Boolean));
 
-    async function loadNow() {
-      const jobs = [];
-      if (isAdmin) {
-        jobs.push(api.get('/conferences', { state: 'live', limit: 1000 }).then((answer) => {
-          const live = answer.conferences ?? [];
-          activeStat.value.textContent = String(live.length);
-          activeStat.sub.textContent = live.length ? `${live.filter((c) => c.state === 'starting').length} starting` : 'none running';
-          const people = live.reduce((n, c) => n + (c.participant_count ?? 0), 0);
-          participantsStat.value.textContent = String(people);
-          participantsStat.sub.textContent = `in ${live.length} conference${live.length === 1 ? '' : 's'}`;
-          return live;
-        }));
-      }
-      if (seesBridges) {
-        jobs.push(api.get('/bridges').then((answer) => {
-          const all = answer.bridges ?? [];
-          const up = all.filter((b) => b.health === 'up').length;
-          const down = all.filter((b) => b.health === 'down').length;
-          bridgesStat.value.textContent = `${up} of ${all.length}`;
-          bridgesStat.sub.textContent = `${down} down${all.length - up - down ? `, ${all.length - up - down} not yet checked` : ''}`;
-          bridgeTable.update(all);
-        }));
-      }
-      await Promise.all(jobs);
-    }
-
-    async function loadChart() {
-      const now = Date.now();
-      const first = Math.floor(now / HOUR) * HOUR - 23 * HOUR;
-      const buckets = Array.from({ length: 24 }, (_, i) => first + i * HOUR);
-      const fromIso = new Date(first).toISOString();
-      const [cdrs, legs, liveAnswer] = await Promise.all([
-        allPages(api, '/cdrs/conferences', 'cdrs', { from: fromIso }),
-        allPages(api, '/cdrs/participants', 'legs', { from: fromIso }),
-        api.get('/conferences', { state: 'live', limit: 1000 }),
-      ]);
-      const live = liveAnswer.conferences ?? [];
-      const confIntervals = cdrs.filter((r) => r.actual_start && r.actual_end)
-        .map((r) => [Date.parse(r.actual_start), Date.parse(r.actual_end)]);
-      for (const c of live) confIntervals.push([Date.parse(c.actual_start ?? c.start), now + 1]);
-      const legIntervals = legs.map((r) => [Date.parse(r.joined_at), Date.parse(r.left_at)]);
-      // Who is in a room now: the monitor's list for a few conferences, else the count now.
-      if (live.length <= 20) {
-        const details = await Promise.all(live.map((c) => api.get(`/conferences/${c.id}`).catch(() => null)));
-        for (const d of details) {
-          for (const p of d?.participants ?? []) legIntervals.push([Date.parse(p.joined_at), now + 1]);
-        }
-      } else {
-        for (const c of live) for (let i = 0; i < (c.participant_count ?? 0); i++) legIntervals.push([now, now + 1]);
-      }
-      const conferences = countPerBucket(buckets, confIntervals);
-      const participants = countPerBucket(buckets, legIntervals);
+    // One summary (GET /dashboard, admin and noc) feeds the figures and the chart.
+    async function load() {
+      if (!seesBridges) return;
+      const [summary, bridgeAnswer] = await Promise.all([api.get('/dashboard'), api.get('/bridges')]);
       if (disposed) return;
+      const live = summary.live_conferences;
+      activeStat.value.textContent = String(live);
+      activeStat.sub.textContent = live ? `${summary.starting_conferences} starting` : 'none running';
+      participantsStat.value.textContent = String(summary.participants_now);
+      participantsStat.sub.textContent = `in ${live} conference${live === 1 ? '' : 's'}`;
+      const { up, down, total } = summary.bridges;
+      bridgesStat.value.textContent = `${up} of ${total}`;
+      bridgesStat.sub.textContent = `${down} down${total - up - down ? `, ${total - up - down} not yet checked` : ''}`;
+      bridgeTable.update(bridgeAnswer.bridges ?? []);
+
+      const buckets = summary.hours.map((h) => Date.parse(h.start));
+      const conferences = summary.hours.map((h) => h.conferences);
+      const participants = summary.hours.map((h) => h.participants);
       chartBox.replaceChildren(chart(buckets, conferences, participants, zone));
       chartBox.removeAttribute('aria-busy');
       chartTable.replaceChildren(table({
@@ -234,9 +182,9 @@ export default {
       }));
     }
 
-    async function refresh({ withChart = false } = {}) {
+    async function refresh() {
       try {
-        await Promise.all([loadNow(), withChart && isAdmin ? loadChart() : null]);
+        await load();
         if (!disposed) error.hidden = true;
       } catch (e) {
         if (disposed) return;
@@ -246,19 +194,18 @@ export default {
     }
 
     const soon = debounce(() => refresh(), 500);
-    const chartSoon = debounce(() => refresh({ withChart: true }), 5000);
-    ctx.events.on('conference', () => { soon(); chartSoon(); });
+    ctx.events.on('conference', soon);
     ctx.events.on('participant', soon);
     ctx.events.on('bridge', soon);
     ctx.events.on('open', soon);
-    const timer = setInterval(() => refresh({ withChart: true }), 60_000);
+    // The NOC gets no conference events (they carry PINs): the minute timer keeps it current.
+    const timer = setInterval(() => refresh(), 60_000);
 
-    await refresh({ withChart: true });
+    await refresh();
 
     return () => {
       disposed = true;
       soon.cancel();
-      chartSoon.cancel();
       clearInterval(timer);
     };
   },

@@ -42,6 +42,10 @@ class ConferenceService {
   json::ObjectPtr create(const std::string& owner, const json::ObjectPtr& body);
   json::ObjectPtr get(std::int64_t id);  // with live participants
   json::ObjectPtr list(const std::map<std::string, std::string>& query);
+  // What the dashboard shows, without PINs or names (the NOC may read it): live conferences,
+  // participants now, bridges by health, and conferences and participants per hour for the
+  // last 24 hours.
+  json::ObjectPtr dashboard();
   json::ObjectPtr update(std::int64_t id, const json::ObjectPtr& body);
   json::ObjectPtr cancel(std::int64_t id, bool wholeSeries);
   json::ObjectPtr terminate(std::int64_t id, const std::string& by);
