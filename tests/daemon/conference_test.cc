@@ -262,7 +262,14 @@ TEST_F(ConferenceTest, AdmissionNeverOverbooksAndNamesTheConflict) {
   int reserved = 0;
   for (std::size_t i = 0; i < list->size(); ++i) reserved += list->getObject(static_cast<unsigned>(i))->getValue<int>("ports");
   EXPECT_EQ(reserved, 10);
-  (void)bridgeId;
+  // The bookings bind the bridge: it cannot shrink below them or go away under them.
+  auto shrink = admin_->request("PATCH", "/api/v1/bridges/" + std::to_string(bridgeId), R"({"capacity_ports":9})");
+  EXPECT_EQ(shrink.status, 409) << shrink.body;
+  EXPECT_EQ(shrink.errorCode(), "capacity_in_use");
+  auto remove = admin_->request("DELETE", "/api/v1/bridges/" + std::to_string(bridgeId));
+  EXPECT_EQ(remove.status, 409) << remove.body;
+  EXPECT_EQ(remove.errorCode(), "bridge_in_use");
+  EXPECT_EQ(bridge(bridgeId)->getValue<int>("capacity_ports"), 10);
 }
 
 TEST_F(ConferenceTest, PlacementPicksTheLeastLoadedBridgeCountingFutureBookings) {
