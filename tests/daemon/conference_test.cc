@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "bridge_setup.h"
+#include "eventually.h"
 #include "janus_process.h"
 #include "vcrmd_process.h"
 
@@ -25,6 +26,7 @@ using vcrm::test::HttpsClient;
 using vcrm::test::JanusParticipant;
 using vcrm::test::JanusProcess;
 using vcrm::test::VcrmdProcess;
+using vcrm::test::eventually;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -49,16 +51,6 @@ double epochOf(const std::string& rfc3339) {
 
 double nowEpoch() {
   return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
-
-template <typename F>
-bool eventually(F&& f, std::chrono::milliseconds timeout, std::chrono::milliseconds step = std::chrono::milliseconds(50)) {
-  const auto deadline = Clock::now() + timeout;
-  while (Clock::now() < deadline) {
-    if (f()) return true;
-    std::this_thread::sleep_for(step);
-  }
-  return f();
 }
 
 // A vcrmd with short lifecycle timings and one or more real Janus bridges posting events to it.

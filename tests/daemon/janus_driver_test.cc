@@ -29,6 +29,7 @@
 #include <sstream>
 #include <thread>
 
+#include "eventually.h"
 #include "janus_process.h"
 #include "vcrm/daemon/janus.h"
 
@@ -41,6 +42,7 @@ using vcrm::janus::Event;
 using vcrm::janus::RoomSpec;
 using vcrm::test::JanusParticipant;
 using vcrm::test::JanusProcess;
+using vcrm::test::eventually;
 
 namespace {
 
@@ -59,16 +61,6 @@ RoomSpec roomSpec(std::int64_t room, std::optional<std::string> pin = std::nullo
   s.pin = std::move(pin);
   s.publishers = publishers;
   return s;
-}
-
-template <typename Pred>
-bool eventually(Pred pred, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(50ms);
-  }
-  return pred();
 }
 
 bool hasParticipant(Driver& d, std::int64_t room, std::int64_t id) {

@@ -6,6 +6,7 @@
 #include <thread>
 
 #include "bridge_setup.h"
+#include "eventually.h"
 #include "janus_process.h"
 #include "netns.h"
 #include "vcrmd_process.h"
@@ -16,18 +17,9 @@ using vcrm::test::JanusProcess;
 using vcrm::test::NetnsLink;
 using vcrm::test::ScopedNetns;
 using vcrm::test::VcrmdProcess;
+using vcrm::test::eventually;
 
 namespace {
-
-template <typename F>
-bool eventually(F&& f, std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (f()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return f();
-}
 
 class BridgeLinkTest : public ::testing::Test {
  protected:
