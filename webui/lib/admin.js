@@ -1,6 +1,6 @@
 // Helpers shared by the admin pages (bridges, users, audit, system, account).
 
-import { el, uniqueId } from './ui.js';
+import { el, srOnly, uniqueId } from './ui.js';
 
 /**
  * Loads /pages/admin.css once (the CSP allows same-origin style sheets, not style attributes);
@@ -68,4 +68,39 @@ export function sentence(text) {
   if (!t) return '';
   const s = t[0].toUpperCase() + t.slice(1);
   return /[.!?]$/.test(s) ? s : `${s}.`;
+}
+
+/**
+ * Row action buttons for an admin table. A button being worked on shows busy and ignores
+ * clicks; `redraw` re-renders the table (focus follows data-focus-key). `idOf` and `nameOf`
+ * give a row's key and the name read out after the button's label.
+ */
+export function rowActions(redraw, idOf, nameOf) {
+  const pending = new Set();
+  return {
+    button(row, key, label, onClick, extraClass) {
+      const focusKey = `${idOf(row)}:${key}`;
+      const isPending = pending.has(focusKey);
+      return el('button', {
+        type: 'button',
+        class: ['small', extraClass, isPending && 'is-busy'],
+        'aria-disabled': isPending ? 'true' : undefined,
+        dataset: { focusKey },
+        onclick: () => {
+          if (!pending.has(focusKey)) onClick(row, focusKey);
+        },
+      }, label, srOnly(` ${nameOf(row)}`));
+    },
+    /** Runs `fn` with the row button `focusKey` shown busy. */
+    async work(focusKey, fn) {
+      pending.add(focusKey);
+      redraw();
+      try {
+        return await fn();
+      } finally {
+        pending.delete(focusKey);
+        redraw();
+      }
+    },
+  };
 }

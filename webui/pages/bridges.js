@@ -3,7 +3,7 @@
 // The noc role sees the table only.
 
 import { busy, confirmAction, el, field, formatDateTime, messageBox, srOnly, table, uniqueId } from '../lib/ui.js';
-import { cardTable, ensureAdminCss, sentence } from '../lib/admin.js';
+import { cardTable, ensureAdminCss, rowActions, sentence } from '../lib/admin.js';
 
 const REFRESH_MS = 10_000; // latency changes without an event; refresh it now and then
 
@@ -114,33 +114,9 @@ export default {
     // Row buttons whose request is under way (by focus key). The table is redrawn by live
     // events at any time, so the busy state lives here rather than on a button element; the
     // button stays focusable (aria-disabled) so keyboard focus survives a redraw.
-    const pending = new Set();
-
-    function actionButton(b, key, label, onClick, extraClass) {
-      const focusKey = `${b.id}:${key}`;
-      const isPending = pending.has(focusKey);
-      return el('button', {
-        type: 'button',
-        class: ['small', extraClass, isPending && 'is-busy'],
-        'aria-disabled': isPending ? 'true' : undefined,
-        dataset: { focusKey },
-        onclick: () => {
-          if (!pending.has(focusKey)) onClick(b, focusKey);
-        },
-      }, label, srOnly(` ${b.name}`));
-    }
-
-    /** Runs `fn` with the row button `focusKey` shown busy. */
-    async function rowWork(focusKey, fn) {
-      pending.add(focusKey);
-      redraw();
-      try {
-        return await fn();
-      } finally {
-        pending.delete(focusKey);
-        redraw();
-      }
-    }
+    const actions = rowActions(() => redraw(), (b) => b.id, (b) => b.name);
+    const actionButton = actions.button;
+    const rowWork = actions.work;
 
     function renderActions(b) {
       const cordoned = b.state === 'cordoned';

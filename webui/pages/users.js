@@ -3,7 +3,7 @@
 // password, …) is shown next to the form or the row it concerns.
 
 import { busy, confirmAction, el, field, formatDateTime, messageBox, srOnly, table, uniqueId } from '../lib/ui.js';
-import { cardTable, ensureAdminCss, sentence } from '../lib/admin.js';
+import { cardTable, ensureAdminCss, rowActions, sentence } from '../lib/admin.js';
 
 const ROLES = [
   { value: 'admin', label: 'Admin', hint: 'users, bridges, conferences, audit log, log level' },
@@ -61,33 +61,9 @@ export default {
 
     // Row buttons whose request is under way (by focus key): the table may be redrawn while it
     // runs, so the busy state lives here; the button stays focusable (aria-disabled).
-    const pending = new Set();
-
-    function actionButton(u, key, label, onClick, extraClass) {
-      const focusKey = `${u.username}:${key}`;
-      const isPending = pending.has(focusKey);
-      return el('button', {
-        type: 'button',
-        class: ['small', extraClass, isPending && 'is-busy'],
-        'aria-disabled': isPending ? 'true' : undefined,
-        dataset: { focusKey },
-        onclick: () => {
-          if (!pending.has(focusKey)) onClick(u, focusKey);
-        },
-      }, label, srOnly(` ${u.username}`));
-    }
-
-    /** Runs `fn` with the row button `focusKey` shown busy. */
-    async function rowWork(focusKey, fn) {
-      pending.add(focusKey);
-      redraw();
-      try {
-        return await fn();
-      } finally {
-        pending.delete(focusKey);
-        redraw();
-      }
-    }
+    const actions = rowActions(() => redraw(), (u) => u.username, (u) => u.username);
+    const actionButton = actions.button;
+    const rowWork = actions.work;
 
     function renderActions(u) {
       const self = u.username === me;
