@@ -8,7 +8,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { request as playwrightRequest } from 'playwright-core';
-import { launchBrowser, newPage, screenshot, sourceDir, startAppliance } from './lib/appliance.mjs';
+import { launchBrowser, screenshot, sourceDir, startAppliance, withPage as pageSession } from './lib/appliance.mjs';
 
 const WRONG_CREDENTIALS = 'Wrong user name or password.';
 const BRIDGE = 'lab-bridge';
@@ -56,17 +56,7 @@ describe('admin pages', { timeout: 240_000 }, () => {
     return { status: response.status(), body: text ? JSON.parse(text) : null };
   }
 
-  /** Runs `body` with a fresh page (own cookies), then screenshots it and closes it whatever happened. */
-  async function withPage(name, body) {
-    const { context, page, problems } = await newPage(browser);
-    try {
-      await body(page, context);
-      assert.deepEqual(problems, [], 'no script errors and no Content-Security-Policy violations');
-    } finally {
-      await screenshot(page, name);
-      await context.close();
-    }
-  }
+  const withPage = (name, body, options) => pageSession(browser, name, body, options);
 
   const mainNav = (page) => page.getByRole('navigation', { name: 'Main' });
   const pageHeading = (page, name) => page.getByRole('heading', { name, level: 1 });

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
-import { launchBrowser, newPage, screenshot, startAppliance } from './lib/appliance.mjs';
+import { launchBrowser, screenshot, startAppliance, withPage as pageSession } from './lib/appliance.mjs';
 import { JanusParticipant, apiClient, eventually, startBridge } from './lib/janus.mjs';
 
 const VCRMD_SETTINGS = [
@@ -44,21 +44,7 @@ describe('conferences in the web UI', { timeout: 300_000 }, () => {
     await appliance?.stop();
   });
 
-  /**
-   * Runs `body` with a fresh page (own cookies) at `width` px, then screenshots it as `name` and
-   * closes it whatever happened. No script error or CSP violation may happen on the page.
-   */
-  async function withPage(name, body, { width = 768 } = {}) {
-    const { context, page, problems } = await newPage(browser);
-    if (width !== 768) await page.setViewportSize({ width, height: 900 });
-    try {
-      await body(page);
-      assert.deepEqual(problems, [], 'no script errors and no Content-Security-Policy violations');
-    } finally {
-      await screenshot(page, name);
-      await context.close();
-    }
-  }
+  const withPage = (name, body, options) => pageSession(browser, name, body, options);
 
   async function signIn(page, username = 'admin', password = appliance.password) {
     await page.goto(appliance.url);

@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { launchBrowser, newPage, screenshot, startAppliance } from './lib/appliance.mjs';
+import { launchBrowser, startAppliance, withPage as pageSession } from './lib/appliance.mjs';
 
 const WRONG_CREDENTIALS = 'Wrong user name or password.';
 
@@ -21,17 +21,7 @@ describe('login page', { timeout: 300_000 }, () => {
     await appliance?.stop();
   });
 
-  /** Runs `body` with a fresh page (own cookies), then screenshots it and closes it whatever happened. */
-  async function withPage(name, body) {
-    const { context, page, problems } = await newPage(browser);
-    try {
-      await body(page);
-      assert.deepEqual(problems, [], 'no script errors and no Content-Security-Policy violations');
-    } finally {
-      await screenshot(page, name);
-      await context.close();
-    }
-  }
+  const withPage = (name, body, options) => pageSession(browser, name, body, options);
 
   const signInHeading = (page) => page.getByRole('heading', { name: 'Sign in to vcrm' });
   const dashboardHeading = (page) => page.getByRole('heading', { name: 'Dashboard' });

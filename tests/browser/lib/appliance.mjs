@@ -1,6 +1,7 @@
 // Test support for the browser tests: a real vcrmd in a fresh temporary root, and Debian's
 // Chromium driven by playwright-core (which never downloads a browser of its own).
 
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, open, readFile, readdir, rm } from 'node:fs/promises';
@@ -253,5 +254,21 @@ export async function screenshot(page, name) {
     await page.screenshot({ path: path.join(screenshotDir, `${name}.png`), fullPage: true });
   } catch (error) {
     console.error(`screenshot ${name} failed: ${error.message}`);
+  }
+}
+
+/**
+ * Runs `body(page, context)` on a fresh page (own cookies) at `width` px, then screenshots it as
+ * `name` and closes it whatever happened. No script error or CSP violation may happen on it.
+ */
+export async function withPage(browser, name, body, { width = 768 } = {}) {
+  const { context, page, problems } = await newPage(browser);
+  if (width !== 768) await page.setViewportSize({ width, height: 900 });
+  try {
+    await body(page, context);
+    assert.deepEqual(problems, [], 'no script errors and no Content-Security-Policy violations');
+  } finally {
+    await screenshot(page, name);
+    await context.close();
   }
 }
