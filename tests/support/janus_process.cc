@@ -1,5 +1,7 @@
 #include "janus_process.h"
 
+#include "child.h"
+
 #include <Poco/JSON/Parser.h>
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
@@ -78,16 +80,6 @@ void spew(const fs::path& p, const std::string& text) {
   std::ofstream out(p, std::ios::trunc);
   out << text;
   if (!out) throw std::runtime_error("cannot write " + p.string());
-}
-
-bool waitExit(pid_t pid, std::chrono::milliseconds timeout, int* status) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    const pid_t r = waitpid(pid, status, WNOHANG);
-    if (r == pid || (r < 0 && errno == ECHILD)) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return false;
 }
 
 std::string randomTransaction() {
@@ -288,35 +280,13 @@ void JanusProcess::start() {
   }
   const fs::path cfg = dir_.path() / "janus.jcfg";
   const fs::path out = dir_.path() / "janus.out";
-  std::vector<std::string> args{kJanusBinary, "-C", cfg.string(), "-F", dir_.path().string()};
-  std::vector<char*> argv;
-  argv.reserve(args.size() + 1);
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  const pid_t parent = getpid();
-  const std::string netnsPath = options_.netns.empty() ? "" : "/var/run/netns/" + options_.netns;
-
-  const pid_t pid = fork();
-  if (pid < 0) throw std::runtime_error("fork failed");
-  if (pid == 0) {
-    // Janus must not outlive a test binary that crashes.
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (getppid() != parent) _exit(1);
-    const int fd = open(out.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
-    if (fd >= 0) {
-      dup2(fd, STDOUT_FILENO);
-      dup2(fd, STDERR_FILENO);
-    }
-    if (!netnsPath.empty()) {
-      const int ns = open(netnsPath.c_str(), O_RDONLY | O_CLOEXEC);
-      if (ns < 0 || setns(ns, CLONE_NEWNET) != 0) _exit(125);
-    }
-    // No listening socket of the test may leak into Janus.
-    close_range(3, ~0U, 0);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
-  pid_ = pid;
+  SpawnOptions spawn;
+  spawn.log = out;
+  spawn.appendLog = true;
+  spawn.dieWithParent = true;      // Janus must not outlive a test binary that crashes
+  spawn.closeInheritedFds = true;  // no listening socket of the test may leak into Janus
+  spawn.netns = options_.netns;
+  pid_ = spawnLogged({kJanusBinary, "-C", cfg.string(), "-F", dir_.path().string()}, spawn);
 
   const auto deadline = std::chrono::steady_clock::now() + options_.readyTimeout;
   while (std::chrono::steady_clock::now() < deadline) {
