@@ -976,6 +976,15 @@ void ConferenceService::launch(std::int64_t id) {
 
 void ConferenceService::finish(std::int64_t id, const std::string& state, const std::string& cause,
                                const std::string& legReason, bool destroyRoom) {
+  if (destroyRoom) {
+    // Whoever is in the room now but was never seen (a join that raced a restart, a lost event)
+    // still gets a leg before the legs are closed: the CDRs lose nobody.
+    try {
+      reconcile(id, false);
+    } catch (const std::exception& e) {
+      log_.warn(kComponent, "RECONCILE_FAILED", e.what(), std::to_string(id));
+    }
+  }
   auto c = pool_.acquire();
   std::optional<std::tuple<std::int64_t, std::string, std::int64_t>> room;  // room, secret, bridge
   {
@@ -1015,7 +1024,7 @@ void ConferenceService::finish(std::int64_t id, const std::string& state, const 
   publishConference(id);
 }
 
-void ConferenceService::reconcile(std::int64_t id) {
+void ConferenceService::reconcile(std::int64_t id, bool recreateMissing) {
   auto c = pool_.acquire();
   auto r = c->exec(
       "SELECT room, room_secret, bridge_id, pin, ports, name, state FROM conferences "
@@ -1030,6 +1039,7 @@ void ConferenceService::reconcile(std::int64_t id) {
     present = driver->listParticipants(room);
   } catch (const janus::BridgeError& e) {
     if (e.cause() != "plugin") throw;
+    if (!recreateMissing) return;
     // The room vanished (the bridge restarted, or someone destroyed it): make it again.
     janus::RoomSpec spec{room, r.text(0, 5), r.text(0, 1), r.optText(0, 3), static_cast<int>(r.int64(0, 4))};
     driver->createRoom(spec);
@@ -1134,6 +1144,8 @@ void ConferenceService::resume() {
       log_.info(kComponent, created ? "ROOM_RECREATED" : "REATTACHED",
                 created ? "room was gone after the restart and was created again" : "live room re-attached",
                 std::to_string(id));
+      // Joins and leaves while vcrmd was down are picked up now, not at the next reconcile pass.
+      if (!created) reconcile(id);
     } catch (const std::exception& e) {
       log_.warn(kComponent, "RESUME_BRIDGE_FAILED", e.what(), std::to_string(id));
     }

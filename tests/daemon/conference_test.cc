@@ -524,6 +524,24 @@ TEST_F(ConferenceTest, AnEndMissedWhileVcrmdWasDownIsCarriedOutAtStart) {
   EXPECT_EQ(legs->getObject(0)->getValue<std::string>("display_name"), "Alice");
 }
 
+TEST_F(ConferenceTest, SomeoneWhoJoinedWhileVcrmdWasDownIsSeenRightAfterStart) {
+  addBridge("j1", 20);
+  const auto id = startNow(2);
+  const auto room = conference(id)->getValue<std::int64_t>("room");
+  ASSERT_EQ(app_->stop(), 0);
+  JanusParticipant alice(janus_[0]->httpUrl(), room, "Alice", "1234");
+  app_->start();
+  admin_ = std::make_unique<HttpsClient>(app_->client());
+  ASSERT_EQ(admin_->loginBearer("admin", app_->adminPassword()).status, 200);
+  ASSERT_TRUE(eventually([&] { return participantCount(id) == 1; }, std::chrono::seconds(2)));
+  EXPECT_EQ(state(id), "active");
+  ASSERT_EQ(admin_->postJson("/api/v1/conferences/" + std::to_string(id) + "/terminate", "").status, 200);
+  auto legs = admin_->get("/api/v1/cdrs/participants").json()->getArray("legs");
+  ASSERT_EQ(legs->size(), 1u);
+  EXPECT_EQ(legs->getObject(0)->getValue<std::string>("display_name"), "Alice");
+  EXPECT_EQ(legs->getObject(0)->getValue<std::string>("end_reason"), "terminated by user");
+}
+
 struct SseEvent {
   std::string type;
   std::string data;

@@ -84,7 +84,9 @@ class ConferenceService {
   void launch(std::int64_t id);
   void finish(std::int64_t id, const std::string& state, const std::string& cause,
               const std::string& legReason, bool destroyRoom);
-  void reconcile(std::int64_t id);
+  // Brings the recorded participants in line with the bridge. A missing room is made again only
+  // when `recreateMissing` (not when the conference is about to end).
+  void reconcile(std::int64_t id, bool recreateMissing = true);
   void relocateOrFail(std::int64_t bridgeId);
   void publishConference(std::int64_t id);
   void publishParticipant(std::int64_t conferenceId, std::int64_t participant, const std::string& action,
