@@ -98,6 +98,16 @@ void Connection::execScript(const std::string& script) {
 
 bool Connection::ok() const { return c_ && PQstatus(c_.get()) == CONNECTION_OK; }
 
+bool Connection::alive() {
+  if (!ok()) return false;
+  if (PQtransactionStatus(c_.get()) != PQTRANS_IDLE) return true;
+  // The first read may take the server's last words (a FATAL notice); the second meets the EOF.
+  for (int i = 0; i < 2 && ok(); ++i) {
+    if (!PQconsumeInput(c_.get())) break;
+  }
+  return ok();
+}
+
 bool Connection::reset() {
   PQreset(c_.get());
   return ok();
@@ -151,7 +161,7 @@ Pool::Lease Pool::acquire(std::chrono::milliseconds timeout) {
     if (!st->idle.empty()) {
       auto c = std::move(st->idle.back());
       st->idle.pop_back();
-      if (c->ok() || c->reset()) return Lease(this, std::move(c));
+      if (c->alive() || c->reset()) return Lease(this, std::move(c));
       --st->outstanding;  // dead connection: drop it and make a new one below
     }
     ++st->outstanding;

@@ -14,6 +14,7 @@
 
 #include "temp_dir.h"
 #include "vcrm/common/error.h"
+#include "vcrm/common/files.h"
 #include "vcrm/common/log.h"
 #include "vcrm/common/pg_cluster.h"
 
@@ -350,17 +351,23 @@ TEST_F(DbTest, PoolRecoversAfterTheServerDropsAConnection) {
   }
   Connection admin(dsn());
   ASSERT_TRUE(admin.exec("SELECT pg_terminate_backend($1::int)", {pid}).boolean(0, 0));
-  // The pool may notice only when the dead connection is used; by the next lease it must
-  // have replaced it.
-  for (int attempt = 0; attempt < 2; ++attempt) {
+  // pg_terminate_backend only signals; wait until the backend process has exited (gone, or a
+  // zombie), which is when its socket is closed.
+  const auto exited = [&] {
+    std::string status;
     try {
-      auto lease = pool.acquire();
-      EXPECT_EQ(lease->exec("SELECT 6").int64(0, 0), 6);
-      return;
-    } catch (const DbError&) {
-      ASSERT_EQ(attempt, 0) << "the pool kept handing out a dead connection";
+      status = vcrm::files::readFile("/proc/" + pid + "/status");
+    } catch (const vcrm::IoError&) {
+      return true;
     }
-  }
+    return status.find("State:\tZ") != std::string::npos;
+  };
+  for (int i = 0; i < 500 && !exited(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  ASSERT_TRUE(exited()) << "backend " << pid << " never exited";
+  // The very next lease is a working connection: the pool noticed the closed socket itself.
+  auto lease = pool.acquire();
+  EXPECT_EQ(lease->exec("SELECT 6").int64(0, 0), 6);
+  EXPECT_NE(lease->exec("SELECT pg_backend_pid()::text").text(0, 0), pid);
 }
 
 TEST_F(DbTest, PoolUnderConcurrentUse) {

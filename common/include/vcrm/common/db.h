@@ -90,6 +90,10 @@ class Connection {
   // Runs a multi-statement script as-is (migrations only: the text comes from our own files).
   void execScript(const std::string& script);
   bool ok() const;
+  // Like ok(), but first reads whatever the server sent an idle connection: a server that
+  // restarted or ended this backend has closed the socket, and only a read tells. Never blocks
+  // (libpq sockets are non-blocking).
+  bool alive();
   // Resets a broken connection; returns false if the server is still unreachable.
   bool reset();
   PGconn* raw() { return c_.get(); }
