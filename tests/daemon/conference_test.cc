@@ -163,6 +163,31 @@ TEST_F(ConferenceTest, AParticipantShowsInTheMonitorWithinTwoSecondsAndCanBeMute
   EXPECT_EQ(admin_->postJson(base + "/drop", "").status, 404) << "already gone";
 }
 
+TEST_F(ConferenceTest, MuteThroughTheApiReachesAPublishersAudioOnTheBridge) {
+  addBridge("j1", 20);
+  const auto id = startNow(4);
+  const auto room = conference(id)->getValue<std::int64_t>("room");
+  JanusParticipant alice(janus_[0]->httpUrl(), room, "Alice", "1234");
+  alice.publishWithoutMedia(true);
+  ASSERT_TRUE(eventually([&] { return participantCount(id) == 1; }, std::chrono::seconds(2)));
+  const std::string base = "/api/v1/conferences/" + std::to_string(id) + "/participants/" + std::to_string(alice.id());
+  const auto moderation = [&](const std::string& what) {
+    return alice.waitForEvent(
+        [&](const Poco::JSON::Object::Ptr& d) { return d->optValue<std::string>("moderation", "") == what; },
+        std::chrono::seconds(3));
+  };
+
+  ASSERT_EQ(admin_->postJson(base + "/mute", R"({"muted":true})").status, 204);
+  auto muted = moderation("muted");
+  ASSERT_TRUE(muted) << "Janus never muted the participant's audio";
+  EXPECT_EQ(muted->optValue<std::string>("mid", ""), "0");
+  EXPECT_TRUE(conference(id)->getArray("participants")->getObject(0)->getValue<bool>("muted"));
+
+  ASSERT_EQ(admin_->postJson(base + "/mute", R"({"muted":false})").status, 204);
+  ASSERT_TRUE(moderation("unmuted")) << "Janus never unmuted the participant's audio";
+  EXPECT_FALSE(conference(id)->getArray("participants")->getObject(0)->getValue<bool>("muted"));
+}
+
 TEST_F(ConferenceTest, TerminateDestroysTheRoomClosesEveryLegAndWritesAccurateCdrs) {
   addBridge("j1", 20);
   const auto id = startNow(4);

@@ -308,6 +308,51 @@ TEST_F(JanusDriverTest, MutingAPublisherWithoutMediaIsANoOpAndJanusHasNoStreamTo
   EXPECT_TRUE(d.destroyRoom(spec.room, spec.secret));
 }
 
+// A publisher that negotiated audio and video: mute moderates its audio stream (and only that),
+// Janus tells the participant, and unmute undoes it.
+TEST_F(JanusDriverTest, MutingAPublisherWithStreamsModeratesItsAudioAndUnmuteUndoesIt) {
+  Driver d(endpoint());
+  const auto spec = roomSpec(nextRoom());
+  ASSERT_TRUE(d.createRoom(spec));
+  JanusParticipant erin(janus_->httpUrl(), spec.room, "Erin");
+  const auto answer = erin.publishWithoutMedia(true);
+  EXPECT_NE(answer.find("m=audio"), std::string::npos) << answer;
+  EXPECT_NE(answer.find("m=video"), std::string::npos) << answer;
+
+  const auto moderation = [&](const std::string& what) {
+    return erin.waitForEvent(
+        [&](const Object::Ptr& data) { return data->optValue<std::string>("moderation", "") == what; }, 3s);
+  };
+  ASSERT_NO_THROW(d.mute(spec.room, spec.secret, erin.id(), true));
+  auto muted = moderation("muted");
+  ASSERT_TRUE(muted) << "Janus never told the participant it was muted";
+  EXPECT_EQ(muted->optValue<std::string>("mid", ""), "0") << "the audio stream, not the video";
+  EXPECT_EQ(muted->optValue<std::int64_t>("id", 0), erin.id());
+
+  ASSERT_NO_THROW(d.mute(spec.room, spec.secret, erin.id(), false));
+  // Janus sends its events in order: had the video been muted too, its "muted" would come
+  // before the "unmuted". (A long poll abandoned on a timeout would swallow the next event, so
+  // the test never waits for an event that should not come.)
+  std::vector<std::string> seen;
+  auto unmuted = erin.waitForEvent(
+      [&](const Object::Ptr& data) {
+        if (!data->has("moderation")) return false;
+        seen.push_back(data->getValue<std::string>("moderation") + " " + data->optValue<std::string>("mid", ""));
+        return data->getValue<std::string>("moderation") == "unmuted";
+      },
+      3s);
+  ASSERT_TRUE(unmuted) << "Janus never told the participant it was unmuted";
+  EXPECT_EQ(unmuted->optValue<std::string>("mid", ""), "0");
+  EXPECT_EQ(seen, std::vector<std::string>{"unmuted 0"}) << "only the audio stream is moderated";
+  EXPECT_TRUE(hasParticipant(d, spec.room, erin.id()));
+
+  // A second driver (a restarted vcrmd: no cached handles) finds the streams by scanning.
+  Driver fresh(endpoint());
+  ASSERT_NO_THROW(fresh.mute(spec.room, spec.secret, erin.id(), true));
+  EXPECT_TRUE(moderation("muted"));
+  EXPECT_TRUE(d.destroyRoom(spec.room, spec.secret));
+}
+
 // Janus 1.1 checks the publisher cap only when a PeerConnection comes up, so media-less joins
 // are never refused with "Maximum number of publishers (N) already reached": the test checks
 // the cap Janus now holds, and that joins without media still pass.

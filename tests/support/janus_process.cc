@@ -357,25 +357,7 @@ JanusParticipant::JanusParticipant(std::string httpUrl, std::int64_t room,
     body->set("room", room);
     body->set("display", display);
     if (pin) body->set("pin", *pin);
-    Object::Ptr message = new Object;
-    message->set("body", body);
-    const auto ack = send("message", message, true);
-    const auto transaction = ack->optValue<std::string>("transaction", "");
-
-    // The outcome of an asynchronous request comes as an event carrying its transaction.
-    Object::Ptr reply;
-    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-    while (!reply && std::chrono::steady_clock::now() < deadline) {
-      Object::Ptr event;
-      try {
-        const auto text = exchange("GET", url_ + "/" + std::to_string(session_) + "?maxev=1", "",
-                                   std::chrono::seconds(10));
-        event = parseObject(text, "Janus long poll");
-      } catch (const Poco::TimeoutException&) {
-        break;
-      }
-      if (event->optValue<std::string>("transaction", "") == transaction) reply = pluginData(event);
-    }
+    const auto reply = pluginData(ask(body, nullptr));
     if (!reply) throw std::runtime_error("no answer to join within 10 s");
     if (reply->has("error_code")) {
       throw std::runtime_error("join refused: " + reply->optValue<std::string>("error", "") + " (" +
@@ -393,6 +375,80 @@ JanusParticipant::JanusParticipant(std::string httpUrl, std::int64_t room,
     }
     throw;
   }
+}
+
+Object::Ptr JanusParticipant::ask(const Object::Ptr& body, const Object::Ptr& jsep) {
+  Object::Ptr message = new Object;
+  message->set("body", body);
+  if (jsep) message->set("jsep", jsep);
+  const auto ack = send("message", message, true);
+  const auto transaction = ack->optValue<std::string>("transaction", "");
+  // The outcome of an asynchronous request comes as an event carrying its transaction.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    Object::Ptr event;
+    try {
+      const auto text = exchange("GET", url_ + "/" + std::to_string(session_) + "?maxev=1", "",
+                                 std::chrono::seconds(10));
+      event = parseObject(text, "Janus long poll");
+    } catch (const Poco::TimeoutException&) {
+      break;
+    }
+    if (event->optValue<std::string>("transaction", "") == transaction) return event;
+  }
+  return nullptr;
+}
+
+std::string JanusParticipant::publishWithoutMedia(bool video) {
+  // A real offer as a browser would make it (ICE credentials, DTLS fingerprint, Opus and VP8),
+  // whose media never flows: Janus negotiates it and sets up the publisher's streams.
+  std::mt19937_64 rng(std::random_device{}());
+  const auto hex = [&rng](int bytes, bool colons) {
+    static const char* digits = "0123456789ABCDEF";
+    std::string out;
+    for (int i = 0; i < bytes; ++i) {
+      const auto b = static_cast<unsigned>(rng() & 0xff);
+      if (colons && i) out += ':';
+      out += digits[b >> 4];
+      out += digits[b & 15];
+    }
+    return out;
+  };
+  const std::string ufrag = hex(4, false);
+  const std::string pwd = hex(12, false);
+  const std::string fingerprint = hex(32, true);
+  std::string sdp =
+      "v=0\r\no=- " + std::to_string(rng() >> 2) + " 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n" +
+      "a=group:BUNDLE 0" + std::string(video ? " 1" : "") + "\r\na=msid-semantic: WMS vcrm\r\n";
+  const auto media = [&](const std::string& kind, const std::string& mid, const std::string& pt,
+                         const std::string& rtpmap, std::uint32_t ssrc) {
+    return "m=" + kind + " 9 UDP/TLS/RTP/SAVPF " + pt + "\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\n" +
+           "a=ice-ufrag:" + ufrag + "\r\na=ice-pwd:" + pwd + "\r\na=ice-options:trickle\r\n" +
+           "a=fingerprint:sha-256 " + fingerprint + "\r\na=setup:actpass\r\na=mid:" + mid +
+           "\r\na=sendonly\r\na=msid:vcrm " + kind + mid + "\r\na=rtcp-mux\r\na=rtpmap:" + pt + " " +
+           rtpmap + "\r\na=ssrc:" + std::to_string(ssrc) + " cname:vcrm\r\n";
+  };
+  sdp += media("audio", "0", "111", "opus/48000/2", 1111);
+  if (video) sdp += media("video", "1", "96", "VP8/90000", 2222);
+
+  Object::Ptr body = new Object;
+  body->set("request", "configure");
+  body->set("audio", true);
+  body->set("video", video);
+  Object::Ptr jsep = new Object;
+  jsep->set("type", "offer");
+  jsep->set("sdp", sdp);
+  const auto event = ask(body, jsep);
+  if (!event) throw std::runtime_error("no answer to configure within 10 s");
+  const auto data = pluginData(event);
+  if (!data || data->optValue<std::string>("configured", "") != "ok") {
+    throw std::runtime_error("configure refused: " + stringify(event));
+  }
+  const auto answer = event->getObject("jsep");
+  if (!answer || answer->optValue<std::string>("type", "") != "answer") {
+    throw std::runtime_error("configure came back without an SDP answer: " + stringify(event));
+  }
+  return answer->getValue<std::string>("sdp");
 }
 
 JanusParticipant::~JanusParticipant() {

@@ -98,10 +98,17 @@ class JanusParticipant {
       const std::function<bool(const Poco::JSON::Object::Ptr& data)>& pred,
       std::chrono::milliseconds timeout);
 
+  // Offers audio (mid "0") and, if asked, video (mid "1") as a publisher, with a real SDP whose
+  // media never flows; returns Janus's SDP answer. The publisher then has streams to moderate.
+  std::string publishWithoutMedia(bool video);
+
   // Sends "leave", detaches and destroys the session. Throws if Janus refuses.
   void leave();
 
  private:
+  // Sends a VideoRoom request (and an optional JSEP) and returns the event that answers it, or
+  // nullptr after 10 s.
+  Poco::JSON::Object::Ptr ask(const Poco::JSON::Object::Ptr& body, const Poco::JSON::Object::Ptr& jsep);
   Poco::JSON::Object::Ptr send(const std::string& janus, Poco::JSON::Object::Ptr extra,
                                bool toHandle);
   void keepalive();
