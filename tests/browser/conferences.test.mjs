@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
 import { launchBrowser, screenshot, startAppliance, withPage as pageSession } from './lib/appliance.mjs';
-import { JanusParticipant, apiClient, eventually, startBridge } from './lib/janus.mjs';
+import { JanusParticipant, apiClient, eventually, startBridge, stopEverything } from './lib/janus.mjs';
 
 const VCRMD_SETTINGS = [
   '--set', 'conference.prelaunch_seconds=2',
@@ -37,11 +37,7 @@ describe('conferences in the web UI', { timeout: 300_000 }, () => {
   });
 
   after(async () => {
-    for (const p of participants) await p.leave();
-    await browser?.close().catch((error) => console.error(`closing Chromium: ${error.message}`));
-    await api?.dispose().catch(() => {});
-    await janus?.stop().catch((error) => console.error(`stopping Janus: ${error.message}`));
-    await appliance?.stop();
+    await stopEverything({ participants, browser, api, janus, appliance });
   });
 
   const withPage = (name, body, options) => pageSession(browser, name, body, options);

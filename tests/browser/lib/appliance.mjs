@@ -216,12 +216,12 @@ export async function startAppliance({ extraArgs = [] } = {}) {
   };
 }
 
-/** Launches Debian's Chromium headless. Close it with browser.close(). */
-export function launchBrowser() {
+/** Launches Debian's Chromium headless, with `extraArgs` added. Close it with browser.close(). */
+export function launchBrowser({ extraArgs = [] } = {}) {
   return chromium.launch({
     executablePath: process.env.VCRM_CHROMIUM ?? '/usr/bin/chromium',
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: [...CHROMIUM_ARGS, ...extraArgs],
   });
 }
 

@@ -61,10 +61,11 @@ async function postJson(url, body, timeoutMs = 10_000) {
 
 /**
  * Starts Janus with its configuration in a fresh temporary folder.
- * Options: {adminSecret, events: {url, user, password}}. Returns {httpUrl, adminUrl, dir, stop(),
+ * Options: {adminSecret, events: {url, user, password}, ip (default 127.0.0.1), netns (a network
+ * namespace to run it in, through `ip netns exec`)}. Returns {httpUrl, adminUrl, dir, stop(),
  * videoRoom(request)}.
  */
-export async function startJanus({ adminSecret, events = null, httpPort, adminPort } = {}) {
+export async function startJanus({ adminSecret, events = null, httpPort, adminPort, ip = '127.0.0.1', netns = null } = {}) {
   if (!existsSync(JANUS)) throw new Error(`${JANUS} not found (install the janus package)`);
   const lib = janusLibDir();
   const dir = await mkdtemp('/tmp/vcrm-browser-janus-');
@@ -90,7 +91,7 @@ export async function startJanus({ adminSecret, events = null, httpPort, adminPo
     `  admin_secret = ${quoted(secret)}`,
     '  server_name = "vcrm-browser-test-janus"',
     '  session_timeout = 60',
-    '  interface = "127.0.0.1"',
+    `  interface = ${quoted(ip)}`,
     '}',
     'certificates: {\n}',
     `media: {\n  rtp_port_range = "${rtpBase}-${rtpBase + 99}"\n}`,
@@ -103,9 +104,9 @@ export async function startJanus({ adminSecret, events = null, httpPort, adminPo
   ].join('\n'));
   await writeFile(path.join(dir, 'janus.transport.http.jcfg'), [
     'general: {', '  json = "compact"', '  base_path = "/janus"', '  http = true', `  port = ${httpPort}`,
-    '  ip = "127.0.0.1"', '  https = false', '}',
+    `  ip = ${quoted(ip)}`, '  https = false', '}',
     'admin: {', '  admin_base_path = "/admin"', '  admin_http = true', `  admin_port = ${adminPort}`,
-    '  admin_ip = "127.0.0.1"', '  admin_https = false', '}',
+    `  admin_ip = ${quoted(ip)}`, '  admin_https = false', '}',
     'cors: {\n}', 'certificates: {\n}', '',
   ].join('\n'));
   // No static rooms: every room a test sees was created by vcrmd.
@@ -125,7 +126,10 @@ export async function startJanus({ adminSecret, events = null, httpPort, adminPo
   const fd = openSync(outPath, 'a');
   let child;
   try {
-    child = spawn(JANUS, ['-C', path.join(dir, 'janus.jcfg'), '-F', dir], { stdio: ['ignore', fd, fd] });
+    const argv = [JANUS, '-C', path.join(dir, 'janus.jcfg'), '-F', dir];
+    // `ip netns exec` enters the namespace and execs Janus in the same process.
+    if (netns) argv.unshift('/usr/sbin/ip', 'netns', 'exec', netns);
+    child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', fd, fd] });
   } finally {
     closeSync(fd);
   }
@@ -134,8 +138,8 @@ export async function startJanus({ adminSecret, events = null, httpPort, adminPo
   const killOnExit = () => { if (!exited()) child.kill('SIGKILL'); };
   process.once('exit', killOnExit);
 
-  const httpUrl = `http://127.0.0.1:${httpPort}/janus`;
-  const adminUrl = `http://127.0.0.1:${adminPort}/admin`;
+  const httpUrl = `http://${ip}:${httpPort}/janus`;
+  const adminUrl = `http://${ip}:${adminPort}/admin`;
 
   let stopped = false;
   async function stop() {
@@ -214,6 +218,9 @@ export class JanusParticipant {
     this.id = null;
     this.keepalive = null;
     this.left = false;
+    this.events = [];
+    this.polling = null;
+    this.stopPolling = new AbortController();
   }
 
   static async join(httpUrl, { room, display, pin }) {
@@ -231,22 +238,33 @@ export class JanusParticipant {
     return answer;
   }
 
-  /** Long-polls the session until `predicate(event)` holds; returns the event or null. */
+  /**
+   * The first event of this session for which `predicate(event)` holds, or null after
+   * `timeoutMs`. One long poll at a time feeds a buffer that every waiter reads, so waits may
+   * overlap, and a wait that times out never abandons a poll (Janus would hand the next event
+   * to the dead request). Events nobody has taken yet stay buffered (the newest 200).
+   */
   async waitForEvent(predicate, timeoutMs = 10_000) {
     const deadline = Date.now() + timeoutMs;
-    while (Date.now() < deadline) {
-      let event;
-      try {
-        const response = await fetch(`${this.url}/${this.session}?maxev=1`, {
-          signal: AbortSignal.timeout(Math.max(100, deadline - Date.now())),
-        });
-        event = await response.json();
-      } catch {
-        return null;
-      }
-      if (predicate(event)) return event;
+    for (;;) {
+      const index = this.events.findIndex(predicate);
+      if (index >= 0) return this.events.splice(index, 1)[0];
+      const left = deadline - Date.now();
+      if (left <= 0 || this.left) return null;
+      this.polling ??= this.#poll().finally(() => { this.polling = null; });
+      await Promise.race([this.polling, sleep(left)]);
     }
-    return null;
+  }
+
+  async #poll() {
+    try {
+      const response = await fetch(`${this.url}/${this.session}?maxev=1`, { signal: this.stopPolling.signal });
+      const event = await response.json();
+      if (event.janus !== 'keepalive') this.events.push(event);
+      if (this.events.length > 200) this.events.shift();
+    } catch {
+      await sleep(100); // Janus gone or the session ended: waiters time out
+    }
   }
 
   async #join(room, display, pin) {
@@ -266,9 +284,28 @@ export class JanusParticipant {
       this.id = data.id;
     } catch (error) {
       clearInterval(this.keepalive);
+      this.stopPolling.abort();
       await this.#send('destroy').catch(() => {});
       throw error;
     }
+  }
+
+  /**
+   * Sends `configure` with an SDP offer (a publisher's media) and returns Janus's SDP answer.
+   * Only positive waits: a long poll abandoned on a timeout would swallow the next event.
+   */
+  async publish(offerSdp) {
+    const ack = await this.#send('message', {
+      body: { request: 'configure', audio: true, video: true },
+      jsep: { type: 'offer', sdp: offerSdp },
+    }, true);
+    const event = await this.waitForEvent((e) => e.transaction === ack.transaction && e.janus === 'event');
+    const data = event?.plugindata?.data;
+    if (!data) throw new Error('no answer to configure within 10 s');
+    if (data.configured !== 'ok' || event.jsep?.type !== 'answer') {
+      throw new Error(`configure refused: ${JSON.stringify(event)}`);
+    }
+    return event.jsep.sdp;
   }
 
   /** Leaves the room and ends the Janus session; never throws (Janus may be gone). */
@@ -276,6 +313,7 @@ export class JanusParticipant {
     if (this.left) return;
     this.left = true;
     clearInterval(this.keepalive);
+    this.stopPolling.abort();
     await this.#send('message', { body: { request: 'leave' } }, true).catch(() => {});
     await this.#send('detach', {}, true).catch(() => {});
     await this.#send('destroy').catch(() => {});
@@ -336,17 +374,17 @@ export async function eventually(fn, what, timeoutMs = 10_000, stepMs = 100) {
 /**
  * Registers a bridge through the API, then starts a Janus whose event handler posts to vcrmd as
  * `GET /api/v1/bridges/{id}/janus-config` says, and waits until vcrmd sees it up.
- * Returns {bridge, janus}.
+ * `ip` and `netns` place the Janus on another host (see startJanus). Returns {bridge, janus}.
  */
-export async function startBridge(api, { name = 'test-janus', capacity = 20 } = {}) {
+export async function startBridge(api, { name = 'test-janus', capacity = 20, ip = '127.0.0.1', netns = null } = {}) {
   const httpPort = await freePort();
   let adminPort;
   do adminPort = await freePort(); while (adminPort === httpPort);
   const adminSecret = randomBytes(12).toString('hex');
   const created = await api.post('/bridges', {
     name,
-    url: `http://127.0.0.1:${httpPort}/janus`,
-    admin_url: `http://127.0.0.1:${adminPort}/admin`,
+    url: `http://${ip}:${httpPort}/janus`,
+    admin_url: `http://${ip}:${adminPort}/admin`,
     admin_secret: adminSecret,
     capacity_ports: capacity,
   });
@@ -363,6 +401,8 @@ export async function startBridge(api, { name = 'test-janus', capacity = 20 } = 
     adminSecret,
     httpPort,
     adminPort,
+    ip,
+    netns,
     events: { url: pick('backend'), user: pick('backend_user'), password: pick('backend_pwd') },
   });
   try {
@@ -373,4 +413,16 @@ export async function startBridge(api, { name = 'test-janus', capacity = 20 } = 
     throw error;
   }
   return { bridge, janus };
+}
+
+/**
+ * Ends a test file's world in the safe order, whatever state `before` left it in: participants
+ * leave, Chromium closes, the API client goes, Janus stops, then vcrmd. Never throws.
+ */
+export async function stopEverything({ participants = [], browser, api, janus, appliance }) {
+  for (const p of participants) await p.leave();
+  await browser?.close().catch((error) => console.error(`closing Chromium: ${error.message}`));
+  await api?.dispose().catch(() => {});
+  await janus?.stop().catch((error) => console.error(`stopping Janus: ${error.message}`));
+  await appliance?.stop().catch((error) => console.error(`stopping vcrmd: ${error.message}`));
 }
