@@ -27,6 +27,15 @@ http::Response csv(const std::string& filename, std::function<void(std::ostream&
   return r;
 }
 
+// ?series=true applies to the rest of the series; anything but true, false or nothing is refused
+// rather than read as "just this one".
+bool seriesScope(const RequestContext& ctx) {
+  const auto v = ctx.request.queryParam("series");
+  if (!v || *v == "false") return false;
+  if (*v == "true") return true;
+  throw InvalidInput("series must be true or false, not \"" + v->substr(0, 40) + "\"", "invalid_field");
+}
+
 bool wantsCsv(const RequestContext& ctx) {
   return ctx.request.queryParam("format").value_or("") == "csv";
 }
@@ -137,12 +146,16 @@ void Api::buildConferenceRoutes() {
   routes_.push_back({"PATCH", "/api/v1/conferences/{id}", A::Roles, admin, "conference.update",
                      [this](RequestContext& ctx) {
     ctx.auditTarget = ctx.param("id");
-    return http::Response::json(200, s_.conferences.update(idParam(ctx, "id", "conference"), ctx.body()));
+    const auto id = idParam(ctx, "id", "conference");
+    if (seriesScope(ctx)) {
+      return http::Response::json(200, s_.conferences.updateSeries(id, ctx.body()));
+    }
+    return http::Response::json(200, s_.conferences.update(id, ctx.body()));
   }});
   routes_.push_back({"DELETE", "/api/v1/conferences/{id}", A::Roles, admin, "conference.cancel",
                      [this](RequestContext& ctx) {
     ctx.auditTarget = ctx.param("id");
-    const bool series = ctx.request.queryParam("series").value_or("") == "true";
+    const bool series = seriesScope(ctx);
     return http::Response::json(200, s_.conferences.cancel(idParam(ctx, "id", "conference"), series));
   }});
   routes_.push_back({"POST", "/api/v1/conferences/{id}/terminate", A::Roles, admin, "conference.terminate",

@@ -578,8 +578,71 @@ json::ObjectPtr ConferenceService::dashboard() {
 // ---------------------------------------------------------------------------------------------
 // Changes by users
 
-json::ObjectPtr ConferenceService::update(std::int64_t id, const json::ObjectPtr& body) {
+namespace {
+
+// The fields of a PATCH, checked for form before anything is read or locked.
+struct BookingChanges {
+  std::optional<std::string> name;
+  std::optional<std::string> start;
+  std::optional<std::string> end;
+  std::optional<std::int64_t> duration;
+  std::optional<std::int64_t> ports;
+  std::optional<std::string> pin;
+  std::optional<bool> autoEnd;
+};
+
+BookingChanges bookingChanges(const json::ObjectPtr& body) {
   json::onlyKeys(body, {"name", "start", "end", "duration_minutes", "ports", "pin", "auto_end_when_empty"});
+  BookingChanges ch;
+  ch.name = json::optString(body, "name", 200);
+  if (ch.name && ch.name->empty()) throw InvalidInput("name must not be empty", "invalid_field");
+  ch.start = json::optString(body, "start", 64);
+  ch.end = json::optString(body, "end", 64);
+  ch.duration = json::optInt(body, "duration_minutes");
+  if (ch.end && ch.duration) throw InvalidInput("give either \"end\" or \"duration_minutes\"", "invalid_field");
+  if (ch.start) requireTime("start", *ch.start);
+  if (ch.end) requireTime("end", *ch.end);
+  if (ch.duration && (*ch.duration < 1 || *ch.duration > 7 * 24 * 60)) {
+    throw InvalidInput("duration_minutes must be from 1 to 10080 (7 days)", "invalid_field");
+  }
+  ch.ports = json::optInt(body, "ports");
+  if (ch.ports && (*ch.ports < 1 || *ch.ports > 100000)) throw InvalidInput("ports must be from 1 to 100000");
+  ch.pin = json::optString(body, "pin", 12);
+  if (ch.pin && !std::regex_match(*ch.pin, std::regex("^[0-9]{4,12}$"))) {
+    throw InvalidInput("pin must be 4 to 12 digits");
+  }
+  ch.autoEnd = json::optBool(body, "auto_end_when_empty");
+  return ch;
+}
+
+// The booking's new start and end after `ch`, from its current ones, checked: the end after the
+// start, at most 7 days, a new start not in the past (a live one keeps its start), the end ahead.
+std::pair<std::string, std::string> changedWindow(db::Transaction& tx, const BookingChanges& ch,
+                                                  const std::string& curStart, const std::string& curEnd,
+                                                  bool live) {
+  auto t = tx.exec(
+      "SELECT rfc3339(s), rfc3339(coalesce($2::timestamptz, "
+      "  CASE WHEN $3::int IS NULL THEN s + ($5::timestamptz - $4::timestamptz) "
+      "       ELSE s + make_interval(mins => $3::int) END)) "
+      "FROM (SELECT coalesce($1::timestamptz, $4::timestamptz) AS s) x",
+      {ch.start, ch.end, ch.duration, curStart, curEnd});
+  std::string start = t.text(0, 0);
+  std::string end = t.text(0, 1);
+  auto chk = tx.exec(
+      "SELECT $2::timestamptz > $1::timestamptz, $2::timestamptz - $1::timestamptz <= interval '7 days', "
+      "  $1::timestamptz >= now() - interval '5 minutes' OR $3, $2::timestamptz > now()",
+      {start, end, live});
+  if (!chk.boolean(0, 0)) throw InvalidInput("the end must be after the start", "invalid_time");
+  if (!chk.boolean(0, 1)) throw InvalidInput("a conference can last at most 7 days", "invalid_time");
+  if (!chk.boolean(0, 2)) throw Unprocessable("the new start is in the past", "start_in_past");
+  if (!chk.boolean(0, 3)) throw Unprocessable("the new end is in the past", "end_in_past");
+  return {std::move(start), std::move(end)};
+}
+
+}  // namespace
+
+json::ObjectPtr ConferenceService::update(std::int64_t id, const json::ObjectPtr& body) {
+  const auto ch = bookingChanges(body);
   auto c = pool_.acquire();
   std::optional<std::pair<std::int64_t, int>> liveResize;  // room, publishers
   std::string secret;
@@ -596,38 +659,12 @@ json::ObjectPtr ConferenceService::update(std::int64_t id, const json::ObjectPtr
     if (state != "scheduled" && !live) {
       throw Unprocessable("the conference is " + state + " and can no longer change", "not_changeable");
     }
-    if (live && (body->has("start") || body->has("pin"))) {
+    if (live && (ch.start || ch.pin)) {
       throw Unprocessable("the start and the PIN cannot change once the room exists on the bridge", "not_changeable");
     }
-    const auto startText = json::optString(body, "start", 64);
-    const auto endText = json::optString(body, "end", 64);
-    const auto duration = json::optInt(body, "duration_minutes");
-    if (endText && duration) throw InvalidInput("give either \"end\" or \"duration_minutes\"", "invalid_field");
-    if (startText) requireTime("start", *startText);
-    if (endText) requireTime("end", *endText);
-    if (duration && (*duration < 1 || *duration > 7 * 24 * 60)) {
-      throw InvalidInput("duration_minutes must be from 1 to 10080 (7 days)", "invalid_field");
-    }
-    const auto portsOpt = json::optInt(body, "ports");
-    if (portsOpt && (*portsOpt < 1 || *portsOpt > 100000)) throw InvalidInput("ports must be from 1 to 100000");
-    const auto pin = json::optString(body, "pin", 12);
-    if (pin && !std::regex_match(*pin, std::regex("^[0-9]{4,12}$"))) throw InvalidInput("pin must be 4 to 12 digits");
-    auto t = tx.exec(
-        "SELECT rfc3339(s), rfc3339(coalesce($2::timestamptz, "
-        "  CASE WHEN $3::int IS NULL THEN s + ($5::timestamptz - $4::timestamptz) "
-        "       ELSE s + make_interval(mins => $3::int) END)) "
-        "FROM (SELECT coalesce($1::timestamptz, $4::timestamptz) AS s) x",
-        {startText, endText, duration, cur.text(0, 1), cur.text(0, 2)});
-    const std::string start = t.text(0, 0);
-    const std::string end = t.text(0, 1);
-    auto chk = tx.exec(
-        "SELECT $2::timestamptz > $1::timestamptz, $2::timestamptz - $1::timestamptz <= interval '7 days', "
-        "  $1::timestamptz >= now() - interval '5 minutes' OR $3, $2::timestamptz > now()",
-        {start, end, live});
-    if (!chk.boolean(0, 0)) throw InvalidInput("the end must be after the start", "invalid_time");
-    if (!chk.boolean(0, 1)) throw InvalidInput("a conference can last at most 7 days", "invalid_time");
-    if (!chk.boolean(0, 2)) throw Unprocessable("the new start is in the past", "start_in_past");
-    if (!chk.boolean(0, 3)) throw Unprocessable("the new end is in the past", "end_in_past");
+    const auto& portsOpt = ch.ports;
+    const auto& pin = ch.pin;
+    const auto [start, end] = changedWindow(tx, ch, cur.text(0, 1), cur.text(0, 2), live);
     const int ports = portsOpt ? static_cast<int>(*portsOpt) : static_cast<int>(cur.int64(0, 3));
     const std::optional<std::int64_t> current =
         cur.isNull(0, 4) ? std::nullopt : std::optional<std::int64_t>(cur.int64(0, 4));
@@ -649,8 +686,7 @@ json::ObjectPtr ConferenceService::update(std::int64_t id, const json::ObjectPtr
         "UPDATE conferences SET name = coalesce($2, name), starts_at = $3::timestamptz, ends_at = $4::timestamptz, "
         "  ports = $5, pin = coalesce($6, pin), bridge_id = $7, "
         "  auto_end_when_empty = coalesce($8, auto_end_when_empty), updated_at = now() WHERE id = $1",
-        {id, json::optString(body, "name", 200), start, end, ports, pin, placement->bridgeId,
-         json::optBool(body, "auto_end_when_empty")});
+        {id, ch.name, start, end, ports, pin, placement->bridgeId, ch.autoEnd});
     tx.commit();
     if (live && ports != static_cast<int>(cur.int64(0, 3))) {
       liveResize = std::make_pair(cur.int64(0, 7), ports);
@@ -669,6 +705,82 @@ json::ObjectPtr ConferenceService::update(std::int64_t id, const json::ObjectPtr
   *wake_.lock() = true;
   wakeCv_.notify_all();
   return conferenceJson(*c, id, true);
+}
+
+json::ObjectPtr ConferenceService::updateSeries(std::int64_t id, const json::ObjectPtr& body) {
+  const auto ch = bookingChanges(body);
+  auto c = pool_.acquire();
+  std::vector<std::int64_t> changed;
+  {
+    db::Transaction tx(*c);
+    auto cur = tx.exec(
+        "SELECT series_id, state, rfc3339(starts_at), rfc3339(ends_at), time_zone FROM conferences "
+        "WHERE id = $1 FOR UPDATE",
+        {id});
+    if (cur.empty()) throw NotFound("no conference with id " + std::to_string(id), "conference_not_found");
+    if (cur.isNull(0, 0)) {
+      throw Unprocessable("conference " + std::to_string(id) + " is not part of a series", "not_a_series");
+    }
+    if (cur.text(0, 1) != "scheduled") {
+      throw Unprocessable("this occurrence is " + cur.text(0, 1) +
+                              "; edit the series from an occurrence that has not begun (change a running one on "
+                              "its own)",
+                          "not_changeable");
+    }
+    // This occurrence's new times, as a single edit would compute them.
+    const auto [start, end] = changedWindow(tx, ch, cur.text(0, 2), cur.text(0, 3), false);
+
+    // Every later occurrence that has not begun moves by the same wall-clock shift in its own
+    // time zone (so 09:00 stays 09:00 across a daylight-saving change) and takes the new length
+    // if one was given, else keeps its own.
+    const bool newLength = ch.end || ch.duration;
+    auto occ = tx.exec(
+        "SELECT o.id, rfc3339(ns), rfc3339(CASE WHEN $5 THEN ns + ($4::timestamptz - $3::timestamptz) "
+        "                                 ELSE ns + (o.ends_at - o.starts_at) END), "
+        "  o.ports, o.bridge_id, o.requested_bridge_id, o.pool, rfc3339(o.starts_at) "
+        "FROM conferences o, "
+        "  LATERAL (SELECT ((o.starts_at AT TIME ZONE o.time_zone) + "
+        "      (($3::timestamptz AT TIME ZONE $6) - ($2::timestamptz AT TIME ZONE $6))) AT TIME ZONE o.time_zone AS ns) x "
+        "WHERE o.series_id = $1 AND o.state = 'scheduled' AND o.starts_at >= $2::timestamptz "
+        "ORDER BY o.starts_at FOR UPDATE OF o",
+        {cur.int64(0, 0), cur.text(0, 2), start, end, newLength, cur.text(0, 4)});
+    for (int i = 0; i < occ.rows(); ++i) {
+      const std::int64_t oid = occ.int64(i, 0);
+      const std::string os = occ.text(i, 1);
+      const std::string oe = occ.text(i, 2);
+      const int ports = ch.ports ? static_cast<int>(*ch.ports) : static_cast<int>(occ.int64(i, 3));
+      const std::optional<std::int64_t> current =
+          occ.isNull(i, 4) ? std::nullopt : std::optional<std::int64_t>(occ.int64(i, 4));
+      std::string refusal;
+      auto placement = place(tx, os, oe, ports, current, std::nullopt, oid, std::nullopt, &refusal);
+      if (!placement && occ.isNull(i, 5)) {
+        std::string other;
+        placement = place(tx, os, oe, ports, std::nullopt, occ.optText(i, 6), oid, std::nullopt, &other);
+      }
+      if (!placement) {
+        throw Conflict("the series was not changed: the occurrence of " + occ.text(i, 7) + " (id " +
+                           std::to_string(oid) + ") cannot have " + std::to_string(ports) + " ports from " + os +
+                           " to " + oe + ": " + refusal,
+                       "no_capacity");
+      }
+      tx.exec(
+          "UPDATE conferences SET name = coalesce($2, name), starts_at = $3::timestamptz, ends_at = $4::timestamptz, "
+          "  ports = $5, pin = coalesce($6, pin), bridge_id = $7, "
+          "  auto_end_when_empty = coalesce($8, auto_end_when_empty), updated_at = now() WHERE id = $1",
+          {oid, ch.name, os, oe, ports, ch.pin, placement->bridgeId, ch.autoEnd});
+      changed.push_back(oid);
+    }
+    tx.commit();
+  }
+  for (auto oid : changed) publishConference(oid);
+  *wake_.lock() = true;
+  wakeCv_.notify_all();
+  json::ObjectPtr o = new json::Object;
+  json::ArrayPtr arr = new json::Array;
+  for (auto oid : changed) arr->add(oid);
+  o->set("changed", arr);
+  o->set("conference", conferenceJson(*c, id, false));
+  return o;
 }
 
 json::ObjectPtr ConferenceService::cancel(std::int64_t id, bool wholeSeries) {

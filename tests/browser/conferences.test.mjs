@@ -171,7 +171,25 @@ describe('conferences in the web UI', { timeout: 300_000 }, () => {
       const series = (await api.get('/conferences?limit=1000')).body.conferences.filter((c) => c.name === 'Team sync');
       assert.equal(series.length, 4);
       assert.ok(series.every((c) => c.series_id === series[0].series_id && c.series_id !== null));
-      await page.getByRole('button', { name: 'Week' }).click();
+
+      // Change the series from its second occurrence on: the first keeps its 2 ports.
+      series.sort((a, b) => Date.parse(a.start) - Date.parse(b.start));
+      await page.goto(`${appliance.url}conferences?edit=${series[1].id}`);
+      const editSeries = page.getByRole('form', { name: 'Edit conference "Team sync"' });
+      await editSeries.waitFor();
+      assert.equal(await editSeries.getByLabel('Apply the changes to').inputValue(), 'one', 'one occurrence unless asked');
+      await editSeries.getByLabel('Ports').fill('3');
+      await editSeries.getByLabel('Duration (minutes)').fill('30');
+      await editSeries.getByLabel('Apply the changes to').selectOption('series');
+      await editSeries.getByRole('button', { name: 'Save changes' }).click();
+      await page.getByRole('status').filter({ hasText: 'Saved 3 occurrences of "Team sync"' }).waitFor();
+      const reshaped = (await api.get('/conferences?limit=1000')).body.conferences
+        .filter((c) => c.name === 'Team sync').sort((a, b) => Date.parse(a.start) - Date.parse(b.start));
+      assert.deepEqual(reshaped.map((c) => c.ports), [2, 3, 3, 3]);
+      assert.deepEqual(reshaped.map((c) => (Date.parse(c.end) - Date.parse(c.start)) / 60_000), [60, 30, 30, 30]);
+      assert.deepEqual(reshaped.map((c) => c.start), series.map((c) => c.start), 'the dates stay');
+
+      await page.goto(`${appliance.url}conferences?view=week&date=${start.date}`);
       await page.getByRole('row', { name: /Team sync/ }).first().waitFor();
 
       // Cancel the rest of the series, confirming in the dialog.

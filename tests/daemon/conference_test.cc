@@ -344,6 +344,87 @@ TEST_F(ConferenceTest, ARecurringSeriesKeepsLocalTimeAndCanBeCancelledWholeOrInP
   EXPECT_EQ(tooBig.status, 409) << tooBig.body;
 }
 
+TEST_F(ConferenceTest, ASeriesIsEditedFromOneOccurrenceOnKeepingLocalTimeAndAllOrNothing) {
+  const auto bridgeId = addBridge("j1", 20);
+  auto r = book(R"("name":"Standup","start":"2031-03-24T09:00:00+01:00","duration_minutes":15,"ports":2,)"
+                R"("time_zone":"Europe/Berlin","recurrence":{"frequency":"weekly","weekdays":["MO","WE"],"count":4})");
+  ASSERT_EQ(r.status, 201) << r.body;
+  auto occ = r.json()->getArray("conferences");
+  ASSERT_EQ(occ->size(), 4u);
+  std::vector<std::int64_t> ids;
+  for (std::size_t i = 0; i < occ->size(); ++i) ids.push_back(occ->getObject(static_cast<unsigned>(i))->getValue<std::int64_t>("id"));
+  const auto path = [](std::int64_t id) { return "/api/v1/conferences/" + std::to_string(id); };
+  const auto snapshot = [&] {
+    std::string all;
+    for (auto id : ids) {
+      auto o = conference(id);
+      all += o->getValue<std::string>("name") + "|" + o->getValue<std::string>("start") + "|" +
+             o->getValue<std::string>("end") + "|" + std::to_string(o->getValue<int>("ports")) + "\n";
+    }
+    return all;
+  };
+
+  // From the second occurrence on: 10:30 local instead of 09:00, 45 minutes, 5 ports, a new name.
+  auto e = admin_->request("PATCH", path(ids[1]) + "?series=true",
+                           R"j({"start":"2031-03-26T10:30:00+01:00","duration_minutes":45,"ports":5,"name":"Standup (late)"})j");
+  ASSERT_EQ(e.status, 200) << e.body;
+  auto changed = e.json()->getArray("changed");
+  ASSERT_EQ(changed->size(), 3u);
+  EXPECT_EQ(changed->getElement<std::int64_t>(0), ids[1]);
+  EXPECT_EQ(changed->getElement<std::int64_t>(2), ids[3]);
+  auto first = conference(ids[0]);
+  EXPECT_EQ(first->getValue<std::string>("name"), "Standup") << "earlier occurrences are left alone";
+  EXPECT_EQ(first->getValue<std::string>("start"), "2031-03-24T08:00:00.000Z");
+  EXPECT_EQ(first->getValue<int>("ports"), 2);
+  // Before the daylight-saving change 10:30 in Berlin is 09:30 UTC, after it 08:30 UTC.
+  const std::vector<std::string> starts = {"2031-03-26T09:30:00.000Z", "2031-03-31T08:30:00.000Z",
+                                           "2031-04-02T08:30:00.000Z"};
+  const std::vector<std::string> ends = {"2031-03-26T10:15:00.000Z", "2031-03-31T09:15:00.000Z",
+                                         "2031-04-02T09:15:00.000Z"};
+  for (std::size_t i = 1; i < ids.size(); ++i) {
+    auto o = conference(ids[i]);
+    EXPECT_EQ(o->getValue<std::string>("start"), starts[i - 1]);
+    EXPECT_EQ(o->getValue<std::string>("end"), ends[i - 1]);
+    EXPECT_EQ(o->getValue<std::string>("start_local").substr(11), "10:30:00");
+    EXPECT_EQ(o->getValue<int>("ports"), 5);
+    EXPECT_EQ(o->getValue<std::string>("name"), "Standup (late)");
+  }
+
+  // Another booking leaves 6 ports free during the last occurrence: 8 ports for the series must
+  // be refused whole, naming that occurrence, and change nothing.
+  auto other = book(R"("name":"Board","start":"2031-04-02T10:00:00+02:00","duration_minutes":60,"ports":14,"bridge_id":)" +
+                    std::to_string(bridgeId));
+  ASSERT_EQ(other.status, 201) << other.body;
+  const auto before = snapshot();
+  auto tooBig = admin_->request("PATCH", path(ids[1]) + "?series=true", R"({"ports":8})");
+  EXPECT_EQ(tooBig.status, 409) << tooBig.body;
+  EXPECT_EQ(tooBig.errorCode(), "no_capacity");
+  EXPECT_NE(tooBig.body.find("id " + std::to_string(ids[3])), std::string::npos) << tooBig.body;
+  EXPECT_EQ(snapshot(), before);
+
+  // Bad requests get clear errors and change nothing either.
+  auto single = book(R"("name":"Once","start":")" + isoIn(std::chrono::hours(3)) + R"(","duration_minutes":10,"ports":1)");
+  ASSERT_EQ(single.status, 201) << single.body;
+  struct Case { std::string target; std::string body; int status; std::string code; } cases[] = {
+      {path(ids[1]) + "?series=maybe", R"({"ports":3})", 400, "invalid_field"},
+      {path(ids[1]) + "?series=true", R"({"ports":0})", 400, ""},
+      {path(ids[1]) + "?series=true", R"({"surprise":1})", 400, ""},
+      {path(ids[1]) + "?series=true", R"({"start":"2020-01-01T09:00:00Z"})", 422, "start_in_past"},
+      {path(ids[1]) + "?series=true", R"({"duration_minutes":30,"end":"2031-03-26T11:00:00+01:00"})", 400, "invalid_field"},
+      {path(ids[1]) + "?series=true", "[1,2]", 400, ""},
+      {path(single.json()->getValue<std::int64_t>("id")) + "?series=true", R"({"ports":3})", 422, "not_a_series"},
+      {path(999999) + "?series=true", R"({"ports":3})", 404, ""},
+  };
+  for (const auto& k : cases) {
+    auto res = admin_->request("PATCH", k.target, k.body);
+    EXPECT_EQ(res.status, k.status) << k.target << " " << k.body << " -> " << res.body;
+    if (!k.code.empty()) {
+      EXPECT_EQ(res.errorCode(), k.code) << res.body;
+    }
+  }
+  EXPECT_EQ(snapshot(), before);
+}
+
 TEST_F(ConferenceTest, BadBookingsGetClearErrorsAndChangeNothing) {
   addBridge("j1", 20);
   const std::string s = isoIn(std::chrono::hours(1));

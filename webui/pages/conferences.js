@@ -249,6 +249,12 @@ export default {
       }),
       count: field({ label: 'Number of occurrences', id: 'conf-count', type: 'number', min: 1, max: 1000, value: 10 }),
       until: field({ label: 'Last date', id: 'conf-until', type: 'date' }),
+      scope: field({
+        label: 'Apply the changes to', id: 'conf-scope', type: 'select',
+        options: [{ value: 'one', label: 'This occurrence only' }, { value: 'series', label: 'This and every later occurrence' }],
+        value: 'one',
+        hint: 'Later occurrences keep their own dates and move by the same local time.',
+      }),
     };
     const weekdayBoxes = WEEKDAYS.map(([code, label]) =>
       field({ label, id: `conf-wd-${code}`, type: 'checkbox', name: 'weekdays' }));
@@ -275,6 +281,7 @@ export default {
       el('div', { class: 'grid-3' }, f.date, f.time, f.duration),
       el('div', { class: 'grid-2' }, f.timeZone, f.bridge),
       el('div', { class: 'grid-2' }, f.pin, f.repeat),
+      f.scope,
       recurrenceSet,
       formError,
       el('div', { class: 'actions' }, submitButton, closeButton));
@@ -368,6 +375,9 @@ export default {
       f.timeZone.control.disabled = Boolean(conference);
       f.bridge.control.disabled = Boolean(conference);
       f.repeat.hidden = Boolean(conference);
+      // A series can be changed from an occurrence that has not begun.
+      f.scope.hidden = !(conference && conference.series_id && conference.state === 'scheduled');
+      f.scope.value = 'one';
       f.pin.control.disabled = Boolean(live);
       syncForm();
       f.date.control.disabled = Boolean(live);
@@ -481,9 +491,17 @@ export default {
               formError.show('Nothing has changed.');
               return;
             }
-            const updated = await api.patch(`/conferences/${editing.id}`, body);
-            pageStatus.show(`Saved "${updated.name}": ${formatDateTime(updated.start, viewerZone)} to ${formatTime(updated.end, viewerZone)}, ${updated.ports} ports.`);
-            anchor = localDate(viewerZone, Date.parse(updated.start));
+            if (!f.scope.hidden && f.scope.value === 'series') {
+              const answer = await api.patch(`/conferences/${editing.id}?series=true`, body);
+              const n = answer.changed.length;
+              const updated = answer.conference;
+              pageStatus.show(`Saved ${n} occurrence${n === 1 ? '' : 's'} of "${updated.name}", from ${formatDateTime(updated.start, viewerZone)} on.`);
+              anchor = localDate(viewerZone, Date.parse(updated.start));
+            } else {
+              const updated = await api.patch(`/conferences/${editing.id}`, body);
+              pageStatus.show(`Saved "${updated.name}": ${formatDateTime(updated.start, viewerZone)} to ${formatTime(updated.end, viewerZone)}, ${updated.ports} ports.`);
+              anchor = localDate(viewerZone, Date.parse(updated.start));
+            }
           } else {
             const answer = await api.post('/conferences', body);
             const booked = answer.conferences ?? [answer];

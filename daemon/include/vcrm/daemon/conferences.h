@@ -47,6 +47,10 @@ class ConferenceService {
   // last 24 hours.
   json::ObjectPtr dashboard();
   json::ObjectPtr update(std::int64_t id, const json::ObjectPtr& body);
+  // Applies the same change to occurrence `id` (not yet begun) and every later occurrence of its
+  // series that has not begun, in one transaction: all of them or, with a 409 naming the first
+  // that does not fit, none. A new start shifts each by the same local wall-clock amount.
+  json::ObjectPtr updateSeries(std::int64_t id, const json::ObjectPtr& body);
   json::ObjectPtr cancel(std::int64_t id, bool wholeSeries);
   json::ObjectPtr terminate(std::int64_t id, const std::string& by);
   json::ObjectPtr extend(std::int64_t id, int minutes);
