@@ -430,6 +430,10 @@ struct Occurrence {
   std::string utcStart, utcEnd;      // YYYYMMDDTHHMMSSZ
   std::string updated;               // YYYYMMDDTHHMMSSZ
   std::string display;               // YYYY-MM-DD HH:MM in the series' zone, for people
+  std::string name;
+  // Where the recurrence rule put it (its RECURRENCE-ID), in both forms as above.
+  std::string ruleLocalStart, ruleLocalEnd, ruleUtcStart, ruleUtcEnd;
+  bool moved() const { return localStart != ruleLocalStart || localEnd != ruleLocalEnd; }
 };
 
 std::string roomText(std::int64_t room, const std::optional<std::string>& pin) {
@@ -500,7 +504,8 @@ void CdrService::participantsCsv(const Query& q, std::ostream& out) {
 
 // No VTIMEZONE is included: a TZID naming an IANA zone is understood by mainstream calendars
 // (Google, Outlook, Apple, Thunderbird), and generating VTIMEZONE rules would duplicate the
-// tz database. Moved or renamed single occurrences are not written as RECURRENCE-ID overrides.
+// tz database. A series is one VEVENT with its RRULE, EXDATEs for cancelled occurrences, and an
+// override VEVENT (RECURRENCE-ID) for each occurrence moved or renamed since it was booked.
 std::string CdrService::icsForConference(db::Connection& c, std::int64_t conferenceId,
                                          const std::string& productVersion) {
   const auto conf = c.exec(
@@ -548,18 +553,24 @@ std::string CdrService::icsForConference(db::Connection& c, std::int64_t confere
         "  to_char(c.starts_at AT TIME ZONE 'UTC', 'YYYYMMDD\"T\"HH24MISS\"Z\"'), "
         "  to_char(c.ends_at AT TIME ZONE 'UTC', 'YYYYMMDD\"T\"HH24MISS\"Z\"'), "
         "  to_char(c.updated_at AT TIME ZONE 'UTC', 'YYYYMMDD\"T\"HH24MISS\"Z\"'), "
-        "  to_char(c.starts_at AT TIME ZONE s.time_zone, 'YYYY-MM-DD HH24:MI') "
+        "  to_char(c.starts_at AT TIME ZONE s.time_zone, 'YYYY-MM-DD HH24:MI'), c.name, "
+        "  to_char(c.rule_start AT TIME ZONE s.time_zone, 'YYYYMMDD\"T\"HH24MISS'), "
+        "  to_char(c.rule_end AT TIME ZONE s.time_zone, 'YYYYMMDD\"T\"HH24MISS'), "
+        "  to_char(c.rule_start AT TIME ZONE 'UTC', 'YYYYMMDD\"T\"HH24MISS\"Z\"'), "
+        "  to_char(c.rule_end AT TIME ZONE 'UTC', 'YYYYMMDD\"T\"HH24MISS\"Z\"') "
         "FROM conferences c JOIN conference_series s ON s.id = c.series_id "
-        "WHERE c.series_id = $1 ORDER BY c.starts_at, c.id",
+        "WHERE c.series_id = $1 ORDER BY c.rule_start, c.id",
         {seriesId});
     std::vector<Occurrence> all;
     all.reserve(static_cast<std::size_t>(occ.rows()));
     for (int i = 0; i < occ.rows(); ++i) {
       all.push_back({occ.int64(i, 0), occ.text(i, 1), occ.int64(i, 2), occ.optText(i, 3),
                      occ.text(i, 4), occ.text(i, 5), occ.text(i, 6), occ.text(i, 7), occ.text(i, 8),
-                     occ.text(i, 9)});
+                     occ.text(i, 9), occ.text(i, 10), occ.text(i, 11), occ.text(i, 12), occ.text(i, 13),
+                     occ.text(i, 14)});
     }
-    const Occurrence& first = all.front();  // the requested conference is one of them
+    // The rule starts where it put the first occurrence (the requested conference is one of them).
+    const Occurrence& first = all.front();
     const std::string tz = s.text(0, 5);
     const bool utc = isUtcZone(tz) || !isSafeTzid(tz);
     auto when = [&](const std::string& prop, const std::string& local, const std::string& z) {
@@ -616,20 +627,38 @@ std::string CdrService::icsForConference(db::Connection& c, std::int64_t confere
       }
     }
 
-    line("UID:series-" + std::to_string(seriesId) + "@vcrm");
+    const std::string uid = "UID:series-" + std::to_string(seriesId) + "@vcrm";
+    line(uid);
     line("DTSTAMP:" + stamp);
-    line(when("DTSTART", first.localStart, first.utcStart));
-    line(when("DTEND", first.localEnd, first.utcEnd));
+    line(when("DTSTART", first.ruleLocalStart, first.ruleUtcStart));
+    line(when("DTEND", first.ruleLocalEnd, first.ruleUtcEnd));
     line(rule);
     if (!live.empty()) {
       for (const auto& o : all) {
-        if (o.state == "cancelled") line(when("EXDATE", o.localStart, o.utcStart));
+        if (o.state == "cancelled") line(when("EXDATE", o.ruleLocalStart, o.ruleUtcStart));
       }
     }
     line("SEQUENCE:0");
-    line("SUMMARY:" + icsText(name));
+    line("SUMMARY:" + icsText(first.name));
     line("DESCRIPTION:" + icsText(description));
     if (live.empty()) line("STATUS:CANCELLED");
+    // An occurrence moved, resized or renamed since the rule placed it is an override: the same
+    // UID, its RECURRENCE-ID, and its own times, name and room.
+    if (!live.empty()) {
+      for (const Occurrence* o : live) {
+        if (!o->moved() && o->name == first.name) continue;
+        line("END:VEVENT");
+        line("BEGIN:VEVENT");
+        line(uid);
+        line("DTSTAMP:" + o->updated);
+        line(when("RECURRENCE-ID", o->ruleLocalStart, o->ruleUtcStart));
+        line(when("DTSTART", o->localStart, o->utcStart));
+        line(when("DTEND", o->localEnd, o->utcEnd));
+        line("SEQUENCE:0");
+        line("SUMMARY:" + icsText(o->name));
+        line("DESCRIPTION:" + icsText(roomText(o->room, o->pin)));
+      }
+    }
   }
   line("END:VEVENT");
   line("END:VCALENDAR");

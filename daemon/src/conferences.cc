@@ -383,8 +383,10 @@ json::ObjectPtr ConferenceService::create(const std::string& owner, const json::
       try {
         auto r = tx.exec(
             "INSERT INTO conferences (series_id, name, owner, starts_at, ends_at, time_zone, ports, pin, pool, "
-            "  requested_bridge_id, bridge_id, room, room_secret, auto_end_when_empty) "
-            "VALUES ($1, $2, $3, $4::timestamptz, $5::timestamptz, $6, $7, $8, $9, $10, $11, $12, $13, $14) "
+            "  requested_bridge_id, bridge_id, room, room_secret, auto_end_when_empty, rule_start, rule_end) "
+            "VALUES ($1, $2, $3, $4::timestamptz, $5::timestamptz, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
+            "  CASE WHEN $1::bigint IS NOT NULL THEN $4::timestamptz END, "
+            "  CASE WHEN $1::bigint IS NOT NULL THEN $5::timestamptz END) "
             "RETURNING id",
             {seriesId, name, owner, s, e, tz, ports, pin, pool, bridgeId, placement->bridgeId, randomRoom(),
              crypto::base64UrlEncode(crypto::randomBytes(18)), autoEnd});

@@ -117,16 +117,20 @@ class CdrDbTest : public ::testing::Test {
     std::optional<std::string> pin;
     std::optional<std::int64_t> bridgeId;
     std::optional<std::int64_t> seriesId;
+    // Where the series' rule put it, if it has been moved since (else start and end).
+    std::optional<std::string> ruleStart, ruleEnd;
   };
 
   std::int64_t addConference(const Conf& c) {
     return db()
         .exec(
             "INSERT INTO conferences (series_id, name, owner, starts_at, ends_at, time_zone, "
-            "ports, pin, bridge_id, room, room_secret, state) VALUES ($1, $2, $3, $4, $5, $6, "
-            "$7, $8, $9, $10, 'roomsecret', $11) RETURNING id",
+            "ports, pin, bridge_id, room, room_secret, state, rule_start, rule_end) VALUES ($1, $2, $3, "
+            "$4, $5, $6, $7, $8, $9, $10, 'roomsecret', $11, "
+            "CASE WHEN $1::bigint IS NOT NULL THEN coalesce($12::timestamptz, $4::timestamptz) END, "
+            "CASE WHEN $1::bigint IS NOT NULL THEN coalesce($13::timestamptz, $5::timestamptz) END) RETURNING id",
             {c.seriesId, c.name, c.owner, c.start, c.end, c.timeZone, c.ports, c.pin, c.bridgeId,
-             nextRoom_++, c.state})
+             nextRoom_++, c.state, c.ruleStart, c.ruleEnd})
         .int64(0, 0);
   }
 
@@ -838,6 +842,59 @@ TEST_F(IcsTest, AWeeklySeriesIsOneRecurringEventWithItsCancelledOccurrenceExclud
   // Any occurrence gives the same calendar event.
   EXPECT_EQ(property(CdrService::icsForConference(db(), occurrences[0], "1"), "UID"),
             property(ics, "UID"));
+}
+
+// The VEVENT blocks of a calendar, each from BEGIN:VEVENT to END:VEVENT.
+std::vector<std::string> events(const std::string& ics) {
+  std::vector<std::string> out;
+  for (std::size_t at = ics.find("BEGIN:VEVENT"); at != std::string::npos; at = ics.find("BEGIN:VEVENT", at + 1)) {
+    out.push_back(ics.substr(at, ics.find("END:VEVENT", at) - at));
+  }
+  return out;
+}
+
+TEST_F(IcsTest, MovedAndRenamedOccurrencesAreOverridesNamedByTheirRuleTimes) {
+  const auto series = addSeries("weekly", 1, "{MO}", 4, std::nullopt, "Europe/Berlin");
+  std::vector<std::int64_t> occurrences;
+  // Mondays 09:00-10:00 Berlin time; the first is cancelled, the second moved to 11:00-11:30,
+  // the third renamed, the fourth as booked.
+  const char* days[] = {"2026-11-23", "2026-11-30", "2026-12-07", "2026-12-14"};
+  for (int i = 0; i < 4; ++i) {
+    Conf c;
+    c.name = i == 2 ? "Stand-up (demo)" : "Stand-up";
+    c.state = i == 0 ? "cancelled" : "scheduled";
+    c.start = std::string(days[i]) + (i == 1 ? "T11:00:00+01:00" : "T09:00:00+01:00");
+    c.end = std::string(days[i]) + (i == 1 ? "T11:30:00+01:00" : "T10:00:00+01:00");
+    c.ruleStart = std::string(days[i]) + "T09:00:00+01:00";
+    c.ruleEnd = std::string(days[i]) + "T10:00:00+01:00";
+    c.timeZone = "Europe/Berlin";
+    c.seriesId = series;
+    occurrences.push_back(addConference(c));
+  }
+  const std::string ics = CdrService::icsForConference(db(), occurrences[3], "1");
+  const auto ev = events(ics);
+  ASSERT_EQ(ev.size(), 3u) << ics;
+  // The series: the rule from the first occurrence's rule times, the cancelled one excluded.
+  EXPECT_EQ(property(ev[0], "DTSTART;TZID=Europe/Berlin"), "20261123T090000") << ics;
+  EXPECT_EQ(property(ev[0], "DTEND;TZID=Europe/Berlin"), "20261123T100000");
+  EXPECT_EQ(property(ev[0], "RRULE"), "FREQ=WEEKLY;INTERVAL=1;BYDAY=MO;COUNT=4");
+  EXPECT_EQ(property(ev[0], "EXDATE;TZID=Europe/Berlin"), "20261123T090000");
+  EXPECT_EQ(property(ev[0], "SUMMARY"), "Stand-up");
+  EXPECT_FALSE(property(ev[0], "RECURRENCE-ID;TZID=Europe/Berlin"));
+  // The moved one: named by where the rule put it, at its new time.
+  const std::string uid = "series-" + std::to_string(series) + "@vcrm";
+  EXPECT_EQ(property(ev[1], "UID"), uid);
+  EXPECT_EQ(property(ev[1], "RECURRENCE-ID;TZID=Europe/Berlin"), "20261130T090000") << ev[1];
+  EXPECT_EQ(property(ev[1], "DTSTART;TZID=Europe/Berlin"), "20261130T110000");
+  EXPECT_EQ(property(ev[1], "DTEND;TZID=Europe/Berlin"), "20261130T113000");
+  EXPECT_FALSE(property(ev[1], "RRULE")) << "an override does not repeat";
+  EXPECT_NE(unescapeText(property(ev[1], "DESCRIPTION").value_or("")).find("Room: "), std::string::npos);
+  // The renamed one: same times, its own name.
+  EXPECT_EQ(property(ev[2], "UID"), uid);
+  EXPECT_EQ(property(ev[2], "RECURRENCE-ID;TZID=Europe/Berlin"), "20261207T090000");
+  EXPECT_EQ(property(ev[2], "DTSTART;TZID=Europe/Berlin"), "20261207T090000");
+  EXPECT_EQ(property(ev[2], "SUMMARY"), "Stand-up (demo)");
+  EXPECT_EQ(countLines(ics, "BEGIN:VEVENT"), countLines(ics, "END:VEVENT"));
 }
 
 TEST_F(IcsTest, ADailyUtcSeriesUsesTheUtcFormAndUntil) {

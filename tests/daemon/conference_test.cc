@@ -389,6 +389,15 @@ TEST_F(ConferenceTest, ASeriesIsEditedFromOneOccurrenceOnKeepingLocalTimeAndAllO
     EXPECT_EQ(o->getValue<int>("ports"), 5);
     EXPECT_EQ(o->getValue<std::string>("name"), "Standup (late)");
   }
+  // The calendar file keeps the rule and names each changed occurrence by its original time.
+  auto ics = admin_->get(path(ids[0]) + ".ics");
+  ASSERT_EQ(ics.status, 200);
+  std::size_t overrides = 0;
+  for (auto at = ics.body.find("RECURRENCE-ID"); at != std::string::npos; at = ics.body.find("RECURRENCE-ID", at + 1)) ++overrides;
+  EXPECT_EQ(overrides, 3u) << ics.body;
+  EXPECT_NE(ics.body.find("RECURRENCE-ID;TZID=Europe/Berlin:20310326T090000\r\nDTSTART;TZID=Europe/Berlin:20310326T103000"),
+            std::string::npos) << ics.body;
+  EXPECT_NE(ics.body.find("DTSTART;TZID=Europe/Berlin:20310324T090000"), std::string::npos) << ics.body;
 
   // Another booking leaves 6 ports free during the last occurrence: 8 ports for the series must
   // be refused whole, naming that occurrence, and change nothing.
