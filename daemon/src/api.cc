@@ -130,8 +130,9 @@ http::Response Api::handle(http::Request& request) {
   } catch (const std::exception& e) {
     response = errorResponse(e);
   }
+  // Routes too busy to audit (bridge event posts) still leave a row when they refuse.
   if (changesState(request.method) && request.path.rfind("/api/", 0) == 0 &&
-      (!matched || matched->audited)) {
+      (!matched || matched->audited || response.status >= 400)) {
     AuditEntry entry;
     entry.username = ctx.session ? std::optional<std::string>(ctx.session->user.username) : ctx.auditUser;
     entry.remoteAddr = request.remoteAddr;
@@ -143,6 +144,17 @@ http::Response Api::handle(http::Request& request) {
     audit_.record(entry);
   }
   return response;
+}
+
+void Api::auditRefused(const http::Request& request, int status) {
+  if (!changesState(request.method) || request.path.rfind("/api/", 0) != 0) return;
+  AuditEntry entry;
+  entry.remoteAddr = request.remoteAddr;
+  entry.method = request.method;
+  entry.path = request.path;
+  entry.action = "refused";
+  entry.status = status;
+  audit_.record(entry);
 }
 
 http::Response Api::dispatch(http::Request& request, RequestContext& ctx, const Route*& matched) {

@@ -80,6 +80,7 @@ class ApiHandler : public Poco::Net::HTTPRequestHandler {
     if (eventsOnly_) {
       static const std::regex eventsPath("^/api/v1/bridges/[0-9]{1,18}/events$");
       if (req.method != "POST" || !std::regex_match(req.path, eventsPath)) {
+        api_.auditRefused(req, 404);
         send(out, http::Response::error(404, "not_found",
                                         "this listener only takes bridge event posts; use HTTPS for everything else"),
              false);
@@ -106,6 +107,7 @@ class ApiHandler : public Poco::Net::HTTPRequestHandler {
       }
     }
     if (tooLarge) {
+      api_.auditRefused(req, 413);
       out.setKeepAlive(false);
       send(out, http::Response::error(413, "too_large",
                                       "the request body is larger than " + std::to_string(cap) +

@@ -158,6 +158,14 @@ TEST_F(ApiTest, OversizedBodyIs413) {
   auto r = c.postJson("/api/v1/users", big);
   EXPECT_EQ(r.status, 413);
   EXPECT_EQ(r.errorCode(), "too_large");
+  // Refused before it reached the API, it is still in the audit log.
+  auto audit = c.get("/api/v1/audit?action=refused&limit=5");
+  ASSERT_EQ(audit.status, 200) << audit.body;
+  auto entries = audit.json()->getArray("entries");
+  ASSERT_EQ(entries->size(), 1u) << audit.body;
+  EXPECT_EQ(entries->getObject(0)->getValue<int>("status"), 413);
+  EXPECT_EQ(entries->getObject(0)->getValue<std::string>("path"), "/api/v1/users");
+  EXPECT_EQ(entries->getObject(0)->getValue<std::string>("outcome"), "failed");
 }
 
 TEST_F(ApiTest, ProtectedEndpointsNeedAValidSession) {

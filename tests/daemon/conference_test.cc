@@ -557,6 +557,24 @@ TEST_F(ConferenceTest, BridgeEventPostsNeedTheBridgesCredentials) {
   const std::string path = "/api/v1/bridges/" + std::to_string(id) + "/events";
   EXPECT_EQ(anon.postJson(path, "[]").status, 401);
   EXPECT_EQ(anon.request("POST", path, "[]", {{"Authorization", "Basic YnJpZGdlLTE6d3Jvbmc="}}).status, 401);
+
+  // The events listener takes nothing else; whatever it refuses is audited, and so is every
+  // refused event post (accepted ones are too many to audit).
+  Poco::Net::HTTPClientSession s("127.0.0.1", static_cast<Poco::UInt16>(app_->eventsPort()));
+  Poco::Net::HTTPRequest req("POST", "/api/v1/users", Poco::Net::HTTPMessage::HTTP_1_1);
+  req.setContentLength(2);
+  s.sendRequest(req) << "{}";
+  Poco::Net::HTTPResponse resp;
+  s.receiveResponse(resp);
+  EXPECT_EQ(resp.getStatus(), 404);
+  auto denied = admin_->get("/api/v1/audit?action=bridge.events&limit=10").json()->getArray("entries");
+  ASSERT_EQ(denied->size(), 2u) << "the two refused posts";
+  EXPECT_EQ(denied->getObject(0)->getValue<int>("status"), 401);
+  EXPECT_EQ(denied->getObject(0)->getValue<std::string>("outcome"), "denied");
+  auto refused = admin_->get("/api/v1/audit?action=refused&limit=10").json()->getArray("entries");
+  ASSERT_EQ(refused->size(), 1u);
+  EXPECT_EQ(refused->getObject(0)->getValue<std::string>("path"), "/api/v1/users");
+  EXPECT_EQ(refused->getObject(0)->getValue<int>("status"), 404);
 }
 
 // With polling all but off, only Janus's event handler can bring participants in and out.

@@ -70,6 +70,9 @@ class Api {
   Api(Info info, ApiServices services, std::filesystem::path webuiDir);
 
   http::Response handle(http::Request& request);
+  // Records a state-changing API request the listener refused before it reached handle() (a
+  // declared oversize body, a path the events listener does not take) in the audit log.
+  void auditRefused(const http::Request& request, int status);
   const std::vector<Route>& routes() const { return routes_; }
   std::size_t maxBodyBytes() const { return info_.maxBodyBytes; }
 
