@@ -64,6 +64,7 @@ const std::vector<std::pair<std::string, std::string>>& Config::keys() {
       {"conference.empty_grace_seconds", "auto-end-when-empty waits this long (default 120)"},
       {"bridge.probe_seconds", "bridge health probe period (default 2)"},
       {"conference.reconcile_seconds", "participant lists are polled this often behind bridge events (default 2)"},
+      {"conference.reconcile_workers", "conferences polled at once in a reconcile pass, each holding a database connection (1-16, default 4)"},
   };
   return all;
 }
@@ -112,6 +113,8 @@ void Config::set(const std::string& key, const std::string& value, const std::st
     emptyGraceSeconds = static_cast<int>(parseInt(key, value, 1, 86400, origin));
   } else if (key == "conference.reconcile_seconds") {
     reconcileSeconds = static_cast<int>(parseInt(key, value, 1, 3600, origin));
+  } else if (key == "conference.reconcile_workers") {
+    reconcileWorkers = static_cast<int>(parseInt(key, value, 1, 16, origin));
   } else if (key == "bridge.probe_seconds") {
     probeSeconds = static_cast<int>(parseInt(key, value, 1, 300, origin));
   } else if (key == "log.level") {

@@ -4,6 +4,8 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
+
 #include <Poco/Net/SSLManager.h>
 
 #include "vcrm/common/error.h"
@@ -99,6 +101,8 @@ void App::start() {
   co.prelaunch = std::chrono::seconds(config_.prelaunchSeconds);
   co.probeEvery = std::chrono::seconds(config_.probeSeconds);
   co.reconcileEvery = std::chrono::seconds(config_.reconcileSeconds);
+  // Reconcile workers each hold a database connection: leave at least half the pool to the API.
+  co.reconcileWorkers = std::min(config_.reconcileWorkers, std::max(1, config_.dbPoolSize / 2));
   co.emptyGrace = std::chrono::seconds(config_.emptyGraceSeconds);
   conferences_ = std::make_unique<ConferenceService>(*pool_, log_, *bus_, *bridges_, co);
   cdrs_ = std::make_unique<CdrService>(*pool_);

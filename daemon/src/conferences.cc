@@ -1,9 +1,11 @@
 #include "vcrm/daemon/conferences.h"
 
 #include <algorithm>
+#include <atomic>
 #include <functional>
 #include <regex>
 #include <set>
+#include <system_error>
 
 #include "vcrm/common/crypto.h"
 #include "vcrm/common/error.h"
@@ -1039,12 +1041,44 @@ void ConferenceService::tick() {
     publishConference(id);
   }
   for (const auto& [id, cause] : ending) finish(id, "ended", cause, "conference ended", true);
-  for (auto id : live) {
-    try {
-      reconcile(id);
-    } catch (const std::exception& e) {
-      log_.warn(kComponent, "RECONCILE_FAILED", e.what(), std::to_string(id));
+  if (!live.empty()) reconcileAll(live);
+}
+
+void ConferenceService::reconcileAll(const std::vector<std::int64_t>& ids) {
+  // Each conference is one listparticipants round trip and a few queries: a handful of workers
+  // keep a pass over a thousand conferences inside the reconcile period.
+  const auto started = std::chrono::steady_clock::now();
+  std::atomic<std::size_t> next{0};
+  const auto work = [&] {
+    for (std::size_t i = next++; i < ids.size(); i = next++) {
+      try {
+        reconcile(ids[i]);
+      } catch (const std::exception& e) {
+        log_.warn(kComponent, "RECONCILE_FAILED", e.what(), std::to_string(ids[i]));
+      }
     }
+  };
+  const auto helpers = std::min<std::size_t>(static_cast<std::size_t>(std::max(options_.reconcileWorkers, 1)) - 1,
+                                             (ids.size() + 49) / 50 - 1);  // one worker per 50 conferences
+  std::vector<std::thread> threads;
+  threads.reserve(helpers);
+  for (std::size_t t = 0; t < helpers; ++t) {
+    try {
+      threads.emplace_back(work);
+    } catch (const std::system_error& e) {  // no thread to be had: fewer workers, same pass
+      log_.warn(kComponent, "RECONCILE_THREAD", e.what());
+      break;
+    }
+  }
+  work();
+  for (auto& t : threads) t.join();
+  const auto took = std::chrono::steady_clock::now() - started;
+  if (took > options_.reconcileEvery && std::chrono::steady_clock::now() - lastSlowWarning_ > std::chrono::minutes(1)) {
+    lastSlowWarning_ = std::chrono::steady_clock::now();
+    log_.warn(kComponent, "RECONCILE_SLOW",
+              "reconciling " + std::to_string(ids.size()) + " live conferences took " +
+                  std::to_string(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()) +
+                  " ms, longer than the reconcile period; participants may show late if bridge events are lost");
   }
 }
 

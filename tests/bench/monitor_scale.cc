@@ -58,6 +58,7 @@ namespace db = vcrm::db;
 namespace {
 
 int kConferences = 1000;  // the first argument overrides it, for a quick trial
+int kReconcileWorkers = 4;  // the second argument overrides it (1 = the sequential pass)
 constexpr int kPerRoom = 5;
 int kParticipants = kConferences * kPerRoom;
 constexpr int kBookThreads = 4;
@@ -430,7 +431,8 @@ class Bench {
     getrlimit(RLIMIT_NOFILE, &fds);
     // vcrmd with default timings except a short pre-launch; start-now bookings launch at once.
     VcrmdProcess::Options o;
-    o.settings = {"conference.prelaunch_seconds=5"};
+    o.settings = {"conference.prelaunch_seconds=5",
+                  "conference.reconcile_workers=" + std::to_string(kReconcileWorkers)};
     app_ = std::make_unique<VcrmdProcess>(o);
     app_->start();
     HttpsClient admin = app_->client();
@@ -899,6 +901,7 @@ int main(int argc, char** argv) {
     kConferences = std::max(kSamplers * 2, std::stoi(argv[1]));
     kParticipants = kConferences * kPerRoom;
   }
+  if (argc > 2) kReconcileWorkers = std::clamp(std::stoi(argv[2]), 1, 16);
   try {
     Bench bench;
     return bench.run();

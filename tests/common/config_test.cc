@@ -153,6 +153,7 @@ TEST_F(ConfigTest, EveryDocumentedKeyIsAccepted) {
       {"conference.prelaunch_seconds", "10"},
       {"conference.empty_grace_seconds", "30"},
       {"conference.reconcile_seconds", "5"},
+      {"conference.reconcile_workers", "2"},
       {"bridge.probe_seconds", "3"},
   };
   ASSERT_EQ(Config::keys().size(), samples.size()) << "a key was added: extend this test";
@@ -162,6 +163,14 @@ TEST_F(ConfigTest, EveryDocumentedKeyIsAccepted) {
         std::find_if(samples.begin(), samples.end(), [&](const auto& s) { return s.first == key; });
     ASSERT_NE(it, samples.end()) << "no sample value for " << key;
     EXPECT_NO_THROW(Config::load(dir_.path(), {key + "=" + it->second})) << key;
+  }
+}
+
+TEST_F(ConfigTest, ReconcileWorkersAreBounded) {
+  EXPECT_EQ(Config::load(dir_.path(), {"conference.reconcile_workers=16"}).reconcileWorkers, 16);
+  EXPECT_EQ(Config::load(dir_.path(), {}).reconcileWorkers, 4);
+  for (const char* bad : {"0", "17", "-1", "four", ""}) {
+    EXPECT_THROW(Config::load(dir_.path(), {std::string("conference.reconcile_workers=") + bad}), ConfigError) << bad;
   }
 }
 

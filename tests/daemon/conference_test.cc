@@ -675,6 +675,53 @@ TEST_F(ConferenceTest, SomeoneWhoJoinedWhileVcrmdWasDownIsSeenRightAfterStart) {
   EXPECT_EQ(legs->getObject(0)->getValue<std::string>("end_reason"), "terminated by user");
 }
 
+// A bridge whose Janus posts no events: only the listparticipants reconcile can see anyone, and
+// with 120 live conferences it runs several at once.
+class ReconcileTest : public ConferenceTest {
+ protected:
+  std::vector<std::string> settings() override {
+    return {"conference.prelaunch_seconds=3", "bridge.probe_seconds=1", "conference.reconcile_seconds=1"};
+  }
+};
+
+TEST_F(ReconcileTest, EveryOneOfManyLiveConferencesIsReconciledWithoutEvents) {
+  janus_.push_back(std::make_unique<JanusProcess>());  // no event handler
+  auto b = admin_->postJson("/api/v1/bridges", R"({"name":"silent","url":")" + janus_[0]->httpUrl() +
+                                                   R"(","admin_url":")" + janus_[0]->adminUrl() +
+                                                   R"(","admin_secret":"test-admin-secret","capacity_ports":300})");
+  ASSERT_EQ(b.status, 201) << b.body;
+  const auto bridgeId = b.json()->getValue<std::int64_t>("id");
+  ASSERT_TRUE(eventually([&] { return bridge(bridgeId)->getValue<std::string>("health") == "up"; },
+                         std::chrono::seconds(10)));
+  constexpr int kConferences = 120;
+  std::vector<std::int64_t> ids;
+  std::vector<std::int64_t> rooms;
+  for (int i = 0; i < kConferences; ++i) {
+    auto r = book(R"("name":"Many )" + std::to_string(i) + R"(","start_now":true,"duration_minutes":30,"ports":2,"pin":"1234")");
+    ASSERT_EQ(r.status, 201) << r.body;
+    ids.push_back(r.json()->getValue<std::int64_t>("id"));
+    rooms.push_back(r.json()->getValue<std::int64_t>("room"));
+  }
+  ASSERT_TRUE(eventually([&] { return state(ids.back()) == "active"; }, std::chrono::seconds(10)));
+  // One participant each in the first, a middle and the last conference of the pass.
+  const std::vector<std::size_t> picks = {0, kConferences / 2, kConferences - 1};
+  std::vector<std::unique_ptr<JanusParticipant>> people;
+  for (auto k : picks) {
+    people.push_back(std::make_unique<JanusParticipant>(janus_[0]->httpUrl(), rooms[k], "P" + std::to_string(k), "1234"));
+  }
+  for (auto k : picks) {
+    EXPECT_TRUE(eventually([&] { return participantCount(ids[k]) == 1; }, std::chrono::seconds(6)))
+        << "conference " << k << " of " << kConferences << " never saw its participant";
+  }
+  people.clear();  // they leave
+  for (auto k : picks) {
+    EXPECT_TRUE(eventually([&] { return participantCount(ids[k]) == 0; }, std::chrono::seconds(6)))
+        << "conference " << k << " never saw its participant leave";
+  }
+  auto legs = admin_->get("/api/v1/cdrs/participants").json()->getArray("legs");
+  EXPECT_EQ(legs->size(), picks.size()) << "one leg each, never a duplicate from two workers";
+}
+
 struct SseEvent {
   std::string type;
   std::string data;

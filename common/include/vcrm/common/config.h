@@ -59,6 +59,7 @@ struct Config {
   int prelaunchSeconds = 60;    // rooms are created this long before the start
   int probeSeconds = 2;         // bridge health probe period
   int reconcileSeconds = 2;     // listparticipants polling behind the bridge events
+  int reconcileWorkers = 4;     // conferences polled at once (each holds a DB connection)
   int emptyGraceSeconds = 120;  // auto-end-when-empty waits this long
 
   // Loads `<root>/etc/vcrm/vcrmd.conf` if it exists, then applies overrides

@@ -27,6 +27,7 @@ class ConferenceService {
     std::chrono::seconds prelaunch{60};         // room created this long before start
     std::chrono::milliseconds tick{500};        // lifecycle loop period
     std::chrono::seconds reconcileEvery{2};     // listparticipants polling
+    int reconcileWorkers = 4;                   // conferences reconciled at once (each holds a DB connection)
     std::chrono::seconds probeEvery{2};         // bridge health probing
     std::chrono::seconds emptyGrace{120};       // auto-end after this long empty
     int maxOccurrences = 366;
@@ -91,6 +92,8 @@ class ConferenceService {
   // Brings the recorded participants in line with the bridge. A missing room is made again only
   // when `recreateMissing` (not when the conference is about to end).
   void reconcile(std::int64_t id, bool recreateMissing = true);
+  // reconcile() for each, several at once.
+  void reconcileAll(const std::vector<std::int64_t>& ids);
   void relocateOrFail(std::int64_t bridgeId);
   void publishConference(std::int64_t id);
   void publishParticipant(std::int64_t conferenceId, std::int64_t participant, const std::string& action,
@@ -111,6 +114,7 @@ class ConferenceService {
   std::thread loop_;
   std::thread probe_;
   std::chrono::steady_clock::time_point lastReconcile_{};
+  std::chrono::steady_clock::time_point lastSlowWarning_{};
 };
 
 }  // namespace vcrm
