@@ -921,16 +921,24 @@ void ConferenceService::ingest(std::int64_t bridgeId, const std::vector<janus::E
     const auto when = eventTime(ev.timestampUs);
     switch (ev.kind) {
       case janus::Event::Kind::Joined: {
+        // Reconcile may have recorded the leg first, at the time it noticed: Janus's own time is
+        // earlier and right. A join older than a leg already closed is stale and opens nothing.
         auto ins = tx.exec(
             "INSERT INTO participant_legs (conference_id, bridge_id, room, participant_id, display_name, joined_at) "
-            "VALUES ($1, $2, $3, $4, $5, coalesce(to_timestamp($6::double precision), now())) "
-            "ON CONFLICT (room, participant_id) WHERE left_at IS NULL DO NOTHING RETURNING id",
+            "SELECT $1, $2, $3, $4, $5, coalesce(to_timestamp($6::double precision), now()) "
+            "WHERE NOT EXISTS (SELECT 1 FROM participant_legs WHERE room = $3 AND participant_id = $4 "
+            "  AND left_at >= coalesce(to_timestamp($6::double precision), now())) "
+            "ON CONFLICT (room, participant_id) WHERE left_at IS NULL "
+            "DO UPDATE SET joined_at = least(participant_legs.joined_at, EXCLUDED.joined_at) "
+            "RETURNING (xmax = 0) AS inserted",
             {cid, bridgeId, ev.room, ev.participant, ev.display.substr(0, 200), when});
         tx.exec(
             "UPDATE conferences SET empty_since = NULL, peak_participants = greatest(peak_participants, "
             "  (SELECT count(*) FROM participant_legs WHERE conference_id = $1 AND left_at IS NULL)) WHERE id = $1",
             {cid});
-        if (!ins.empty()) afterCommit.emplace_back([=, this] { publishParticipant(cid, ev.participant, "joined", ev.display); });
+        if (!ins.empty() && ins.boolean(0, 0)) {
+          afterCommit.emplace_back([=, this] { publishParticipant(cid, ev.participant, "joined", ev.display); });
+        }
         break;
       }
       case janus::Event::Kind::Leaving:
@@ -939,6 +947,17 @@ void ConferenceService::ingest(std::int64_t bridgeId, const std::vector<janus::E
             "UPDATE participant_legs SET left_at = coalesce(to_timestamp($3::double precision), now()), "
             "  end_reason = $4 WHERE room = $1 AND participant_id = $2 AND left_at IS NULL RETURNING display_name",
             {ev.room, ev.participant, when, ev.kind == janus::Event::Kind::Kicked ? "kicked" : "left"});
+        if (upd.empty()) {
+          // Already closed (reconcile saw the seat empty first, or an admin dropped them): Janus's
+          // time is the true one, and "kicked" says more than the "left" reconcile had to guess.
+          tx.exec(
+              "UPDATE participant_legs SET left_at = greatest(joined_at, least(left_at, "
+              "    coalesce(to_timestamp($3::double precision), left_at))), "
+              "  end_reason = CASE WHEN $4 AND end_reason = 'left' THEN 'kicked' ELSE end_reason END "
+              "WHERE id = (SELECT id FROM participant_legs WHERE room = $1 AND participant_id = $2 "
+              "  AND left_at IS NOT NULL ORDER BY left_at DESC LIMIT 1)",
+              {ev.room, ev.participant, when, ev.kind == janus::Event::Kind::Kicked});
+        }
         tx.exec(
             "UPDATE conferences SET empty_since = CASE WHEN NOT EXISTS (SELECT 1 FROM participant_legs "
             "  WHERE conference_id = $1 AND left_at IS NULL) THEN coalesce(empty_since, now()) ELSE NULL END "

@@ -19,6 +19,7 @@
 #include "bridge_setup.h"
 #include "eventually.h"
 #include "janus_process.h"
+#include "vcrm/common/crypto.h"
 #include "vcrmd_process.h"
 
 using vcrm::test::HttpResult;
@@ -682,17 +683,23 @@ class ReconcileTest : public ConferenceTest {
   std::vector<std::string> settings() override {
     return {"conference.prelaunch_seconds=3", "bridge.probe_seconds=1", "conference.reconcile_seconds=1"};
   }
+
+  // Registers a bridge whose Janus has no event handler; returns its id.
+  std::int64_t addSilentBridge() {
+    janus_.push_back(std::make_unique<JanusProcess>());
+    auto b = admin_->postJson("/api/v1/bridges", R"({"name":"silent","url":")" + janus_.back()->httpUrl() +
+                                                     R"(","admin_url":")" + janus_.back()->adminUrl() +
+                                                     R"(","admin_secret":"test-admin-secret","capacity_ports":300})");
+    EXPECT_EQ(b.status, 201) << b.body;
+    const auto id = b.json()->getValue<std::int64_t>("id");
+    EXPECT_TRUE(eventually([&] { return bridge(id)->getValue<std::string>("health") == "up"; },
+                           std::chrono::seconds(10)));
+    return id;
+  }
 };
 
 TEST_F(ReconcileTest, EveryOneOfManyLiveConferencesIsReconciledWithoutEvents) {
-  janus_.push_back(std::make_unique<JanusProcess>());  // no event handler
-  auto b = admin_->postJson("/api/v1/bridges", R"({"name":"silent","url":")" + janus_[0]->httpUrl() +
-                                                   R"(","admin_url":")" + janus_[0]->adminUrl() +
-                                                   R"(","admin_secret":"test-admin-secret","capacity_ports":300})");
-  ASSERT_EQ(b.status, 201) << b.body;
-  const auto bridgeId = b.json()->getValue<std::int64_t>("id");
-  ASSERT_TRUE(eventually([&] { return bridge(bridgeId)->getValue<std::string>("health") == "up"; },
-                         std::chrono::seconds(10)));
+  addSilentBridge();
   constexpr int kConferences = 120;
   std::vector<std::int64_t> ids;
   std::vector<std::int64_t> rooms;
@@ -720,6 +727,54 @@ TEST_F(ReconcileTest, EveryOneOfManyLiveConferencesIsReconciledWithoutEvents) {
   }
   auto legs = admin_->get("/api/v1/cdrs/participants").json()->getArray("legs");
   EXPECT_EQ(legs->size(), picks.size()) << "one leg each, never a duplicate from two workers";
+}
+
+// Reconcile records what it sees at the time it sees it; Janus's events, however late, carry the
+// true times, and they correct the legs instead of adding to them.
+TEST_F(ReconcileTest, LateBridgeEventsCorrectTheTimesReconcileGuessedAndOpenNothing) {
+  const auto bridgeId = addSilentBridge();
+  auto cfg = admin_->get("/api/v1/bridges/" + std::to_string(bridgeId) + "/janus-config");
+  std::smatch user;
+  std::smatch pwd;
+  ASSERT_TRUE(std::regex_search(cfg.body, user, std::regex("backend_user = \"([^\"]+)\"")) &&
+              std::regex_search(cfg.body, pwd, std::regex("backend_pwd = \"([^\"]+)\"")))
+      << cfg.body;
+  const std::string auth = "Basic " + vcrm::crypto::base64Encode(user[1].str() + ":" + pwd[1].str());
+  const auto id = startNow(2);
+  const auto room = conference(id)->getValue<std::int64_t>("room");
+  const auto post = [&](const std::string& event, std::int64_t participant, double at) {
+    const std::string body = R"({"type":64,"timestamp":)" + std::to_string(static_cast<std::int64_t>(at * 1e6)) +
+                             R"(,"event":{"plugin":"janus.plugin.videoroom","data":{"event":")" + event +
+                             R"(","room":)" + std::to_string(room) + R"(,"id":)" + std::to_string(participant) +
+                             R"(,"display":"Alice"}}})";
+    return admin_->request("POST", "/api/v1/bridges/" + std::to_string(bridgeId) + "/events", body,
+                           {{"Authorization", auth}, {"Content-Type", "application/json"}})
+        .status;
+  };
+  const auto legs = [&] { return admin_->get("/api/v1/cdrs/participants").json()->getArray("legs"); };
+
+  const double joinedAt = nowEpoch();
+  auto alice = std::make_unique<JanusParticipant>(janus_[0]->httpUrl(), room, "Alice", "1234");
+  ASSERT_TRUE(eventually([&] { return participantCount(id) == 1; }, std::chrono::seconds(4)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // reconcile's time is now clearly later
+  ASSERT_EQ(post("joined", alice->id(), joinedAt), 204);
+  auto p = conference(id)->getArray("participants")->getObject(0);
+  EXPECT_NEAR(epochOf(p->getValue<std::string>("joined_at")), joinedAt, 0.01) << "Janus's join time wins";
+  ASSERT_EQ(participantCount(id), 1) << "the late event opened no second leg";
+
+  const double leftAt = nowEpoch();
+  const auto aliceId = alice->id();
+  alice.reset();
+  ASSERT_TRUE(eventually([&] { return participantCount(id) == 0; }, std::chrono::seconds(4)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_EQ(post("kicked", aliceId, leftAt), 204);
+  ASSERT_EQ(post("joined", aliceId, joinedAt), 204) << "a stale join replayed";
+  auto l = legs();
+  ASSERT_EQ(l->size(), 1u) << "the stale join opened nothing";
+  EXPECT_NEAR(epochOf(l->getObject(0)->getValue<std::string>("left_at")), leftAt, 0.01);
+  EXPECT_EQ(l->getObject(0)->getValue<std::string>("end_reason"), "kicked");
+  EXPECT_NEAR(epochOf(l->getObject(0)->getValue<std::string>("joined_at")), joinedAt, 0.01);
+  EXPECT_EQ(participantCount(id), 0);
 }
 
 struct SseEvent {
