@@ -1145,11 +1145,19 @@ void ConferenceService::finish(std::int64_t id, const std::string& state, const 
                                const std::string& legReason, bool destroyRoom) {
   if (destroyRoom) {
     // Whoever is in the room now but was never seen (a join that raced a restart, a lost event)
-    // still gets a leg before the legs are closed: the CDRs lose nobody.
-    try {
-      reconcile(id, false);
-    } catch (const std::exception& e) {
-      log_.warn(kComponent, "RECONCILE_FAILED", e.what(), std::to_string(id));
+    // still gets a leg before the legs are closed: the CDRs lose nobody. Not on a bridge known
+    // to be down, where asking would only wait for a timeout.
+    const bool bridgeUp = !pool_.acquire()
+                               ->exec("SELECT 1 FROM conferences c JOIN bridges b ON b.id = c.bridge_id "
+                                      "WHERE c.id = $1 AND b.health <> 'down'",
+                                      {id})
+                               .empty();
+    if (bridgeUp) {
+      try {
+        reconcile(id, false);
+      } catch (const std::exception& e) {
+        log_.warn(kComponent, "RECONCILE_FAILED", e.what(), std::to_string(id));
+      }
     }
   }
   auto c = pool_.acquire();
