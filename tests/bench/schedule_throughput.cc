@@ -56,11 +56,11 @@ constexpr db::Sql kPeak =
     "  LEFT JOIN o ON o.starts_at <= p.t AND o.ends_at > p.t "
     "GROUP BY p.t ORDER BY used DESC, p.t LIMIT 1";
 constexpr db::Sql kInsert =
-    "INSERT INTO conferences (series_id, name, owner, starts_at, ends_at, time_zone, ports, pin, "
-    "pool, "
-    "  requested_bridge_id, bridge_id, room, room_secret, auto_end_when_empty) "
-    "VALUES ($1, $2, $3, $4::timestamptz, $5::timestamptz, $6, $7, $8, $9, $10, $11, $12, $13, "
-    "$14) "
+    "INSERT INTO conferences (series_id, name, owner, starts_at, ends_at, time_zone, ports, pin, pool, "
+    "  requested_bridge_id, bridge_id, room, room_secret, auto_end_when_empty, rule_start, rule_end) "
+    "VALUES ($1, $2, $3, $4::timestamptz, $5::timestamptz, $6, $7, $8, $9, $10, $11, $12, $13, $14, "
+    "  CASE WHEN $1::bigint IS NOT NULL THEN $4::timestamptz END, "
+    "  CASE WHEN $1::bigint IS NOT NULL THEN $5::timestamptz END) "
     "RETURNING id";
 constexpr db::Sql kAudit =
     "INSERT INTO audit_log (username, remote_addr, method, path, action, target, status, "
