@@ -131,28 +131,27 @@ http::Response Api::handle(http::Request& request) {
     response = errorResponse(e);
   }
   // Routes too busy to audit (bridge event posts) still leave a row when they refuse.
-  if (changesState(request.method) && request.path.rfind("/api/", 0) == 0 &&
-      (!matched || matched->audited || response.status >= 400)) {
-    AuditEntry entry;
-    entry.username = ctx.session ? std::optional<std::string>(ctx.session->user.username) : ctx.auditUser;
-    entry.remoteAddr = request.remoteAddr;
-    entry.method = request.method;
-    entry.path = request.path;
-    entry.action = matched ? matched->action : "unknown";
-    entry.target = ctx.auditTarget;
-    entry.status = response.status;
-    audit_.record(entry);
+  if (!matched || matched->audited || response.status >= 400) {
+    audit(request, matched ? matched->action : "unknown", response.status,
+          ctx.session ? std::optional<std::string>(ctx.session->user.username) : ctx.auditUser, ctx.auditTarget);
   }
   return response;
 }
 
 void Api::auditRefused(const http::Request& request, int status) {
+  audit(request, "refused", status, std::nullopt, std::nullopt);
+}
+
+void Api::audit(const http::Request& request, const std::string& action, int status,
+                const std::optional<std::string>& username, const std::optional<std::string>& target) {
   if (!changesState(request.method) || request.path.rfind("/api/", 0) != 0) return;
   AuditEntry entry;
+  entry.username = username;
   entry.remoteAddr = request.remoteAddr;
   entry.method = request.method;
   entry.path = request.path;
-  entry.action = "refused";
+  entry.action = action;
+  entry.target = target;
   entry.status = status;
   audit_.record(entry);
 }

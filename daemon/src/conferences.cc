@@ -584,17 +584,6 @@ json::ObjectPtr ConferenceService::dashboard() {
 
 namespace {
 
-// The fields of a PATCH, checked for form before anything is read or locked.
-struct BookingChanges {
-  std::optional<std::string> name;
-  std::optional<std::string> start;
-  std::optional<std::string> end;
-  std::optional<std::int64_t> duration;
-  std::optional<std::int64_t> ports;
-  std::optional<std::string> pin;
-  std::optional<bool> autoEnd;
-};
-
 BookingChanges bookingChanges(const json::ObjectPtr& body) {
   json::onlyKeys(body, {"name", "start", "end", "duration_minutes", "ports", "pin", "auto_end_when_empty"});
   BookingChanges ch;
@@ -645,6 +634,26 @@ std::pair<std::string, std::string> changedWindow(db::Transaction& tx, const Boo
 
 }  // namespace
 
+std::optional<ConferenceService::Placement> ConferenceService::rebook(
+    db::Transaction& tx, std::int64_t id, const BookingChanges& ch, const std::string& start, const std::string& end,
+    int ports, std::optional<std::int64_t> current, bool mayMove, const std::optional<std::string>& pool,
+    std::string* refusal) {
+  // Stay where it is if it fits; else, if it may move, anywhere in its pool.
+  auto placement = place(tx, start, end, ports, current, std::nullopt, id, std::nullopt, refusal);
+  if (!placement && mayMove) {
+    std::string other;
+    placement = place(tx, start, end, ports, std::nullopt, pool, id, std::nullopt, &other);
+  }
+  if (placement) {
+    tx.exec(
+        "UPDATE conferences SET name = coalesce($2, name), starts_at = $3::timestamptz, ends_at = $4::timestamptz, "
+        "  ports = $5, pin = coalesce($6, pin), bridge_id = $7, "
+        "  auto_end_when_empty = coalesce($8, auto_end_when_empty), updated_at = now() WHERE id = $1",
+        {id, ch.name, start, end, ports, ch.pin, placement->bridgeId, ch.autoEnd});
+  }
+  return placement;
+}
+
 json::ObjectPtr ConferenceService::update(std::int64_t id, const json::ObjectPtr& body) {
   const auto ch = bookingChanges(body);
   auto c = pool_.acquire();
@@ -666,31 +675,19 @@ json::ObjectPtr ConferenceService::update(std::int64_t id, const json::ObjectPtr
     if (live && (ch.start || ch.pin)) {
       throw Unprocessable("the start and the PIN cannot change once the room exists on the bridge", "not_changeable");
     }
-    const auto& portsOpt = ch.ports;
-    const auto& pin = ch.pin;
     const auto [start, end] = changedWindow(tx, ch, cur.text(0, 1), cur.text(0, 2), live);
-    const int ports = portsOpt ? static_cast<int>(*portsOpt) : static_cast<int>(cur.int64(0, 3));
+    const int ports = ch.ports ? static_cast<int>(*ch.ports) : static_cast<int>(cur.int64(0, 3));
     const std::optional<std::int64_t> current =
         cur.isNull(0, 4) ? std::nullopt : std::optional<std::int64_t>(cur.int64(0, 4));
     const std::optional<std::int64_t> requested =
         cur.isNull(0, 5) ? std::nullopt : std::optional<std::int64_t>(cur.int64(0, 5));
     std::string refusal;
-    // Try to stay where it is; a scheduled booking may move within its pool if it must.
-    auto placement = place(tx, start, end, ports, current, std::nullopt, id, std::nullopt, &refusal);
-    if (!placement && !live && !requested) {
-      std::string other;
-      placement = place(tx, start, end, ports, std::nullopt, cur.optText(0, 6), id, std::nullopt, &other);
-    }
+    auto placement = rebook(tx, id, ch, start, end, ports, current, !live && !requested, cur.optText(0, 6), &refusal);
     if (!placement) {
       throw Conflict("cannot change the booking to " + std::to_string(ports) + " ports from " + start + " to " +
                          end + ": " + refusal,
                      "no_capacity");
     }
-    tx.exec(
-        "UPDATE conferences SET name = coalesce($2, name), starts_at = $3::timestamptz, ends_at = $4::timestamptz, "
-        "  ports = $5, pin = coalesce($6, pin), bridge_id = $7, "
-        "  auto_end_when_empty = coalesce($8, auto_end_when_empty), updated_at = now() WHERE id = $1",
-        {id, ch.name, start, end, ports, pin, placement->bridgeId, ch.autoEnd});
     tx.commit();
     if (live && ports != static_cast<int>(cur.int64(0, 3))) {
       liveResize = std::make_pair(cur.int64(0, 7), ports);
@@ -756,22 +753,13 @@ json::ObjectPtr ConferenceService::updateSeries(std::int64_t id, const json::Obj
       const std::optional<std::int64_t> current =
           occ.isNull(i, 4) ? std::nullopt : std::optional<std::int64_t>(occ.int64(i, 4));
       std::string refusal;
-      auto placement = place(tx, os, oe, ports, current, std::nullopt, oid, std::nullopt, &refusal);
-      if (!placement && occ.isNull(i, 5)) {
-        std::string other;
-        placement = place(tx, os, oe, ports, std::nullopt, occ.optText(i, 6), oid, std::nullopt, &other);
-      }
+      auto placement = rebook(tx, oid, ch, os, oe, ports, current, occ.isNull(i, 5), occ.optText(i, 6), &refusal);
       if (!placement) {
         throw Conflict("the series was not changed: the occurrence of " + occ.text(i, 7) + " (id " +
                            std::to_string(oid) + ") cannot have " + std::to_string(ports) + " ports from " + os +
                            " to " + oe + ": " + refusal,
                        "no_capacity");
       }
-      tx.exec(
-          "UPDATE conferences SET name = coalesce($2, name), starts_at = $3::timestamptz, ends_at = $4::timestamptz, "
-          "  ports = $5, pin = coalesce($6, pin), bridge_id = $7, "
-          "  auto_end_when_empty = coalesce($8, auto_end_when_empty), updated_at = now() WHERE id = $1",
-          {oid, ch.name, os, oe, ports, ch.pin, placement->bridgeId, ch.autoEnd});
       changed.push_back(oid);
     }
     tx.commit();

@@ -8,7 +8,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { request as playwrightRequest } from 'playwright-core';
-import { launchBrowser, screenshot, sourceDir, startAppliance, withPage as pageSession } from './lib/appliance.mjs';
+import { launchBrowser, screenshot, sourceDir, startAppliance, submitSignIn, withPage as pageSession } from './lib/appliance.mjs';
 
 const WRONG_CREDENTIALS = 'Wrong user name or password.';
 const BRIDGE = 'lab-bridge';
@@ -63,9 +63,7 @@ describe('admin pages', { timeout: 240_000 }, () => {
 
   async function signIn(page, username, password) {
     await page.getByRole('heading', { name: 'Sign in to vcrm' }).waitFor();
-    await page.getByLabel('User name', { exact: true }).fill(username);
-    await page.getByLabel('Password', { exact: true }).fill(password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await submitSignIn(page, username, password);
   }
 
   /** Signs in from the front page and waits for the console. */

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
-import { launchBrowser, screenshot, startAppliance, withPage as pageSession } from './lib/appliance.mjs';
+import { launchBrowser, screenshot, startAppliance, submitSignIn, withPage as pageSession } from './lib/appliance.mjs';
 import { JanusParticipant, apiClient, eventually, startBridge, stopEverything } from './lib/janus.mjs';
 
 const VCRMD_SETTINGS = [
@@ -45,9 +45,7 @@ describe('conferences in the web UI', { timeout: 300_000 }, () => {
   async function signIn(page, username = 'admin', password = appliance.password) {
     await page.goto(appliance.url);
     await page.getByRole('heading', { name: 'Sign in to vcrm' }).waitFor();
-    await page.getByLabel('User name', { exact: true }).fill(username);
-    await page.getByLabel('Password', { exact: true }).fill(password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
+    await submitSignIn(page, username, password);
     await page.getByRole('heading', { name: 'Dashboard', level: 1 }).waitFor();
   }
 

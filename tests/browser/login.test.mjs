@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { launchBrowser, startAppliance, withPage as pageSession } from './lib/appliance.mjs';
+import { launchBrowser, startAppliance, submitSignIn, withPage as pageSession } from './lib/appliance.mjs';
 
 const WRONG_CREDENTIALS = 'Wrong user name or password.';
 
@@ -25,12 +25,6 @@ describe('login page', { timeout: 300_000 }, () => {
 
   const signInHeading = (page) => page.getByRole('heading', { name: 'Sign in to vcrm' });
   const dashboardHeading = (page) => page.getByRole('heading', { name: 'Dashboard' });
-
-  async function signIn(page, username, password) {
-    await page.getByLabel('User name', { exact: true }).fill(username);
-    await page.getByLabel('Password', { exact: true }).fill(password);
-    await page.getByRole('button', { name: 'Sign in' }).click();
-  }
 
   /** Waits until the page has decided between the sign-in page and the console; returns which. */
   async function settledView(page) {
@@ -54,7 +48,7 @@ describe('login page', { timeout: 300_000 }, () => {
     await withPage('login-wrong-password', async (page) => {
       await page.goto(appliance.url);
       await signInHeading(page).waitFor();
-      await signIn(page, 'admin', `${appliance.password}-wrong`);
+      await submitSignIn(page, 'admin', `${appliance.password}-wrong`);
 
       const alert = page.getByRole('alert');
       await alert.waitFor();
@@ -68,7 +62,7 @@ describe('login page', { timeout: 300_000 }, () => {
     await withPage('login-success', async (page) => {
       await page.goto(appliance.url);
       await signInHeading(page).waitFor();
-      await signIn(page, 'admin', appliance.password);
+      await submitSignIn(page, 'admin', appliance.password);
 
       await dashboardHeading(page).waitFor();
       await page.getByText('admin', { exact: true }).waitFor();
@@ -89,7 +83,7 @@ describe('login page', { timeout: 300_000 }, () => {
     await withPage('login-reload-logout', async (page) => {
       await page.goto(appliance.url);
       await signInHeading(page).waitFor();
-      await signIn(page, 'admin', appliance.password);
+      await submitSignIn(page, 'admin', appliance.password);
       await dashboardHeading(page).waitFor();
 
       await page.reload();
@@ -111,7 +105,7 @@ describe('login page', { timeout: 300_000 }, () => {
     await withPage('account-change-password', async (page) => {
       await page.goto(appliance.url);
       await signInHeading(page).waitFor();
-      await signIn(page, 'admin', appliance.password);
+      await submitSignIn(page, 'admin', appliance.password);
       await dashboardHeading(page).waitFor();
       await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Account' }).click();
       await page.getByRole('heading', { name: 'Account', level: 1 }).waitFor();
@@ -132,9 +126,9 @@ describe('login page', { timeout: 300_000 }, () => {
 
       await page.getByRole('button', { name: 'Sign out' }).click();
       await signInHeading(page).waitFor();
-      await signIn(page, 'admin', appliance.password);
+      await submitSignIn(page, 'admin', appliance.password);
       await page.getByRole('alert').filter({ hasText: WRONG_CREDENTIALS }).waitFor();
-      await signIn(page, 'admin', newPassword);
+      await submitSignIn(page, 'admin', newPassword);
       await dashboardHeading(page).waitFor();
     });
   });

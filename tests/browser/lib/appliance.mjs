@@ -216,6 +216,13 @@ export async function startAppliance({ extraArgs = [] } = {}) {
   };
 }
 
+/** Fills the sign-in form on `page` (which must show it) and submits it. */
+export async function submitSignIn(page, username, password) {
+  await page.getByLabel('User name', { exact: true }).fill(username);
+  await page.getByLabel('Password', { exact: true }).fill(password);
+  await page.getByRole('button', { name: 'Sign in' }).click();
+}
+
 /** Launches Debian's Chromium headless, with `extraArgs` added. Close it with browser.close(). */
 export function launchBrowser({ extraArgs = [] } = {}) {
   return chromium.launch({

@@ -5,7 +5,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { launchBrowser, startAppliance, withPage as pageSession } from '../lib/appliance.mjs';
+import { launchBrowser, startAppliance, submitSignIn, withPage as pageSession } from '../lib/appliance.mjs';
 import { JanusParticipant, apiClient, eventually, startBridge, stopEverything } from '../lib/janus.mjs';
 
 const HOST_A = process.env.VCRM_NETNS_HOST_A;
@@ -89,9 +89,7 @@ describe('real media from Chromium through a Janus on another host', { timeout: 
 
     await withPage('media-monitor', async (page) => {
       await page.goto(appliance.url);
-      await page.getByLabel('User name', { exact: true }).fill('admin');
-      await page.getByLabel('Password', { exact: true }).fill(appliance.password);
-      await page.getByRole('button', { name: 'Sign in' }).click();
+      await submitSignIn(page, 'admin', appliance.password);
       await page.getByRole('heading', { name: 'Dashboard', level: 1 }).waitFor();
       await page.goto(`${appliance.url}conferences/${live.id}`);
       await page.getByRole('heading', { name: 'Media check', level: 1 }).waitFor();

@@ -86,6 +86,9 @@ class Api {
   void applyStoredLogLevel();
 
  private:
+  // One audit row for a state-changing API request; nothing for reads or non-API paths.
+  void audit(const http::Request& request, const std::string& action, int status,
+             const std::optional<std::string>& username, const std::optional<std::string>& target);
   void buildRoutes();
   void buildConferenceRoutes();
   http::Response dispatch(http::Request& request, RequestContext& ctx, const Route*& matched);

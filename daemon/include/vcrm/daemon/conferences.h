@@ -21,6 +21,17 @@
 
 namespace vcrm {
 
+// The fields of a booking change (PATCH), checked for form before anything is read or locked.
+struct BookingChanges {
+  std::optional<std::string> name;
+  std::optional<std::string> start;
+  std::optional<std::string> end;
+  std::optional<std::int64_t> duration;
+  std::optional<std::int64_t> ports;
+  std::optional<std::string> pin;
+  std::optional<bool> autoEnd;
+};
+
 class ConferenceService {
  public:
   struct Options {
@@ -76,6 +87,12 @@ class ConferenceService {
                                  int ports, std::optional<std::int64_t> bridgeId,
                                  std::optional<std::string> pool, std::optional<std::int64_t> exclude,
                                  std::optional<std::int64_t> avoidBridge, std::string* refusal);
+  // Places booking `id` for its new window (where it is if it fits, else within `pool` when
+  // `mayMove`) and writes `ch` with that window and port count. nullopt: `refusal` says why.
+  std::optional<Placement> rebook(db::Transaction& tx, std::int64_t id, const BookingChanges& ch,
+                                  const std::string& start, const std::string& end, int ports,
+                                  std::optional<std::int64_t> current, bool mayMove,
+                                  const std::optional<std::string>& pool, std::string* refusal);
   struct LiveLeg {
     std::int64_t room;
     std::string roomSecret;
