@@ -1,0 +1,63 @@
+// One API route: method, path pattern, who may call it, the audit action, and its handler.
+// Modules declare their routes with these; the Api matches, authenticates, checks roles and
+// CSRF, and audits, so a handler only does its own work.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "vcrm/common/json.h"
+#include "vcrm/daemon/auth.h"
+#include "vcrm/daemon/http.h"
+
+namespace vcrm {
+
+struct RequestContext {
+  const http::Request& request;
+  std::optional<Session> session;  // set for authenticated requests
+  std::string token;               // the bearer/cookie token of the session
+  bool viaCookie = false;
+  std::optional<std::string> auditUser;  // who the audit row names (login: the name tried)
+  std::optional<std::string> auditTarget;
+
+  const std::string& param(const std::string& name) const;
+  json::ObjectPtr body() const;  // parses the JSON body (InvalidInput if malformed)
+};
+
+using Handler = std::function<http::Response(RequestContext&)>;
+
+struct Route {
+  // Who may call the route. There is no default: a route that does not say is refused when
+  // the Api is built (StartupError), so vcrmd does not start with it.
+  enum class Access {
+    Undeclared,
+    Public,   // no session: sign-in, health, version, bridge event posts (own credentials)
+    AnyUser,  // any signed-in user
+    Roles,    // a signed-in user with one of `roles`
+  };
+
+  std::string method;
+  std::string pattern;  // "/api/v1/users/{name}"
+  Access access = Access::Undeclared;
+  std::vector<std::string> roles;  // with Access::Roles: any of these
+  std::string action;              // audit action name, e.g. "user.create"
+  Handler handler;
+  bool audited = true;  // false only for machine traffic such as bridge event posts
+};
+
+// Route builders that make the access visible where the route is written.
+Route publicRoute(std::string method, std::string pattern, std::string action, Handler handler);
+Route userRoute(std::string method, std::string pattern, std::string action, Handler handler);
+Route roleRoute(std::string method, std::string pattern, std::vector<std::string> roles,
+                std::string action, Handler handler);
+
+// The roles of vcrm, and which route needs which.
+namespace roles {
+inline const std::vector<std::string> kAdmin{"admin"};
+inline const std::vector<std::string> kWatchers{"admin", "noc"};  // live status, read-only
+}  // namespace roles
+
+}  // namespace vcrm
