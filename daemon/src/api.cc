@@ -1,67 +1,74 @@
 #include "vcrm/daemon/api.h"
 
+#include <set>
+
 #include <Poco/JSON/Array.h>
 
 #include "vcrm/common/crypto.h"
 #include "vcrm/common/error.h"
+#include "vcrm/daemon/http_errors.h"
 
 namespace vcrm {
 
 namespace {
 
-constexpr const char* kComponent = "api";
-constexpr const char* kSessionCookie = "vcrm_session";
 
 bool changesState(const std::string& method) {
   return method != "GET" && method != "HEAD" && method != "OPTIONS";
 }
 
-json::ObjectPtr userJson(const User& u) {
-  json::ObjectPtr o = new json::Object(Poco::JSON_PRESERVE_KEY_ORDER);
-  o->set("username", u.username);
-  json::ArrayPtr roles = new json::Array;
-  for (const auto& r : u.roles) roles->add(r);
-  o->set("roles", roles);
-  o->set("disabled", u.disabled);
-  o->set("must_change_password", u.mustChangePassword);
-  o->set("created_at", u.createdAt);
-  o->set("last_login_at", u.lastLoginAt ? Poco::Dynamic::Var(*u.lastLoginAt) : Poco::Dynamic::Var());
-  return o;
-}
-
-json::ObjectPtr sessionJson(const Session& s) {
-  json::ObjectPtr o = new json::Object(Poco::JSON_PRESERVE_KEY_ORDER);
-  o->set("user", userJson(s.user));
-  o->set("csrf_token", s.csrfToken);
-  o->set("expires_at", s.expiresAt);
-  return o;
-}
-
 }  // namespace
 
-const std::string& RequestContext::param(const std::string& name) const {
-  return request.pathParams.at(name);
+const char* accessName(Route::Access access) {
+  switch (access) {
+    case Route::Access::Public: return "public";
+    case Route::Access::AnyUser: return "any_user";
+    case Route::Access::Roles: return "roles";
+    case Route::Access::Undeclared: break;
+  }
+  return "undeclared";
 }
 
-json::ObjectPtr RequestContext::body() const { return json::parseObject(request.body); }
-
-Api::Api(Info info, ApiServices services, std::filesystem::path webuiDir)
-    : info_(std::move(info)),
-      s_(services),
-      auth_(services.auth),
-      audit_(services.audit),
-      pool_(services.pool),
-      log_(services.log),
-      static_(std::move(webuiDir)) {
-  buildRoutes();
-  buildConferenceRoutes();
-}
-
-void Api::applyStoredLogLevel() {
-  auto c = pool_.acquire();
-  auto r = c->exec("SELECT value FROM appliance_settings WHERE key = 'log.level'");
-  if (r.empty()) return;
-  if (auto level = parseLogLevel(r.text(0, 0))) log_.setLevel(*level);
+Api::Api(Options options, AuthService& auth, AuditLog& audit, Logger& log, std::vector<Route> routes)
+    : options_(std::move(options)),
+      auth_(auth),
+      audit_(audit),
+      log_(log),
+      static_(options_.webuiDir),
+      routes_(std::move(routes)) {
+  // The API describes itself: what a script may call, and what the role tests walk.
+  routes_.push_back(roleRoute("GET", "/api/v1/routes", roles::kAdmin, "api.routes", [this](RequestContext&) {
+    json::ArrayPtr arr = new json::Array;
+    for (const auto& r : routes_) {
+      json::ObjectPtr o = new json::Object(Poco::JSON_PRESERVE_KEY_ORDER);
+      o->set("method", r.method);
+      o->set("pattern", r.pattern);
+      o->set("access", std::string(accessName(r.access)));
+      json::ArrayPtr rs = new json::Array;
+      for (const auto& role : r.roles) rs->add(role);
+      o->set("roles", rs);
+      o->set("action", r.action);
+      arr->add(o);
+    }
+    json::ObjectPtr out = new json::Object;
+    out->set("routes", arr);
+    return http::Response::json(200, out);
+  }));
+  std::set<std::string> seen;
+  for (const auto& r : routes_) {
+    const std::string name = r.method + " " + r.pattern;
+    if (r.access == Route::Access::Undeclared) {
+      throw StartupError("route " + name + " does not declare who may call it (public, any user or roles)");
+    }
+    if (r.access == Route::Access::Roles) {
+      if (r.roles.empty()) throw StartupError("route " + name + " is for roles but names none");
+      for (const auto& role : r.roles) {
+        if (!isRoleName(role)) throw StartupError("route " + name + " names an unknown role \"" + role + "\"");
+      }
+    }
+    if (r.action.empty() || !r.handler) throw StartupError("route " + name + " has no audit action or handler");
+    if (!seen.insert(name).second) throw StartupError("route " + name + " is declared twice");
+  }
 }
 
 bool Api::matchPattern(const std::string& pattern, const std::string& path,
@@ -92,35 +99,6 @@ bool Api::matchPattern(const std::string& pattern, const std::string& path,
   return pi == pattern.size() && si == path.size();
 }
 
-// The one place where a failure becomes an HTTP status.
-http::Response Api::errorResponse(const std::exception& e) {
-  if (const auto* rl = dynamic_cast<const RateLimited*>(&e)) {
-    auto r = http::Response::error(429, rl->code(), rl->what());
-    r.headers.emplace_back("Retry-After", std::to_string(rl->retryAfterSeconds()));
-    return r;
-  }
-  if (const auto* err = dynamic_cast<const Error*>(&e)) {
-    int status = 500;
-    if (dynamic_cast<const InvalidInput*>(err)) status = 400;
-    else if (dynamic_cast<const Unauthenticated*>(err)) status = 401;
-    else if (dynamic_cast<const Forbidden*>(err)) status = 403;
-    else if (dynamic_cast<const NotFound*>(err)) status = 404;
-    else if (dynamic_cast<const Conflict*>(err)) status = 409;
-    else if (dynamic_cast<const TooLarge*>(err)) status = 413;
-    else if (dynamic_cast<const Unprocessable*>(err)) status = 422;
-    else if (dynamic_cast<const DbError*>(err)) status = 503;
-    if (status >= 500) {
-      log_.error(kComponent, "REQUEST_FAILED", err->what());
-      return http::Response::error(status, status == 503 ? "unavailable" : "internal_error",
-                                   status == 503 ? "the database is not answering; try again shortly"
-                                                 : "internal error; the appliance log has details");
-    }
-    return http::Response::error(status, err->code(), err->what());
-  }
-  log_.error(kComponent, "REQUEST_FAILED", e.what());
-  return http::Response::error(500, "internal_error", "internal error; the appliance log has details");
-}
-
 http::Response Api::handle(http::Request& request) {
   RequestContext ctx{request, std::nullopt, {}, false, std::nullopt, std::nullopt};
   const Route* matched = nullptr;
@@ -128,7 +106,7 @@ http::Response Api::handle(http::Request& request) {
   try {
     response = dispatch(request, ctx, matched);
   } catch (const std::exception& e) {
-    response = errorResponse(e);
+    response = http::errorResponse(e, log_);
   }
   // Routes too busy to audit (bridge event posts) still leave a row when they refuse.
   if (!matched || matched->audited || response.status >= 400) {
@@ -177,13 +155,10 @@ http::Response Api::dispatch(http::Request& request, RequestContext& ctx, const 
     if (!allowed.empty()) {
       std::string allow;
       for (const auto& m : allowed) allow += (allow.empty() ? "" : ", ") + m;
-      auto r = http::Response::error(405, "method_not_allowed",
-                                     request.method + " is not allowed on " + request.path +
-                                         " (allowed: " + allow + ")");
-      r.headers.emplace_back("Allow", allow);
-      return r;
+      throw MethodNotAllowed(request.method + " is not allowed on " + request.path + " (allowed: " + allow + ")",
+                             allow);
     }
-    return http::Response::error(404, "not_found", "no API endpoint " + request.path);
+    throw NotFound("no API endpoint " + request.path);
   }
 
   if (matched->access != Route::Access::Public) {
@@ -223,184 +198,10 @@ http::Response Api::dispatch(http::Request& request, RequestContext& ctx, const 
   if (changesState(request.method) && !request.body.empty()) {
     const std::string type = request.header("content-type");
     if (type.rfind("application/json", 0) != 0) {
-      return http::Response::error(415, "unsupported_media_type",
-                                   "send the request body as JSON with Content-Type: application/json");
+      throw UnsupportedMediaType("send the request body as JSON with Content-Type: application/json");
     }
   }
   return matched->handler(ctx);
-}
-
-void Api::buildRoutes() {
-  using A = Route::Access;
-  const std::vector<std::string> admin{"admin"};
-
-  routes_.push_back({"GET", "/healthz", A::Public, {}, "health", [this](RequestContext&) {
-    json::ObjectPtr o = new json::Object(Poco::JSON_PRESERVE_KEY_ORDER);
-    try {
-      auto c = pool_.acquire(std::chrono::seconds(2));
-      c->exec("SELECT 1");
-      o->set("status", "ok");
-      o->set("database", "ok");
-      return http::Response::json(200, o);
-    } catch (const std::exception& e) {
-      log_.warn(kComponent, "HEALTH_DB_DOWN", e.what());
-      o->set("status", "unavailable");
-      o->set("database", "unreachable");
-      return http::Response::json(503, o);
-    }
-  }});
-
-  routes_.push_back({"GET", "/api/v1/version", A::Public, {}, "version", [this](RequestContext&) {
-    json::ObjectPtr o = new json::Object(Poco::JSON_PRESERVE_KEY_ORDER);
-    o->set("product", "vcrm");
-    o->set("version", info_.version);
-    o->set("schema", info_.schema);
-    return http::Response::json(200, o);
-  }});
-
-  routes_.push_back({"POST", "/api/v1/auth/login", A::Public, {}, "auth.login", [this](RequestContext& ctx) {
-    auto body = ctx.body();
-    json::onlyKeys(body, {"username", "password"});
-    const std::string username = json::requireString(body, "username", 64);
-    const std::string password = json::requireString(body, "password", 1024);
-    ctx.auditUser = username;
-    auto result = auth_.login(username, password, ctx.request.remoteAddr);
-    if (result.status == LoginResult::Status::Throttled) {
-      throw RateLimited("too many failed sign-ins for this user or address; wait " +
-                            std::to_string(result.retryAfterSeconds) + " s and try again",
-                        result.retryAfterSeconds);
-    }
-    if (result.status == LoginResult::Status::BadCredentials) {
-      throw Unauthenticated("Wrong user name or password.", "bad_credentials");
-    }
-    auto o = sessionJson(result.session);
-    o->set("token", result.token);
-    auto r = http::Response::json(200, o);
-    r.headers.emplace_back("Set-Cookie", std::string(kSessionCookie) + "=" + result.token +
-                                             "; Path=/; Max-Age=" +
-                                             std::to_string(info_.sessionMaxHours * 3600) +
-                                             "; HttpOnly; Secure; SameSite=Strict");
-    return r;
-  }});
-
-  routes_.push_back({"GET", "/api/v1/auth/session", A::AnyUser, {}, "auth.session", [](RequestContext& ctx) {
-    return http::Response::json(200, sessionJson(*ctx.session));
-  }});
-
-  routes_.push_back({"POST", "/api/v1/auth/logout", A::AnyUser, {}, "auth.logout", [this](RequestContext& ctx) {
-    auth_.logout(ctx.token);
-    auto r = http::Response::noContent();
-    r.headers.emplace_back("Set-Cookie", std::string(kSessionCookie) +
-                                             "=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict");
-    return r;
-  }});
-
-  routes_.push_back({"POST", "/api/v1/auth/password", A::AnyUser, {}, "auth.change_password",
-                     [this](RequestContext& ctx) {
-    auto body = ctx.body();
-    json::onlyKeys(body, {"current_password", "new_password"});
-    auth_.changeOwnPassword(ctx.session->user.username,
-                            json::requireString(body, "current_password", 1024),
-                            json::requireString(body, "new_password", 4096));
-    return http::Response::noContent();
-  }});
-
-  routes_.push_back({"GET", "/api/v1/users", A::Roles, admin, "user.list", [this](RequestContext&) {
-    json::ArrayPtr arr = new json::Array;
-    for (const auto& u : auth_.listUsers()) arr->add(userJson(u));
-    json::ObjectPtr o = new json::Object;
-    o->set("users", arr);
-    return http::Response::json(200, o);
-  }});
-
-  routes_.push_back({"POST", "/api/v1/users", A::Roles, admin, "user.create", [this](RequestContext& ctx) {
-    auto body = ctx.body();
-    json::onlyKeys(body, {"username", "password", "roles"});
-    const std::string username = json::requireString(body, "username", 64);
-    ctx.auditTarget = username;
-    auto roles = json::optStringArray(body, "roles");
-    if (!roles) throw InvalidInput("field \"roles\" is required", "missing_field");
-    auto u = auth_.createUser(username, json::requireString(body, "password", 4096), *roles);
-    auto r = http::Response::json(201, userJson(u));
-    r.headers.emplace_back("Location", "/api/v1/users/" + u.username);
-    return r;
-  }});
-
-  routes_.push_back({"GET", "/api/v1/users/{name}", A::Roles, admin, "user.get", [this](RequestContext& ctx) {
-    return http::Response::json(200, userJson(auth_.getUser(ctx.param("name"))));
-  }});
-
-  routes_.push_back({"PATCH", "/api/v1/users/{name}", A::Roles, admin, "user.update",
-                     [this](RequestContext& ctx) {
-    ctx.auditTarget = ctx.param("name");
-    auto body = ctx.body();
-    json::onlyKeys(body, {"roles", "disabled", "password"});
-    AuthService::UserPatch patch;
-    patch.roles = json::optStringArray(body, "roles");
-    patch.disabled = json::optBool(body, "disabled");
-    patch.password = json::optString(body, "password", 4096);
-    if (!patch.roles && !patch.disabled && !patch.password) {
-      throw InvalidInput("nothing to change: give roles, disabled or password");
-    }
-    auto u = auth_.updateUser(ctx.session->user.username, ctx.param("name"), patch);
-    return http::Response::json(200, userJson(u));
-  }});
-
-  routes_.push_back({"DELETE", "/api/v1/users/{name}", A::Roles, admin, "user.delete",
-                     [this](RequestContext& ctx) {
-    ctx.auditTarget = ctx.param("name");
-    auth_.deleteUser(ctx.session->user.username, ctx.param("name"));
-    return http::Response::noContent();
-  }});
-
-  routes_.push_back({"GET", "/api/v1/audit", A::Roles, admin, "audit.list", [this](RequestContext& ctx) {
-    AuditLog::Filter f;
-    auto intParam = [&](const std::string& name, std::int64_t lo, std::int64_t hi) -> std::optional<std::int64_t> {
-      auto v = ctx.request.queryParam(name);
-      if (!v) return std::nullopt;
-      try {
-        std::size_t used = 0;
-        const long long n = std::stoll(*v, &used);
-        if (used == v->size() && n >= lo && n <= hi) return n;
-      } catch (const std::exception&) {
-      }
-      throw InvalidInput("query parameter \"" + name + "\" must be a whole number from " +
-                         std::to_string(lo) + " to " + std::to_string(hi));
-    };
-    if (auto l = intParam("limit", 1, 1000)) f.limit = static_cast<int>(*l);
-    f.beforeId = intParam("before_id", 1, INT64_MAX);
-    f.username = ctx.request.queryParam("username");
-    f.action = ctx.request.queryParam("action");
-    return http::Response::json(200, audit_.list(f));
-  }});
-
-  routes_.push_back({"GET", "/api/v1/system/log-level", A::Roles, admin, "system.log_level.get",
-                     [this](RequestContext&) {
-    json::ObjectPtr o = new json::Object;
-    o->set("level", std::string(logLevelName(log_.level())));
-    return http::Response::json(200, o);
-  }});
-
-  routes_.push_back({"PUT", "/api/v1/system/log-level", A::Roles, admin, "system.log_level.set",
-                     [this](RequestContext& ctx) {
-    auto body = ctx.body();
-    json::onlyKeys(body, {"level"});
-    const std::string text = json::requireString(body, "level", 16);
-    auto level = parseLogLevel(text);
-    if (!level) throw InvalidInput("\"" + text + "\" is not a log level: use debug, info, warn or error");
-    ctx.auditTarget = std::string(logLevelName(*level));
-    auto c = pool_.acquire();
-    c->exec(
-        "INSERT INTO appliance_settings (key, value) VALUES ('log.level', $1) "
-        "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = now()",
-        {std::string(logLevelName(*level))});
-    log_.setLevel(*level);
-    log_.info(kComponent, "LOG_LEVEL_SET", "log level changed by " + ctx.session->user.username,
-              std::string(logLevelName(*level)));
-    json::ObjectPtr o = new json::Object;
-    o->set("level", std::string(logLevelName(*level)));
-    return http::Response::json(200, o);
-  }});
 }
 
 }  // namespace vcrm

@@ -21,7 +21,8 @@ namespace {
 constexpr const char* kComponent = "vcrmd";
 }
 
-App::App(Config config, Logger& log) : config_(std::move(config)), log_(log) {
+App::App(Config config, Logger& log, std::vector<ModuleFactory> extra)
+    : config_(std::move(config)), log_(log), extra_(std::move(extra)) {
   Poco::Net::initializeSSL();
 }
 
@@ -90,26 +91,25 @@ void App::start() {
   const fs::path webui = config_.webuiDir.empty()
                              ? fs::path(process::selfDir()) / "../share/vcrm/webui"
                              : fs::path(config_.webuiDir);
-  Api::Info info;
-  info.version = VCRM_VERSION_STRING;
-  info.schema = schema_;
-  info.maxBodyBytes = config_.maxBodyBytes;
-  info.sessionMaxHours = config_.sessionMaxHours;
   bus_ = std::make_unique<EventBus>();
-  bridges_ = std::make_unique<BridgeService>(*pool_, log_, *bus_);
-  ConferenceService::Options co;
-  co.prelaunch = std::chrono::seconds(config_.prelaunchSeconds);
-  co.probeEvery = std::chrono::seconds(config_.probeSeconds);
-  co.reconcileEvery = std::chrono::seconds(config_.reconcileSeconds);
-  // Reconcile workers each hold a database connection: leave at least half the pool to the API.
-  co.reconcileWorkers = std::min(config_.reconcileWorkers, std::max(1, config_.dbPoolSize / 2));
-  co.emptyGrace = std::chrono::seconds(config_.emptyGraceSeconds);
-  conferences_ = std::make_unique<ConferenceService>(*pool_, log_, *bus_, *bridges_, co);
-  cdrs_ = std::make_unique<CdrService>(*pool_);
-  api_ = std::make_unique<Api>(info, ApiServices{*auth_, *audit_, *pool_, log_, *bus_, *bridges_, *conferences_, *cdrs_},
-                               webui.lexically_normal());
-  api_->applyStoredLogLevel();
-  conferences_->start();
+  listeners_.eventsListen = config_.eventsListen;
+  modules_ = std::make_unique<ModuleList>([this](const std::vector<std::unique_ptr<Module>>& earlier) {
+    return ModuleContext{config_, log_, *pool_, *bus_, *auth_, *audit_, listeners_, VCRM_VERSION_STRING, schema_,
+                         earlier};
+  });
+  registerModules(*modules_);
+  for (const auto& make : extra_) modules_->add(make(modules_->context()));
+
+  Api::Options ao;
+  ao.maxBodyBytes = config_.maxBodyBytes;
+  ao.webuiDir = webui.lexically_normal();
+  api_ = std::make_unique<Api>(ao, *auth_, *audit_, log_, modules_->routes());
+
+  // Every node is active until the redundancy pair exists: all workers run.
+  for (auto* w : modules_->workers()) {
+    w->start();
+    started_.push_back(w);
+  }
 
   WebServer::Options wo;
   wo.listen = config_.httpListen;
@@ -122,7 +122,7 @@ void App::start() {
   wo.threads = config_.httpThreads;
   web_ = std::make_unique<WebServer>(wo, *api_, log_);
   web_->start();
-  api_->setEventsEndpoint(config_.eventsListen, web_->eventsPort());
+  listeners_.eventsPort = web_->eventsPort();
   writeReadyFile();
   log_.info(kComponent, "STARTED", std::string("vcrm ") + VCRM_VERSION_STRING + " ready at " + url() +
                                        " (schema " + std::to_string(schema_) + ")");
@@ -157,7 +157,8 @@ std::string App::url() const {
 void App::stop() {
   // Live event streams end first so the listeners can close without waiting on them.
   if (bus_) bus_->close();
-  if (conferences_) conferences_->stop();
+  for (auto it = started_.rbegin(); it != started_.rend(); ++it) (*it)->stop();
+  started_.clear();
   if (web_) {
     std::error_code ec;
     fs::remove(config_.paths.readyFile(), ec);
@@ -166,9 +167,8 @@ void App::stop() {
     log_.info(kComponent, "STOPPED", "listeners closed");
   }
   api_.reset();
-  cdrs_.reset();
-  conferences_.reset();
-  bridges_.reset();
+  if (modules_) modules_->clear();
+  modules_.reset();
   bus_.reset();
   audit_.reset();
   auth_.reset();

@@ -204,11 +204,12 @@ std::shared_ptr<janus::Driver> BridgeService::driver(std::int64_t id) {
 }
 
 std::shared_ptr<janus::Driver> BridgeService::driver(const Bridge& b) {
-  const std::string key = b.url + "|" + b.adminUrl + "|" + b.adminSecret;
+  const std::string key = b.name + "|" + b.url + "|" + b.adminUrl + "|" + b.adminSecret;
   auto d = drivers_.lock();
   auto& slot = (*d)[b.id];
   if (!slot.driver || slot.key != key) {
     janus::Endpoint ep;
+    ep.name = b.name;
     ep.url = b.url;
     ep.adminUrl = b.adminUrl;
     ep.adminSecret = b.adminSecret;

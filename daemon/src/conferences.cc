@@ -94,56 +94,6 @@ ConferenceService::ConferenceService(db::Pool& pool, Logger& log, EventBus& bus,
                                      Options options)
     : pool_(pool), log_(log), bus_(bus), bridges_(bridges), options_(options) {}
 
-ConferenceService::~ConferenceService() { stop(); }
-
-void ConferenceService::start() {
-  if (running_.exchange(true)) return;
-  try {
-    resume();
-  } catch (const std::exception& e) {
-    log_.error(kComponent, "RESUME_FAILED", e.what());
-  }
-  loop_ = std::thread([this] { loop(); });
-  probe_ = std::thread([this] { probeLoop(); });
-}
-
-void ConferenceService::stop() {
-  if (!running_.exchange(false)) return;
-  *wake_.lock() = true;
-  wakeCv_.notify_all();
-  if (loop_.joinable()) loop_.join();
-  if (probe_.joinable()) probe_.join();
-}
-
-void ConferenceService::loop() {
-  while (running_) {
-    try {
-      tick();
-    } catch (const std::exception& e) {
-      log_.error(kComponent, "TICK_FAILED", e.what());
-    }
-    auto w = wake_.lock();
-    w.waitFor(wakeCv_, options_.tick, [&] { return *w || !running_; });
-    *w = false;
-  }
-}
-
-void ConferenceService::probeLoop() {
-  while (running_) {
-    try {
-      probeBridges();
-    } catch (const std::exception& e) {
-      log_.error(kComponent, "PROBE_FAILED", e.what());
-    }
-    auto w = wake_.lock();
-    w.waitFor(wakeCv_, options_.probeEvery, [&] { return !running_; });
-  }
-}
-
-void ConferenceService::probeBridges() {
-  for (auto id : bridges_.probeAll()) relocateOrFail(id);
-}
-
 // ---------------------------------------------------------------------------------------------
 // Admission and placement
 
@@ -406,8 +356,7 @@ json::ObjectPtr ConferenceService::create(const std::string& owner, const json::
   log_.info(kComponent, "BOOKED",
             "booked \"" + name + "\" by " + owner + ": " + std::to_string(ids.size()) + " occurrence(s)",
             std::to_string(ids.front()));
-  *wake_.lock() = true;
-  wakeCv_.notify_all();
+  wakeScheduler();
   if (!seriesId) return conferenceJson(*c, ids.front(), false);
   json::ObjectPtr out = new json::Object(Poco::JSON_PRESERVE_KEY_ORDER);
   out->set("series_id", *seriesId);
@@ -703,8 +652,7 @@ json::ObjectPtr ConferenceService::update(std::int64_t id, const json::ObjectPtr
     }
   }
   publishConference(id);
-  *wake_.lock() = true;
-  wakeCv_.notify_all();
+  wakeScheduler();
   return conferenceJson(*c, id, true);
 }
 
@@ -765,8 +713,7 @@ json::ObjectPtr ConferenceService::updateSeries(std::int64_t id, const json::Obj
     tx.commit();
   }
   for (auto oid : changed) publishConference(oid);
-  *wake_.lock() = true;
-  wakeCv_.notify_all();
+  wakeScheduler();
   json::ObjectPtr o = new json::Object;
   json::ArrayPtr arr = new json::Array;
   for (auto oid : changed) arr->add(oid);

@@ -170,10 +170,14 @@ struct Driver::Impl {
     }
   }
 
+  // "bridge east-1 (10.0.0.5:7088)": the name an operator knows and the address to check.
   std::string where() const {
-    if (!admin) return ep.adminUrl;
-    const auto& u = admin->base_uri();
-    return utility::conversions::to_utf8string(u.host()) + ":" + std::to_string(u.port());
+    std::string address = ep.adminUrl;
+    if (admin) {
+      const auto& u = admin->base_uri();
+      address = utility::conversions::to_utf8string(u.host()) + ":" + std::to_string(u.port());
+    }
+    return ep.name.empty() ? "the bridge at " + address : "bridge " + ep.name + " (" + address + ")";
   }
 
   [[noreturn]] void throwTransport(const http::http_exception& e) const {
@@ -222,7 +226,7 @@ struct Driver::Impl {
       response = admin->request(req).get();
       const auto length = response.headers().content_length();
       if (length > kMaxAnswerBytes) {
-        throw BridgeError("protocol", "the bridge at " + where() + " sent an answer of " +
+        throw BridgeError("protocol", where() + " sent an answer of " +
                                           std::to_string(length) + " bytes; refusing it");
       }
       answer = response.extract_utf8string(true).get();
@@ -236,13 +240,13 @@ struct Driver::Impl {
 
     const auto status = response.status_code();
     if (status == http::status_codes::Unauthorized || status == http::status_codes::Forbidden) {
-      throw BridgeError("credentials", "the bridge at " + where() + " answered HTTP " +
+      throw BridgeError("credentials", where() + " answered HTTP " +
                                            std::to_string(status) +
                                            ": check the admin secret and any proxy credentials");
     }
     if (status != http::status_codes::OK) {
       throw BridgeError("protocol",
-                        "the bridge at " + where() + " answered HTTP " + std::to_string(status) +
+                        where() + " answered HTTP " + std::to_string(status) +
                             ": is admin_url the Janus Admin API (e.g. http://host:7088/admin)?");
     }
     ObjectPtr top;
@@ -447,7 +451,7 @@ ProbeResult Driver::probe() {
     const auto top = impl_->adminRequest(info);
     const auto t1 = std::chrono::steady_clock::now();
     if (stringField(top, "janus") != "server_info") {
-      throw BridgeError("protocol", "the bridge at " + impl_->where() +
+      throw BridgeError("protocol", impl_->where() +
                                         " did not answer \"info\" with server_info: is admin_url "
                                         "the Janus Admin API?");
     }

@@ -1,5 +1,6 @@
 // The one exception hierarchy of vcrm. Each class names a kind of failure; the HTTP status
-// for each kind is chosen in one place at the API boundary (daemon/src/http_errors.cc).
+// for each kind is chosen in one place at the API boundary (daemon/src/http_errors.cc); a bridge's failure
+// (janus::BridgeError) is a 502 there.
 #pragma once
 
 #include <stdexcept>
@@ -45,10 +46,17 @@ class Conflict : public Error {
       : Error(std::move(code), message) {}
 };
 
+// No valid session or credentials. `challenge`, when set, is the WWW-Authenticate value
+// (machine clients with their own credentials, such as bridges posting events).
 class Unauthenticated : public Error {
  public:
-  explicit Unauthenticated(const std::string& message, std::string code = "unauthenticated")
-      : Error(std::move(code), message) {}
+  explicit Unauthenticated(const std::string& message, std::string code = "unauthenticated",
+                           std::string challenge = {})
+      : Error(std::move(code), message), challenge_(std::move(challenge)) {}
+  const std::string& challenge() const noexcept { return challenge_; }
+
+ private:
+  std::string challenge_;
 };
 
 class Forbidden : public Error {
@@ -61,6 +69,24 @@ class TooLarge : public Error {
  public:
   explicit TooLarge(const std::string& message, std::string code = "too_large")
       : Error(std::move(code), message) {}
+};
+
+// The path exists but not with this method; `allow()` lists the methods it takes.
+class MethodNotAllowed : public Error {
+ public:
+  MethodNotAllowed(const std::string& message, std::string allow)
+      : Error("method_not_allowed", message), allow_(std::move(allow)) {}
+  const std::string& allow() const noexcept { return allow_; }
+
+ private:
+  std::string allow_;
+};
+
+// The body is not in a form the route reads (e.g. not JSON).
+class UnsupportedMediaType : public Error {
+ public:
+  explicit UnsupportedMediaType(const std::string& message)
+      : Error("unsupported_media_type", message) {}
 };
 
 // Too many attempts; `retryAfterSeconds()` says when to try again.

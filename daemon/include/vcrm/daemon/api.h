@@ -1,10 +1,10 @@
-// The HTTP API of vcrmd: one route table (method, path pattern, roles, audit action,
-// handler), authentication, CSRF and role checks, the audit hook, and the single place
-// where an exception becomes an HTTP status.
+// The HTTP API of vcrmd: matches a request against the route table the modules declared,
+// authenticates, checks CSRF and roles, calls the handler, turns a failure into a status (via
+// http_errors.h) and leaves the audit row. Everything else it hands to the static web UI.
 #pragma once
 
 #include <filesystem>
-#include <functional>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -14,98 +14,48 @@
 #include "vcrm/daemon/audit.h"
 #include "vcrm/daemon/auth.h"
 #include "vcrm/daemon/http.h"
+#include "vcrm/daemon/route.h"
 #include "vcrm/daemon/static_files.h"
 
 namespace vcrm {
 
-struct RequestContext {
-  const http::Request& request;
-  std::optional<Session> session;  // set for authenticated requests
-  std::string token;               // the bearer/cookie token of the session
-  bool viaCookie = false;
-  std::optional<std::string> auditUser;  // who the audit row names (login: the name tried)
-  std::optional<std::string> auditTarget;
-
-  const std::string& param(const std::string& name) const;
-  json::ObjectPtr body() const;  // parses the JSON body (InvalidInput if malformed)
-};
-
-using Handler = std::function<http::Response(RequestContext&)>;
-
-struct Route {
-  std::string method;
-  std::string pattern;             // "/api/v1/users/{name}"
-  enum class Access { Public, AnyUser, Roles } access = Access::Roles;
-  std::vector<std::string> roles;  // with Access::Roles: any of these
-  std::string action;              // audit action name, e.g. "user.create"
-  Handler handler;
-  bool audited = true;  // false only for machine traffic such as bridge event posts
-};
-
-class BridgeService;
-class ConferenceService;
-class CdrService;
-class EventBus;
-
-// The services the API exposes; the daemon owns them.
-struct ApiServices {
-  AuthService& auth;
-  AuditLog& audit;
-  db::Pool& pool;
-  Logger& log;
-  EventBus& bus;
-  BridgeService& bridges;
-  ConferenceService& conferences;
-  CdrService& cdrs;
-};
-
 class Api {
  public:
-  struct Info {
-    std::string version;
-    int schema = 0;
+  struct Options {
     std::size_t maxBodyBytes = 1 << 20;
-    int sessionMaxHours = 12;
+    std::filesystem::path webuiDir;
   };
-  Api(Info info, ApiServices services, std::filesystem::path webuiDir);
+  // Throws StartupError for a route table that is not sound: a route without declared access,
+  // a role route naming no role or an unknown one, a route without an audit action, or two
+  // routes with the same method and pattern.
+  Api(Options options, AuthService& auth, AuditLog& audit, Logger& log, std::vector<Route> routes);
 
   http::Response handle(http::Request& request);
   // Records a state-changing API request the listener refused before it reached handle() (a
   // declared oversize body, a path the events listener does not take) in the audit log.
   void auditRefused(const http::Request& request, int status);
   const std::vector<Route>& routes() const { return routes_; }
-  std::size_t maxBodyBytes() const { return info_.maxBodyBytes; }
+  std::size_t maxBodyBytes() const { return options_.maxBodyBytes; }
+  Logger& log() { return log_; }
 
-  // Where bridges post events (plain HTTP listener), known once the listeners are bound.
-  void setEventsEndpoint(std::string listen, int port) {
-    eventsListen_ = std::move(listen);
-    eventsPort_ = port;
-  }
-
-  // Persists and applies the run-time log level (also used at start-up).
-  void applyStoredLogLevel();
+  static bool matchPattern(const std::string& pattern, const std::string& path,
+                           std::map<std::string, std::string>& params);
 
  private:
   // One audit row for a state-changing API request; nothing for reads or non-API paths.
   void audit(const http::Request& request, const std::string& action, int status,
              const std::optional<std::string>& username, const std::optional<std::string>& target);
-  void buildRoutes();
-  void buildConferenceRoutes();
   http::Response dispatch(http::Request& request, RequestContext& ctx, const Route*& matched);
-  http::Response errorResponse(const std::exception& e);
-  static bool matchPattern(const std::string& pattern, const std::string& path,
-                           std::map<std::string, std::string>& params);
 
-  Info info_;
-  ApiServices s_;
+  Options options_;
   AuthService& auth_;
   AuditLog& audit_;
-  db::Pool& pool_;
   Logger& log_;
   StaticFiles static_;
   std::vector<Route> routes_;
-  std::string eventsListen_;
-  int eventsPort_ = -1;
 };
+
+// "PATCH, GET": a route's access for the route listing and messages.
+const char* accessName(Route::Access access);
 
 }  // namespace vcrm

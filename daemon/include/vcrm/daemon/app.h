@@ -1,4 +1,5 @@
-// vcrmd composed: configuration, database (embedded or external), migrations, accounts, the
+// vcrmd composed: configuration, database (embedded or external), migrations, the core
+// services (accounts, audit, live events), the modules (registerModules), their workers, the
 // API and its listeners. start() brings everything up in order; stop() tears it down.
 #pragma once
 
@@ -14,17 +15,17 @@
 #include "vcrm/daemon/api.h"
 #include "vcrm/daemon/audit.h"
 #include "vcrm/daemon/auth.h"
-#include "vcrm/daemon/bridges.h"
-#include "vcrm/daemon/cdrs.h"
-#include "vcrm/daemon/conferences.h"
 #include "vcrm/daemon/event_bus.h"
+#include "vcrm/daemon/module.h"
 #include "vcrm/daemon/server.h"
 
 namespace vcrm {
 
 class App {
  public:
-  App(Config config, Logger& log);
+  // `extra` modules are added after the registered ones (tests plug modules in this way).
+  using ModuleFactory = std::function<std::unique_ptr<Module>(const ModuleContext&)>;
+  App(Config config, Logger& log, std::vector<ModuleFactory> extra = {});
   ~App();
   // Throws StartupError (or ConfigError) with a message for the operator.
   void start();
@@ -35,6 +36,7 @@ class App {
   // Set on the first start only: the generated admin password.
   const std::optional<std::string>& initialAdminPassword() const { return initialPassword_; }
   std::string url() const;
+  const ModuleList* modules() const { return modules_.get(); }
 
  private:
   void lockRoot();
@@ -48,9 +50,10 @@ class App {
   std::unique_ptr<AuthService> auth_;
   std::unique_ptr<AuditLog> audit_;
   std::unique_ptr<EventBus> bus_;
-  std::unique_ptr<BridgeService> bridges_;
-  std::unique_ptr<ConferenceService> conferences_;
-  std::unique_ptr<CdrService> cdrs_;
+  Listeners listeners_;
+  std::unique_ptr<ModuleList> modules_;
+  std::vector<Worker*> started_;  // in start order
+  std::vector<ModuleFactory> extra_;
   std::unique_ptr<Api> api_;
   std::unique_ptr<WebServer> web_;
   std::optional<std::string> initialPassword_;

@@ -39,17 +39,16 @@ class ConferenceService {
     std::chrono::milliseconds tick{500};        // lifecycle loop period
     std::chrono::seconds reconcileEvery{2};     // listparticipants polling
     int reconcileWorkers = 4;                   // conferences reconciled at once (each holds a DB connection)
-    std::chrono::seconds probeEvery{2};         // bridge health probing
     std::chrono::seconds emptyGrace{120};       // auto-end after this long empty
     int maxOccurrences = 366;
   };
   ConferenceService(db::Pool& pool, Logger& log, EventBus& bus, BridgeService& bridges,
                     Options options);
-  ~ConferenceService();
 
-  // Background threads: lifecycle ticks and bridge probes. stop() joins them.
-  void start();
-  void stop();
+  const Options& options() const { return options_; }
+  // Called when a change needs a lifecycle pass soon (a booking that starts now); the module
+  // wakes its scheduler worker.
+  void onWork(std::function<void()> wake) { wake_ = std::move(wake); }
 
   json::ObjectPtr create(const std::string& owner, const json::ObjectPtr& body);
   json::ObjectPtr get(std::int64_t id);  // with live participants
@@ -72,11 +71,12 @@ class ConferenceService {
   // Janus event-handler posts from bridge `bridgeId`.
   void ingest(std::int64_t bridgeId, const std::vector<janus::Event>& events);
 
-  // One pass of the lifecycle (exposed for tests and for the loop).
+  // One pass of the lifecycle: pre-launch, start, end, reconcile (the scheduler worker's pass).
   void tick();
-  void probeBridges();
-  // Re-attaches live rooms after a restart; called by start().
+  // Re-attaches live rooms after a restart (the scheduler worker's start).
   void resume();
+  // Moves the live conferences of a bridge that went down within its pool, or fails them.
+  void relocateOrFail(std::int64_t bridgeId);
 
  private:
   struct Placement {
@@ -111,25 +111,21 @@ class ConferenceService {
   void reconcile(std::int64_t id, bool recreateMissing = true);
   // reconcile() for each, several at once.
   void reconcileAll(const std::vector<std::int64_t>& ids);
-  void relocateOrFail(std::int64_t bridgeId);
   void publishConference(std::int64_t id);
   void publishParticipant(std::int64_t conferenceId, std::int64_t participant, const std::string& action,
                           const std::string& display);
   json::ObjectPtr conferenceJson(db::Connection& c, std::int64_t id, bool withParticipants);
-  void loop();
-  void probeLoop();
+  void wakeScheduler() const {
+    if (wake_) wake_();
+  }
 
   db::Pool& pool_;
   Logger& log_;
   EventBus& bus_;
   BridgeService& bridges_;
   Options options_;
-  std::atomic<bool> running_{false};
   Guarded<std::set<std::string>> timeZones_;  // IANA names, read once
-  Guarded<bool> wake_;  // set to request an immediate tick
-  std::condition_variable wakeCv_;
-  std::thread loop_;
-  std::thread probe_;
+  std::function<void()> wake_;
   std::chrono::steady_clock::time_point lastReconcile_{};
   std::chrono::steady_clock::time_point lastSlowWarning_{};
 };

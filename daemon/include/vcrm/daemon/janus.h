@@ -35,6 +35,7 @@ class BridgeError : public Error {
 };
 
 struct Endpoint {
+  std::string name;         // the bridge's name in vcrm, for messages ("" outside vcrm)
   std::string url;          // Janus HTTP API, e.g. http://127.0.0.1:8088/janus
   std::string adminUrl;     // Janus Admin API, e.g. http://127.0.0.1:7088/admin
   std::string adminSecret;  // janus.jcfg general.admin_secret

@@ -77,7 +77,7 @@ class PeriodicWorker : public Worker {
   Spec spec_;
   Logger& log_;
   std::atomic<bool> running_{false};
-  Guarded<bool> wake_;
+  Guarded<bool> wake_{false};
   std::condition_variable wakeCv_;
   std::thread thread_;
 };

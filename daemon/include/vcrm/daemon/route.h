@@ -3,7 +3,9 @@
 // CSRF, and audits, so a handler only does its own work.
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <ostream>
 #include <map>
 #include <optional>
 #include <string>
@@ -14,6 +16,9 @@
 #include "vcrm/daemon/http.h"
 
 namespace vcrm {
+
+// The session cookie browsers carry (HttpOnly, Secure, SameSite=Strict).
+inline constexpr char kSessionCookie[] = "vcrm_session";
 
 struct RequestContext {
   const http::Request& request;
@@ -53,6 +58,11 @@ Route publicRoute(std::string method, std::string pattern, std::string action, H
 Route userRoute(std::string method, std::string pattern, std::string action, Handler handler);
 Route roleRoute(std::string method, std::string pattern, std::vector<std::string> roles,
                 std::string action, Handler handler);
+
+// The numeric id in path parameter `name`; NotFound ("no <what> ...") for anything else.
+std::int64_t idParam(const RequestContext& ctx, const std::string& name, const char* what);
+// A CSV download streamed by `writer` (chunked, any size).
+http::Response csvResponse(const std::string& filename, std::function<void(std::ostream&)> writer);
 
 // The roles of vcrm, and which route needs which.
 namespace roles {

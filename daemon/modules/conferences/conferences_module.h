@@ -1,0 +1,24 @@
+// Conferences: booking, the lifecycle on the bridges, the live monitor's actions, calendars, and the bridges' event posts.
+#pragma once
+
+#include "vcrm/daemon/module.h"
+#include "vcrm/daemon/conferences.h"
+
+namespace vcrm {
+
+class ConferencesModule : public NamedModule {
+ public:
+  explicit ConferencesModule(const ModuleContext& ctx);
+  std::vector<Route> routes() override;
+  std::vector<Worker*> workers() override { return {&scheduler_}; }
+  ConferenceService& service() { return service_; }
+
+ private:
+  BridgeService& bridges_;
+  db::Pool& pool_;
+  std::string version_;
+  ConferenceService service_;
+  PeriodicWorker scheduler_;
+};
+
+}  // namespace vcrm

@@ -1,0 +1,23 @@
+// The modules vcrmd is made of. A new module is a folder under daemon/modules/ and one line here;
+// a module may use the ones registered above it (ModuleContext::require).
+#include "modules/audit/audit_module.h"
+#include "modules/bridges/bridges_module.h"
+#include "modules/cdrs/cdrs_module.h"
+#include "modules/conferences/conferences_module.h"
+#include "modules/events/events_module.h"
+#include "modules/system/system_module.h"
+#include "modules/users/users_module.h"
+
+namespace vcrm {
+
+void registerModules(ModuleList& modules) {
+  modules.add<SystemModule>();
+  modules.add<UsersModule>();
+  modules.add<AuditModule>();
+  modules.add<EventsModule>();
+  modules.add<BridgesModule>();
+  modules.add<ConferencesModule>();
+  modules.add<CdrsModule>();
+}
+
+}  // namespace vcrm

@@ -1,0 +1,67 @@
+#include "vcrm/daemon/http_errors.h"
+
+#include "vcrm/common/error.h"
+#include "vcrm/daemon/janus.h"
+
+namespace vcrm::http {
+
+namespace {
+
+constexpr const char* kComponent = "api";
+
+// What an operator should check for each likely cause a bridge failure names.
+std::string causeAdvice(const std::string& cause) {
+  if (cause == "address") return "check the bridge's address";
+  if (cause == "port") return "check that Janus listens on the bridge's port";
+  if (cause == "credentials") return "check the bridge's admin secret";
+  if (cause == "firewall") return "check that a firewall lets vcrm reach the bridge";
+  if (cause == "plugin") return "check the bridge's VideoRoom plugin";
+  return "check the bridge's log";
+}
+
+int statusOf(const Error& err) {
+  if (dynamic_cast<const InvalidInput*>(&err)) return 400;
+  if (dynamic_cast<const Unauthenticated*>(&err)) return 401;
+  if (dynamic_cast<const Forbidden*>(&err)) return 403;
+  if (dynamic_cast<const NotFound*>(&err)) return 404;
+  if (dynamic_cast<const MethodNotAllowed*>(&err)) return 405;
+  if (dynamic_cast<const Conflict*>(&err)) return 409;
+  if (dynamic_cast<const TooLarge*>(&err)) return 413;
+  if (dynamic_cast<const UnsupportedMediaType*>(&err)) return 415;
+  if (dynamic_cast<const Unprocessable*>(&err)) return 422;
+  if (dynamic_cast<const RateLimited*>(&err)) return 429;
+  if (dynamic_cast<const janus::BridgeError*>(&err)) return 502;
+  if (dynamic_cast<const DbError*>(&err)) return 503;
+  return 500;
+}
+
+}  // namespace
+
+Response errorResponse(const std::exception& e, Logger& log) {
+  const auto* err = dynamic_cast<const Error*>(&e);
+  const int status = err ? statusOf(*err) : 500;
+  if (status == 502) {
+    const auto& be = static_cast<const janus::BridgeError&>(*err);
+    log.warn(kComponent, "BRIDGE_FAILED", be.what());
+    std::string message = be.what();
+    message += " (likely cause: " + be.cause() + "; " + causeAdvice(be.cause()) + ")";
+    auto r = Response::error(502, "bridge_failed", message);
+    return r;
+  }
+  if (status >= 500) {
+    log.error(kComponent, "REQUEST_FAILED", e.what());
+    return status == 503 ? Response::error(503, "unavailable", "the database is not answering; try again shortly")
+                         : Response::error(500, "internal_error", "internal error; the appliance log has details");
+  }
+  auto r = Response::error(status, err->code(), err->what());
+  if (const auto* rl = dynamic_cast<const RateLimited*>(err)) {
+    r.headers.emplace_back("Retry-After", std::to_string(rl->retryAfterSeconds()));
+  } else if (const auto* na = dynamic_cast<const MethodNotAllowed*>(err)) {
+    r.headers.emplace_back("Allow", na->allow());
+  } else if (const auto* ua = dynamic_cast<const Unauthenticated*>(err); ua && !ua->challenge().empty()) {
+    r.headers.emplace_back("WWW-Authenticate", ua->challenge());
+  }
+  return r;
+}
+
+}  // namespace vcrm::http
