@@ -60,7 +60,8 @@ void Fd::reset(int fd) {
   fd_ = fd;
 }
 
-void atomicWrite(const std::filesystem::path& path, std::string_view data, mode_t mode) {
+void atomicWrite(const std::filesystem::path& path, std::string_view data, mode_t mode,
+                 std::optional<Owner> owner) {
   const std::filesystem::path name = path.filename();
   if (name.empty() || name == "." || name == "..") {
     throw IoError("cannot write " + path.string() + ": the path does not name a file");
@@ -89,6 +90,7 @@ void atomicWrite(const std::filesystem::path& path, std::string_view data, mode_
   writeAll(fd.get(), data, path);
   // mkstemp creates 0600 and the umask must not weaken or strengthen what the caller asked for.
   if (::fchmod(fd.get(), mode) != 0) throwIo("cannot set the mode of", path, errno);
+  if (owner && ::fchown(fd.get(), owner->uid, owner->gid) != 0) throwIo("cannot set the owner of", path, errno);
   if (::fsync(fd.get()) != 0) throwIo("cannot flush", path, errno);
   // close() can report a delayed write error (e.g. on NFS), so it is checked, not left to ~Fd.
   if (::close(fd.release()) != 0) throwIo("cannot close", path, errno);
@@ -100,14 +102,24 @@ void atomicWrite(const std::filesystem::path& path, std::string_view data, mode_
   fsyncDir(dir);
 }
 
-std::string readFile(const std::filesystem::path& path, std::size_t maxBytes) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) throwIo("cannot open", path, errno);
+std::string readFile(const std::filesystem::path& path, std::size_t maxBytes, Links links) {
+  const int extra = links == Links::Refuse ? O_NOFOLLOW | O_NONBLOCK : 0;
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | extra));
+  if (!fd) {
+    if (errno == ELOOP && links == Links::Refuse) {
+      throw IoError("cannot read " + path.string() + ": it is a symbolic link, which is not followed here");
+    }
+    throwIo("cannot open", path, errno);
+  }
 
   // st_size is only a hint (files under /proc report 0), so the limit is enforced while reading.
   struct stat st {};
   std::string out;
-  if (::fstat(fd.get(), &st) == 0 && S_ISREG(st.st_mode) && st.st_size > 0) {
+  const bool statted = ::fstat(fd.get(), &st) == 0;
+  if (links == Links::Refuse && (!statted || !S_ISREG(st.st_mode))) {
+    throw IoError("cannot read " + path.string() + ": it is not a regular file");
+  }
+  if (statted && S_ISREG(st.st_mode) && st.st_size > 0) {
     if (static_cast<std::uint64_t>(st.st_size) > maxBytes) {
       throw IoError("cannot read " + path.string() + ": the file is " + std::to_string(st.st_size) +
                     " bytes, more than the limit of " + std::to_string(maxBytes) + " bytes");

@@ -17,11 +17,34 @@ namespace {
 
 constexpr const char* kComponent = "pgcluster";
 
+// Files in the data directory belong to the database user, who could swap them for links:
+// they are read without following links, and a link reads as nothing.
 std::string firstLine(const fs::path& p) {
-  std::ifstream in(p);
-  std::string line;
-  std::getline(in, line);
-  return line;
+  try {
+    const std::string text = files::readFile(p, 1 << 20, files::Links::Refuse);
+    return text.substr(0, text.find('\n'));
+  } catch (const IoError&) {
+    return "";
+  }
+}
+
+// The last `count` lines of the server log, for an error message; the reason it cannot be read
+// instead of its lines when it is not a plain file.
+std::string logTail(const fs::path& p, std::size_t count) {
+  std::string text;
+  try {
+    text = files::readFile(p, 64u << 20, files::Links::Refuse);
+  } catch (const IoError& e) {
+    return std::string("(") + e.what() + ")\n";
+  }
+  // Back from the end over `count` line breaks (a final newline ends the last line, it does not
+  // start another).
+  std::size_t start = text.size();
+  if (start > 0 && text[start - 1] == '\n') --start;
+  for (std::size_t seen = 0; start > 0; --start) {
+    if (text[start - 1] == '\n' && ++seen == count) break;
+  }
+  return text.substr(start);
 }
 
 void chownTree(const fs::path& dir, const process::RunAs& who) {
@@ -185,6 +208,8 @@ void PgCluster::start() {
   std::error_code ec;
   if (!fs::exists(settings_.dataDir / "PG_VERSION", ec)) initdb();
 
+  std::optional<files::Owner> owner;
+  if (runAs_) owner = files::Owner{runAs_->uid, runAs_->gid};
   files::atomicWrite(settings_.dataDir / "vcrm.conf",
                      "# Written by vcrmd at each start; edits here are overwritten.\n"
                      "listen_addresses = ''\n"
@@ -194,8 +219,7 @@ void PgCluster::start() {
                          "unix_socket_permissions = 0700\n"
                          "port = " +
                          std::to_string(settings_.port) + "\n",
-                     0600);
-  if (runAs_) chownTree(settings_.dataDir / "vcrm.conf", *runAs_);
+                     0600, owner);
 
   startedByUs_ = true;
   if (auto pid = livePostmaster()) {
@@ -207,14 +231,7 @@ void PgCluster::start() {
                             "-l", (settings_.dataDir / "server.log").string()});
     if (!out.ok()) {
       startedByUs_ = false;
-      std::string tail;
-      std::ifstream logIn(settings_.dataDir / "server.log");
-      std::string line;
-      std::vector<std::string> lines;
-      while (std::getline(logIn, line)) lines.push_back(line);
-      for (std::size_t i = lines.size() > 15 ? lines.size() - 15 : 0; i < lines.size(); ++i) {
-        tail += lines[i] + "\n";
-      }
+      const std::string tail = logTail(settings_.dataDir / "server.log", 15);
       throw StartupError("the embedded PostgreSQL did not start (" + out.output + ")\n" +
                          "last lines of " + (settings_.dataDir / "server.log").string() + ":\n" +
                          tail);

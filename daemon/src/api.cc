@@ -1,5 +1,6 @@
 #include "vcrm/daemon/api.h"
 
+#include <algorithm>
 #include <set>
 
 #include <Poco/JSON/Array.h>
@@ -107,6 +108,13 @@ http::Response Api::handle(http::Request& request) {
     response = dispatch(request, ctx, matched);
   } catch (const std::exception& e) {
     response = http::errorResponse(e, log_);
+  }
+  // Nothing the API answers may be kept by a browser or a proxy: sessions, PINs in calendar
+  // files, CDR exports.
+  if (request.path.rfind("/api/", 0) == 0 || request.path == "/healthz") {
+    const bool has = std::any_of(response.headers.begin(), response.headers.end(),
+                                 [](const auto& h) { return h.first == "Cache-Control"; });
+    if (!has) response.headers.emplace_back("Cache-Control", "no-store");
   }
   // Routes too busy to audit (bridge event posts) still leave a row when they refuse.
   if (!matched || matched->audited || response.status >= 400) {

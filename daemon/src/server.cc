@@ -35,7 +35,13 @@ void send(Poco::Net::HTTPServerResponse& out, const http::Response& r, bool head
   out.setStatus(static_cast<Poco::Net::HTTPResponse::HTTPStatus>(r.status));
   securityHeaders(out);
   if (r.contentType.rfind("application/json", 0) == 0) out.set("Cache-Control", "no-store");
-  for (const auto& [k, v] : r.headers) out.add(k, v);
+  for (const auto& [k, v] : r.headers) {
+    if (k == "Cache-Control") {
+      out.set(k, v);  // the route's own word replaces the default above
+    } else {
+      out.add(k, v);
+    }
+  }
   if (r.status == 204 || r.status == 304) {
     out.setContentLength(0);
     out.send();
@@ -199,11 +205,16 @@ WebServer::~WebServer() { stop(); }
 void WebServer::start() {
   Poco::Net::Context::Ptr ctx;
   try {
+    // Mozilla's "intermediate" profile narrowed to ECDHE: TLS 1.2 with forward-secret AEAD
+    // suites only, and TLS 1.3 (whose suites are all of that kind); the server's order wins.
     ctx = new Poco::Net::Context(Poco::Net::Context::TLS_SERVER_USE, options_.keyFile,
                                  options_.certFile, "", Poco::Net::Context::VERIFY_NONE, 9, false,
-                                 "HIGH:!aNULL:!MD5:!RC4:!3DES");
+                                 "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
+                                 "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
+                                 "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305");
     ctx->disableProtocols(Poco::Net::Context::PROTO_SSLV2 | Poco::Net::Context::PROTO_SSLV3 |
                           Poco::Net::Context::PROTO_TLSV1 | Poco::Net::Context::PROTO_TLSV1_1);
+    ctx->preferServerCiphers();
     ctx->enableExtendedCertificateVerification(false);
   } catch (const Poco::Exception& e) {
     throw StartupError("cannot load the TLS certificate " + options_.certFile + " / key " +

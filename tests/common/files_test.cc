@@ -71,6 +71,38 @@ class FilesTest : public ::testing::Test {
   fs::path dir_;
 };
 
+TEST_F(FilesTest, ReadFileThatRefusesLinksReadsPlainFilesOnly) {
+  atomicWrite(dir_ / "plain", "text");
+  EXPECT_EQ(readFile(dir_ / "plain", 1024, Links::Refuse), "text");
+  atomicWrite(dir_ / "target", "secret");
+  fs::create_symlink(dir_ / "target", dir_ / "link");
+  EXPECT_EQ(readFile(dir_ / "link"), "secret") << "following stays the default";
+  try {
+    readFile(dir_ / "link", 1024, Links::Refuse);
+    ADD_FAILURE() << "a link was followed";
+  } catch (const IoError& e) {
+    EXPECT_NE(std::string(e.what()).find("symbolic link"), std::string::npos) << e.what();
+  }
+  // A FIFO would block a reader for ever: refused at once.
+  ASSERT_EQ(::mkfifo((dir_ / "fifo").c_str(), 0600), 0);
+  EXPECT_THROW(readFile(dir_ / "fifo", 1024, Links::Refuse), IoError);
+}
+
+TEST_F(FilesTest, AtomicWriteWithAnOwnerReplacesALinkInsteadOfFollowingIt) {
+  atomicWrite(dir_ / "target", "keep me", 0600);
+  fs::create_symlink(dir_ / "target", dir_ / "conf");
+  const uid_t uid = geteuid() == 0 ? 65534 : geteuid();  // nobody, when we may give files away
+  atomicWrite(dir_ / "conf", "new", 0600, Owner{uid, getegid()});
+  EXPECT_FALSE(fs::is_symlink(dir_ / "conf"));
+  EXPECT_EQ(readFile(dir_ / "conf"), "new");
+  EXPECT_EQ(readFile(dir_ / "target"), "keep me");
+  struct stat conf {}, target {};
+  ASSERT_EQ(::stat((dir_ / "conf").c_str(), &conf), 0);
+  ASSERT_EQ(::stat((dir_ / "target").c_str(), &target), 0);
+  EXPECT_EQ(conf.st_uid, uid);
+  EXPECT_EQ(target.st_uid, geteuid());
+}
+
 TEST_F(FilesTest, AtomicWriteCreatesFileWithContentAndMode) {
   const fs::path path = dir_ / "settings.json";
   atomicWrite(path, "{\"a\":1}\n", 0640);

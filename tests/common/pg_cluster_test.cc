@@ -309,5 +309,54 @@ TEST_F(PgClusterTest, ConnectionStringAndPrograms) {
   EXPECT_EQ(fs::path(pg.binary("initdb")).parent_path(), fs::path(findPgBinDir()));
 }
 
+// Root writes vcrm.conf and reads server.log inside the data directory, which the database user
+// owns: that user could swap either for a link to a file only root may touch.
+TEST_F(PgClusterTest, LinksPlantedInTheDataDirectoryAreNeverFollowedByRoot) {
+  if (geteuid() != 0) GTEST_SKIP() << "the database user and root are the same user unless run as root";
+  const fs::path secret = dir_.path() / "shadow";
+  writeFile(secret, "root:SECRET-HASH:19000:0:99999:7:::\n");
+  ASSERT_EQ(chmod(secret.c_str(), 0600), 0);
+  auto unchanged = [&] {
+    struct stat st {};
+    EXPECT_EQ(lstat(secret.c_str(), &st), 0);
+    EXPECT_EQ(st.st_uid, 0u) << "the target was given to the database user";
+    EXPECT_EQ(st.st_mode & 07777, 0600u);
+    EXPECT_EQ(slurp(secret), "root:SECRET-HASH:19000:0:99999:7:::\n");
+  };
+  {
+    PgCluster pg(settings(), log_);
+    pg.start();
+    pg.stop();
+  }
+  // vcrm.conf as a link: replaced by a file of the database user's, the target left alone.
+  fs::remove(settings().dataDir / "vcrm.conf");
+  fs::create_symlink(secret, settings().dataDir / "vcrm.conf");
+  {
+    PgCluster pg(settings(), log_);
+    pg.start();
+    struct stat st {};
+    ASSERT_EQ(lstat((settings().dataDir / "vcrm.conf").c_str(), &st), 0);
+    EXPECT_TRUE(S_ISREG(st.st_mode));
+    EXPECT_NE(st.st_uid, 0u);
+    pg.stop();
+  }
+  unchanged();
+  // server.log as a link: the server cannot open it and does not start; the error message must
+  // not carry the target's lines.
+  fs::remove(settings().dataDir / "server.log");
+  fs::create_symlink(secret, settings().dataDir / "server.log");
+  PgCluster pg(settings(), log_);
+  try {
+    pg.start();
+    ADD_FAILURE() << "the server started with its log file a link to a root-only file";
+    pg.stop();
+  } catch (const StartupError& e) {
+    const std::string what = e.what();
+    EXPECT_EQ(what.find("SECRET-HASH"), std::string::npos) << what;
+    EXPECT_NE(what.find("symbolic link"), std::string::npos) << what;
+  }
+  unchanged();
+}
+
 }  // namespace
 }  // namespace vcrm

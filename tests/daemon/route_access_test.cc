@@ -209,6 +209,8 @@ TEST_F(RouteAccessTest, EveryRoleGetsExactlyTheRoutesItsRoleAllows) {
       const bool allowed = route.access != "roles" ||
                            std::find(route.roles.begin(), route.roles.end(), role) != route.roles.end();
       const std::string what = role + " " + route.key() + ": " + r.body;
+      // Nothing an API route answers may be cached: sessions, PINs in calendars, CDR exports.
+      EXPECT_EQ(r.header("cache-control"), "no-store") << what;
       if (allowed) {
         EXPECT_NE(r.status, 403) << what;
         EXPECT_NE(r.errorCode(), "session_expired") << what;

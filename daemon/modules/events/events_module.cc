@@ -14,7 +14,7 @@ std::vector<Route> EventsModule::routes() {
     if (!last.empty() && std::regex_match(last, std::regex("^[0-9]{1,18}$"))) after = std::stoull(last);
     http::Response r;
     r.contentType = "text/event-stream";
-    r.headers.emplace_back("Cache-Control", "no-cache");
+    r.headers.emplace_back("Cache-Control", "no-store");
     EventBus& bus = bus_;
     // Conference and participant changes carry PINs and names: admins only. Everyone else
     // (the NOC, operators, support) sees bridge changes.
