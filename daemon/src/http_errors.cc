@@ -19,6 +19,17 @@ std::string causeAdvice(const std::string& cause) {
   return "check the bridge's log";
 }
 
+// A database error is a 503 only when the database is not there to answer; a value it refused is
+// the request's fault, a broken constraint a conflict, anything else our fault.
+int dbStatus(const DbError& e) {
+  const std::string& state = e.sqlState();
+  if (state.empty() || state.rfind("08", 0) == 0 || state.rfind("57P", 0) == 0 || state == "53300") return 503;
+  if (state == "40001" || state == "40P01") return 503;  // serialization failure, deadlock: try again
+  if (state.rfind("22", 0) == 0) return 400;
+  if (state.rfind("23", 0) == 0) return 409;
+  return 500;
+}
+
 int statusOf(const Error& err) {
   if (dynamic_cast<const InvalidInput*>(&err)) return 400;
   if (dynamic_cast<const Unauthenticated*>(&err)) return 401;
@@ -31,7 +42,7 @@ int statusOf(const Error& err) {
   if (dynamic_cast<const Unprocessable*>(&err)) return 422;
   if (dynamic_cast<const RateLimited*>(&err)) return 429;
   if (dynamic_cast<const janus::BridgeError*>(&err)) return 502;
-  if (dynamic_cast<const DbError*>(&err)) return 503;
+  if (const auto* db = dynamic_cast<const DbError*>(&err)) return dbStatus(*db);
   return 500;
 }
 
@@ -48,9 +59,17 @@ Response errorResponse(const std::exception& e, Logger& log) {
     auto r = Response::error(502, "bridge_failed", message);
     return r;
   }
+  if (const auto* db = dynamic_cast<const DbError*>(err); db && status < 500) {
+    log.info(kComponent, "REQUEST_REFUSED_BY_DB", db->what());
+    // PostgreSQL's first line names the value it refused ("date/time field value out of range:
+    // \"2026-13-45T99:99Z\""); the rest (detail, hint) may name tables and is not shown.
+    const std::string first = std::string(db->what()).substr(0, std::string(db->what()).find('\n'));
+    return status == 400 ? Response::error(400, "invalid_input", "a value in the request was refused: " + first)
+                         : Response::error(409, "conflict", "the change conflicts with stored data: " + first);
+  }
   if (status >= 500) {
     log.error(kComponent, "REQUEST_FAILED", e.what());
-    return status == 503 ? Response::error(503, "unavailable", "the database is not answering; try again shortly")
+    return status == 503 ? Response::error(503, "unavailable", "the database is not answering or is busy; try again shortly")
                          : Response::error(500, "internal_error", "internal error; the appliance log has details");
   }
   auto r = Response::error(status, err->code(), err->what());

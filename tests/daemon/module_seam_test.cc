@@ -158,7 +158,13 @@ TEST(ErrorMap, EachKindOfFailureHasItsStatusAndABodyThatSaysWhat) {
   EXPECT_EQ(status(Unprocessable("x")), 422);
   EXPECT_EQ(status(RateLimited("x", 7)), 429);
   EXPECT_EQ(status(janus::BridgeError("port", "x")), 502);
-  EXPECT_EQ(status(DbError("x")), 503);
+  EXPECT_EQ(status(DbError("no free connection")), 503);
+  EXPECT_EQ(status(DbError("connection lost", "08006")), 503);
+  EXPECT_EQ(status(DbError("shutting down", "57P01")), 503);
+  EXPECT_EQ(status(DbError("could not serialize", "40001")), 503);
+  EXPECT_EQ(status(DbError("date/time field value out of range: \"2026-13-45T99:99Z\"", "22008")), 400);
+  EXPECT_EQ(status(DbError("duplicate key", "23505")), 409);
+  EXPECT_EQ(status(DbError("syntax error", "42601")), 500);
   EXPECT_EQ(status(std::runtime_error("x")), 500);
 
   auto limited = http::errorResponse(RateLimited("wait", 7), log);
