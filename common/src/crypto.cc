@@ -323,6 +323,16 @@ std::array<std::uint8_t, 32> Sha256::finish() {
   return digest;
 }
 
+Sha256 Sha256::clone() const {
+  if (!impl_) throw CryptoError("SHA-256: this hasher was moved from; use the moved-to one");
+  if (impl_->finished) throw CryptoError("SHA-256: clone() after finish()");
+  Sha256 copy;
+  if (EVP_MD_CTX_copy_ex(copy.impl_->ctx.get(), impl_->ctx.get()) != 1) {
+    throwOpenSsl("SHA-256: cannot copy the digest state");
+  }
+  return copy;
+}
+
 std::string Sha256::finishHex() {
   const auto digest = finish();
   return toHex(std::string_view(reinterpret_cast<const char*>(digest.data()), digest.size()));

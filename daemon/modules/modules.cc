@@ -6,12 +6,14 @@
 #include "modules/conferences/conferences_module.h"
 #include "modules/events/events_module.h"
 #include "modules/system/system_module.h"
+#include "modules/uploads/uploads_module.h"
 #include "modules/users/users_module.h"
 
 namespace vcrm {
 
 void registerModules(ModuleList& modules) {
   modules.add<SystemModule>();
+  modules.add<UploadsModule>();  // before any module that takes uploads
   modules.add<UsersModule>();
   modules.add<AuditModule>();
   modules.add<EventsModule>();

@@ -72,6 +72,17 @@ Api::Api(Options options, AuthService& auth, AuditLog& audit, Logger& log, std::
   }
 }
 
+bool Api::streamsBody(const http::Request& request) const {
+  for (const auto& route : routes_) {
+    std::map<std::string, std::string> params;
+    if (route.streamsBody && route.method == request.method &&
+        matchPattern(route.pattern, request.path, params)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 bool Api::matchPattern(const std::string& pattern, const std::string& path,
                        std::map<std::string, std::string>& params) {
   std::size_t pi = 0;
@@ -115,6 +126,11 @@ http::Response Api::handle(http::Request& request) {
     const bool has = std::any_of(response.headers.begin(), response.headers.end(),
                                  [](const auto& h) { return h.first == "Cache-Control"; });
     if (!has) response.headers.emplace_back("Cache-Control", "no-store");
+  }
+  if (matched && matched->upload) {
+    // tus: every answer names the protocol version, and a refused version lists ours.
+    response.headers.emplace_back("Tus-Resumable", "1.0.0");
+    if (response.status == 412) response.headers.emplace_back("Tus-Version", "1.0.0");
   }
   // Routes too busy to audit (bridge event posts) still leave a row when they refuse.
   if (!matched || matched->audited || response.status >= 400) {

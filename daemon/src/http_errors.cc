@@ -37,12 +37,15 @@ int statusOf(const Error& err) {
   if (dynamic_cast<const NotFound*>(&err)) return 404;
   if (dynamic_cast<const MethodNotAllowed*>(&err)) return 405;
   if (dynamic_cast<const Conflict*>(&err)) return 409;
+  if (dynamic_cast<const PreconditionFailed*>(&err)) return 412;
   if (dynamic_cast<const TooLarge*>(&err)) return 413;
   if (dynamic_cast<const UnsupportedMediaType*>(&err)) return 415;
   if (dynamic_cast<const Unprocessable*>(&err)) return 422;
+  if (dynamic_cast<const Locked*>(&err)) return 423;
   if (dynamic_cast<const RateLimited*>(&err)) return 429;
   if (dynamic_cast<const janus::BridgeError*>(&err)) return 502;
   if (const auto* db = dynamic_cast<const DbError*>(&err)) return dbStatus(*db);
+  if (dynamic_cast<const InsufficientStorage*>(&err)) return 507;
   return 500;
 }
 
@@ -67,7 +70,7 @@ Response errorResponse(const std::exception& e, Logger& log) {
     return status == 400 ? Response::error(400, "invalid_input", "a value in the request was refused: " + first)
                          : Response::error(409, "conflict", "the change conflicts with stored data: " + first);
   }
-  if (status >= 500) {
+  if (status == 500 || status == 503) {
     log.error(kComponent, "REQUEST_FAILED", e.what());
     return status == 503 ? Response::error(503, "unavailable", "the database is not answering or is busy; try again shortly")
                          : Response::error(500, "internal_error", "internal error; the appliance log has details");

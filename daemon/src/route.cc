@@ -36,6 +36,18 @@ Route roleRoute(std::string method, std::string pattern, std::vector<std::string
   return r;
 }
 
+Route uploadRoute(std::string collection, std::vector<std::string> roles, std::string action,
+                  UploadSpec spec) {
+  Route r;
+  r.method = "POST";
+  r.pattern = std::move(collection);
+  r.access = Route::Access::Roles;
+  r.roles = std::move(roles);
+  r.action = std::move(action);
+  r.upload = std::move(spec);
+  return r;
+}
+
 std::int64_t idParam(const RequestContext& ctx, const std::string& name, const char* what) {
   const std::string& v = ctx.param(name);
   static const std::regex digits("^[0-9]{1,18}$");

@@ -94,6 +94,11 @@ class ApiHandler : public Poco::Net::HTTPRequestHandler {
       }
     }
 
+    if (api_.streamsBody(req)) {
+      handleStreamed(req, in, out);
+      return;
+    }
+
     const std::size_t cap = api_.maxBodyBytes();
     auto& is = in.stream();
     std::string body;
@@ -137,6 +142,27 @@ class ApiHandler : public Poco::Net::HTTPRequestHandler {
   }
 
  private:
+  // An upload's PATCH: the handler reads the body from the connection in bounded chunks, for as
+  // long as it keeps arriving (the socket timeout ends a stalled one).
+  void handleStreamed(http::Request& req, Poco::Net::HTTPServerRequest& in,
+                      Poco::Net::HTTPServerResponse& out) {
+    auto& is = in.stream();
+    req.bodyStream = &is;
+    http::Response r = api_.handle(req);
+    if (r.status >= 400) {
+      // A refused body may be unread: discard a little so the client sees the answer rather
+      // than a reset, then close, since what follows on the connection is not a request.
+      char buf[16384];
+      std::size_t discarded = 0;
+      while (is.good() && discarded < (1u << 20)) {
+        is.read(buf, sizeof buf);
+        discarded += static_cast<std::size_t>(is.gcount());
+      }
+      out.setKeepAlive(false);
+    }
+    send(out, r, false);
+  }
+
   Api& api_;
   Logger& log_;
   bool eventsOnly_;

@@ -155,6 +155,8 @@ TEST_F(ConfigTest, EveryDocumentedKeyIsAccepted) {
       {"conference.reconcile_seconds", "5"},
       {"conference.reconcile_workers", "2"},
       {"bridge.probe_seconds", "3"},
+      {"uploads.expire_minutes", "90"},
+      {"uploads.max_total_mb", "2048"},
   };
   ASSERT_EQ(Config::keys().size(), samples.size()) << "a key was added: extend this test";
   for (const auto& [key, description] : Config::keys()) {
@@ -171,6 +173,21 @@ TEST_F(ConfigTest, ReconcileWorkersAreBounded) {
   EXPECT_EQ(Config::load(dir_.path(), {}).reconcileWorkers, 4);
   for (const char* bad : {"0", "17", "-1", "four", ""}) {
     EXPECT_THROW(Config::load(dir_.path(), {std::string("conference.reconcile_workers=") + bad}), ConfigError) << bad;
+  }
+}
+
+TEST_F(ConfigTest, UploadExpiryAndQuotaAreBounded) {
+  const Config defaults = Config::load(dir_.path(), {});
+  EXPECT_EQ(defaults.uploadExpireMinutes, 1440);
+  EXPECT_EQ(defaults.uploadMaxTotalMb, 16384u);
+  const Config c = Config::load(dir_.path(), {"uploads.expire_minutes=43200", "uploads.max_total_mb=1"});
+  EXPECT_EQ(c.uploadExpireMinutes, 43200);
+  EXPECT_EQ(c.uploadMaxTotalMb, 1u);
+  for (const char* bad : {"0", "43201", "-5", "1h", ""}) {
+    EXPECT_THROW(Config::load(dir_.path(), {std::string("uploads.expire_minutes=") + bad}), ConfigError) << bad;
+  }
+  for (const char* bad : {"0", "16777217", "-1", "2G", ""}) {
+    EXPECT_THROW(Config::load(dir_.path(), {std::string("uploads.max_total_mb=") + bad}), ConfigError) << bad;
   }
 }
 

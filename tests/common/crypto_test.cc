@@ -29,6 +29,16 @@ constexpr std::string_view kSha256TwoBlock =
 constexpr std::string_view kSha256MillionA =
     "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0";
 
+TEST(Sha256Test, CloneGivesThePrefixDigestAndLeavesTheOriginalRunning) {
+  vcrm::crypto::Sha256 h;
+  h.update("ab");
+  auto prefix = h.clone();
+  h.update("c");
+  prefix.update("c");
+  EXPECT_EQ(h.finishHex(), kSha256Abc);
+  EXPECT_EQ(prefix.finishHex(), kSha256Abc);
+}
+
 TEST(Sha256Test, Fips180Abc) {
   EXPECT_EQ(sha256Hex("abc"), kSha256Abc);
   EXPECT_EQ(hex(sha256("abc")), kSha256Abc);

@@ -61,6 +61,10 @@ struct Config {
   int reconcileSeconds = 2;     // listparticipants polling behind the bridge events
   int reconcileWorkers = 4;     // conferences polled at once (each holds a DB connection)
   int emptyGraceSeconds = 120;  // auto-end-when-empty waits this long
+  // Uploads (bundles, archives): an upload with no activity for this long is removed, and all
+  // uploads together may reserve at most this much of the disk.
+  int uploadExpireMinutes = 24 * 60;
+  std::uint64_t uploadMaxTotalMb = 16 * 1024;
 
   // Loads `<root>/etc/vcrm/vcrmd.conf` if it exists, then applies overrides
   // ("key=value", in order). Unknown keys and bad values throw ConfigError naming the key,

@@ -37,6 +37,8 @@ class Sha256 {
   void update(std::string_view data);
   void update(const void* data, std::size_t size);
   std::array<std::uint8_t, 32> finish();  // may be called once
+  // An independent copy of the state so far: the digest of a prefix without ending this one.
+  Sha256 clone() const;
   std::string finishHex();
 
  private:

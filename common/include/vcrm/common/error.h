@@ -89,6 +89,30 @@ class UnsupportedMediaType : public Error {
       : Error("unsupported_media_type", message) {}
 };
 
+// The resource is busy with another request (e.g. another client is appending to the same
+// upload); the caller may retry once that request is over.
+class Locked : public Error {
+ public:
+  explicit Locked(const std::string& message, std::string code = "locked")
+      : Error(std::move(code), message) {}
+};
+
+// A protocol precondition does not hold (e.g. a Tus-Resumable version we do not speak).
+class PreconditionFailed : public Error {
+ public:
+  explicit PreconditionFailed(const std::string& message, std::string code = "precondition_failed")
+      : Error(std::move(code), message) {}
+};
+
+// No room to store what was asked: the disk is full or read-only, or the uploads quota is
+// used up. The message says how much was needed and how much is free.
+class InsufficientStorage : public Error {
+ public:
+  explicit InsufficientStorage(const std::string& message,
+                               std::string code = "insufficient_storage")
+      : Error(std::move(code), message) {}
+};
+
 // Too many attempts; `retryAfterSeconds()` says when to try again.
 class RateLimited : public Error {
  public:

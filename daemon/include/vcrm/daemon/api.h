@@ -36,6 +36,9 @@ class Api {
   void auditRefused(const http::Request& request, int status);
   const std::vector<Route>& routes() const { return routes_; }
   std::size_t maxBodyBytes() const { return options_.maxBodyBytes; }
+  // Whether the request goes to a route that takes its body as a stream (an upload's PATCH):
+  // the server then hands over the body stream instead of reading up to maxBodyBytes.
+  bool streamsBody(const http::Request& request) const;
   Logger& log() { return log_; }
 
   static bool matchPattern(const std::string& pattern, const std::string& path,

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <functional>
+#include <istream>
 #include <map>
 #include <optional>
 #include <ostream>
@@ -19,6 +20,9 @@ struct Request {
   std::map<std::string, std::string> query;
   std::map<std::string, std::string> headers;  // names lower-cased
   std::string body;
+  // For a route that streams its body (an upload's PATCH) the server leaves `body` empty and
+  // hands over the connection's body stream instead; the handler reads it in bounded chunks.
+  std::istream* bodyStream = nullptr;
   std::string remoteAddr;
   std::map<std::string, std::string> pathParams;  // filled by the router
 

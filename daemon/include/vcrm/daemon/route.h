@@ -14,6 +14,7 @@
 #include "vcrm/common/json.h"
 #include "vcrm/daemon/auth.h"
 #include "vcrm/daemon/http.h"
+#include "vcrm/daemon/upload_spec.h"
 
 namespace vcrm {
 
@@ -51,7 +52,18 @@ struct Route {
   std::string action;              // audit action name, e.g. "user.create"
   Handler handler;
   bool audited = true;  // false only for machine traffic such as bridge event posts
+  // Set on a route built by uploadRoute() and on the tus routes UploadsModule::serve() makes of
+  // it (which keep its access and carry the spec along).
+  std::optional<UploadSpec> upload{};
+  bool streamsBody = false;  // the body reaches the handler as a stream (tus PATCH), not a string
 };
+
+// An upload collection at `collection` (e.g. "/api/v1/upgrade/bundles") for users with one of
+// `roles`, to be passed to UploadsModule::serve(): POST creates an upload, and HEAD/PATCH/DELETE/GET on "<collection>/{upload_id}"
+// report, append, remove and read the result (tus 1.0 core, creation, termination,
+// expiration). `action` prefixes the audit actions: "<action>.create", ".append", ".terminate".
+Route uploadRoute(std::string collection, std::vector<std::string> roles, std::string action,
+                  UploadSpec spec);
 
 // Route builders that make the access visible where the route is written.
 Route publicRoute(std::string method, std::string pattern, std::string action, Handler handler);
