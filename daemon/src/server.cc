@@ -12,6 +12,7 @@
 
 #include <algorithm>
 #include <regex>
+#include <sstream>
 
 #include "vcrm/common/error.h"
 
@@ -104,10 +105,13 @@ class ApiHandler : public Poco::Net::HTTPRequestHandler {
     std::string body;
     char buf[16384];
     bool tooLarge = in.hasContentLength() && in.getContentLength64() > static_cast<Poco::Int64>(cap);
+    // Without Content-Length or chunked framing an HTTP/1.1 request has no body (Poco would
+    // otherwise read until the client closes, e.g. for a bare OPTIONS).
+    const bool hasBody = in.hasContentLength() || in.getChunkedTransferEncoding();
     // Read up to the cap; past it keep reading (and discarding) a bounded amount so the client
     // finishes sending and sees the 413 instead of a reset connection.
     std::size_t discarded = 0;
-    while (is.good() && discarded < 64u << 20) {
+    while (hasBody && is.good() && discarded < 64u << 20) {
       is.read(buf, sizeof buf);
       const auto n = static_cast<std::size_t>(is.gcount());
       if (tooLarge || body.size() + n > cap) {
@@ -147,14 +151,16 @@ class ApiHandler : public Poco::Net::HTTPRequestHandler {
   void handleStreamed(http::Request& req, Poco::Net::HTTPServerRequest& in,
                       Poco::Net::HTTPServerResponse& out) {
     auto& is = in.stream();
-    req.bodyStream = &is;
+    const bool hasBody = in.hasContentLength() || in.getChunkedTransferEncoding();
+    std::istringstream empty;
+    req.bodyStream = hasBody ? &is : &empty;
     http::Response r = api_.handle(req);
     if (r.status >= 400) {
       // A refused body may be unread: discard a little so the client sees the answer rather
       // than a reset, then close, since what follows on the connection is not a request.
       char buf[16384];
       std::size_t discarded = 0;
-      while (is.good() && discarded < (1u << 20)) {
+      while (hasBody && is.good() && discarded < (1u << 20)) {
         is.read(buf, sizeof buf);
         discarded += static_cast<std::size_t>(is.gcount());
       }

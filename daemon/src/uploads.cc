@@ -76,6 +76,31 @@ std::pair<std::size_t, int> writeAt(int fd, const char* data, std::size_t size, 
   return {done, 0};
 }
 
+// Reads up to `max` bytes of what the stream has; 0 when it has ended. A connection that drops
+// makes Poco's stream throw: reading only what is already buffered before asking for more
+// means no byte that arrived is lost to the exception.
+std::size_t readSome(std::istream& body, char* out, std::size_t max) {
+  std::streambuf* sb = body.rdbuf();
+  try {
+    std::streamsize avail = sb->in_avail();
+    if (avail <= 0) {
+      if (sb->sgetc() == std::char_traits<char>::eof()) return 0;
+      avail = std::max<std::streamsize>(sb->in_avail(), 1);
+    }
+    return static_cast<std::size_t>(sb->sgetn(out, std::min<std::streamsize>(avail, static_cast<std::streamsize>(max))));
+  } catch (...) {
+    return 0;  // the connection is gone: what arrived so far is the body
+  }
+}
+
+bool atEnd(std::istream& body) {
+  try {
+    return body.rdbuf()->sgetc() == std::char_traits<char>::eof();
+  } catch (...) {
+    return true;
+  }
+}
+
 }  // namespace
 
 // Per-upload live state: the lock that lets one append run at a time, and the SHA-256 context
@@ -297,7 +322,9 @@ UploadStore::AppendResult UploadStore::append(const std::string& id, const std::
   }
   files::Fd fd(::open(dataPath(id).c_str(), O_RDWR | O_CLOEXEC));
   if (!fd) {
-    throw NotFound("the data of upload " + id + " is gone (" + errnoText(errno) + "); create a new upload");
+    const int err = errno;
+    if (isSpaceError(err)) throw InsufficientStorage(spaceMessage(options_.dir, err, remaining));
+    throw NotFound("the data of upload " + id + " is gone (" + errnoText(err) + "); create a new upload");
   }
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) throw IoError("cannot examine " + dataPath(id).string() + ": " + errnoText(errno));
@@ -347,7 +374,18 @@ UploadStore::AppendResult UploadStore::append(const std::string& id, const std::
     s.offset = newOffset;
     s.lastActivity = Clock::now();
     s.sha256SoFar = l->hash->clone().finishHex();
-    save(s);
+    try {
+      save(s);
+    } catch (const IoError&) {
+      // The state needs a block of its own; with none free the bytes stay unacknowledged and
+      // the client resumes from the last stored offset once there is room.
+      const Space space = spaceOf(options_.dir);
+      if (space.readOnly || space.freeBytes < 64 * 1024) {
+        throw InsufficientStorage(spaceMessage(options_.dir, space.readOnly ? EROFS : ENOSPC,
+                                               s.length - before.offset));
+      }
+      throw;
+    }
     l->hashedTo = newOffset;
   };
 
@@ -358,10 +396,14 @@ UploadStore::AppendResult UploadStore::append(const std::string& id, const std::
   int writeError = 0;
   while (got < want) {
     const auto ask = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), want - got));
-    body.read(buf.data(), static_cast<std::streamsize>(ask));
-    const auto n = static_cast<std::size_t>(body.gcount());
+    std::size_t n = 0;
+    while (n < ask) {
+      const std::size_t k = readSome(body, buf.data() + n, ask - n);
+      if (k == 0) break;
+      n += k;
+    }
     if (n > 0) {
-      const auto [written, err] = writeAt(fd.get(), buf.data(), n, s.offset + got);
+      const auto [written, err] = writeAt(fd.get(), buf.data(), n, before.offset + got);
       l->hash->update(buf.data(), written);
       got += written;
       sinceSync += written;
@@ -376,8 +418,7 @@ UploadStore::AppendResult UploadStore::append(const std::string& id, const std::
       sinceSync = 0;
     }
   }
-  if (!contentLength && got == remaining && writeError == 0 &&
-      body.peek() != std::char_traits<char>::eof()) {
+  if (!contentLength && got == remaining && writeError == 0 && !atEnd(body)) {
     // A chunked body with more than Upload-Length: keep nothing of it.
     if (::ftruncate(fd.get(), static_cast<off_t>(before.offset)) != 0 || ::fdatasync(fd.get()) != 0) {
       throw IoError("cannot undo the refused chunk of " + dataPath(id).string() + ": " + errnoText(errno));
