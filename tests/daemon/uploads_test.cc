@@ -23,6 +23,7 @@
 #include "tus_client.h"
 #include "vcrm/common/crypto.h"
 #include "vcrm/common/files.h"
+#include "modules/uploads/uploads_module.h"
 #include "vcrm/daemon/app.h"
 
 namespace fs = std::filesystem;
@@ -63,16 +64,13 @@ std::string patternSha(const PatternBytes& bytes, std::uint64_t length) {
   return h.finishHex();
 }
 
-// vcrmd's App in this process, on a root of its own, with the test's upload route.
-class Appliance {
+// The module a later one (upgrade bundles, backup archives) would be: one upload route whose
+// completion handler answers with what it was given.
+class TestUploadModule : public vcrm::NamedModule {
  public:
-  explicit Appliance(std::vector<std::string> settings = {},
-                     const std::function<void(const fs::path&)>& beforeStart = {})
-      : log_(vcrm::LogLevel::Warn) {
-    settings.insert(settings.begin(), {"https.port=0", "http.port=-1", "bridge_events.port=-1",
-                                       "http.listen=127.0.0.1", "http.threads=8"});
-    if (beforeStart) beforeStart(root_.path());
-    app_ = std::make_unique<vcrm::App>(vcrm::Config::load(root_.path(), settings), log_);
+  explicit TestUploadModule(const vcrm::ModuleContext& ctx)
+      : NamedModule("test-uploads"), uploads_(ctx.require<vcrm::UploadsModule>()) {}
+  std::vector<vcrm::Route> routes() override {
     vcrm::UploadSpec spec;
     spec.purpose = "test-file";
     spec.maxBytes = kCap;
@@ -87,7 +85,26 @@ class Appliance {
       o->set("file_sha256", f.size < (64u << 20) ? vcrm::crypto::sha256Hex(vcrm::files::readFile(f.path)) : "");
       return vcrm::http::Response::json(200, o);
     };
-    app_->addRoutes({vcrm::uploadRoute(kCollection, {"admin"}, "test.upload", spec)});
+    return uploads_.serve(vcrm::uploadRoute(kCollection, vcrm::roles::kAdmin, "test.upload", spec));
+  }
+
+ private:
+  vcrm::UploadsModule& uploads_;
+};
+
+// vcrmd's App in this process, on a root of its own, with the test's upload module.
+class Appliance {
+ public:
+  explicit Appliance(std::vector<std::string> settings = {},
+                     const std::function<void(const fs::path&)>& beforeStart = {})
+      : log_(vcrm::LogLevel::Warn) {
+    settings.insert(settings.begin(), {"https.port=0", "http.port=-1", "bridge_events.port=-1",
+                                       "http.listen=127.0.0.1", "http.threads=8"});
+    if (beforeStart) beforeStart(root_.path());
+    app_ = std::make_unique<vcrm::App>(vcrm::Config::load(root_.path(), settings), log_,
+                                       std::vector<vcrm::App::ModuleFactory>{[](const vcrm::ModuleContext& ctx) {
+                                         return std::make_unique<TestUploadModule>(ctx);
+                                       }});
     app_->start();
     auto c = client();
     auto r = c.loginBearer("admin", password());
@@ -113,7 +130,12 @@ class Appliance {
   }
   const std::string& bearer() const { return bearer_; }
   std::unique_ptr<RawTls> raw() const { return std::make_unique<RawTls>("127.0.0.1", port(), caFile()); }
-  vcrm::UploadStore& store() { return *app_->uploads(); }
+  vcrm::UploadStore& store() {
+    for (const auto& m : app_->modules()->all()) {
+      if (auto* u = dynamic_cast<vcrm::UploadsModule*>(m.get())) return u->store();
+    }
+    throw std::runtime_error("no uploads module");
+  }
 
   // POST: returns the upload's path ("<collection>/<id>").
   std::string create(std::uint64_t length, const std::string& metadata = {}) {
