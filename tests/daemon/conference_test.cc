@@ -110,6 +110,25 @@ class ConferenceTest : public ::testing::Test {
   int participantCount(std::int64_t id) {
     return static_cast<int>(conference(id)->getArray("participants")->size());
   }
+  // Waits until the database clock, which stamps every time vcrmd records, is `margin` seconds
+  // past `epoch`: for tests that need a recorded time to be far enough behind.
+  bool databaseClockPasses(double epoch, double margin) {
+    return eventually([&] { return app_->databaseClock() > epoch + margin; },
+                      std::chrono::milliseconds(static_cast<long>((margin + 10) * 1000)), std::chrono::milliseconds(20));
+  }
+  // Waits until one whole lifecycle tick has run from start to end, after this call began. The
+  // ticks run one after another on one thread, and each first starts what is due and then ends
+  // what is over. A start_now booking is started by the next tick; a second one, booked once the
+  // first is active, only by a later tick: when both are active, the tick that started the first
+  // has finished, end checks included, with the database clock past the moment of this call.
+  void waitForAWholeTick() {
+    for (int probe = 0; probe < 2; ++probe) {
+      auto r = book(R"("name":"tick probe","start_now":true,"duration_minutes":30,"ports":1)");
+      ASSERT_EQ(r.status, 201) << r.body;
+      const auto id = r.json()->getValue<std::int64_t>("id");
+      ASSERT_TRUE(eventually([&] { return state(id) == "active"; }, std::chrono::seconds(5))) << state(id);
+    }
+  }
 
   std::unique_ptr<VcrmdProcess> app_;
   std::unique_ptr<HttpsClient> admin_;
@@ -198,7 +217,14 @@ TEST_F(ConferenceTest, TerminateDestroysTheRoomClosesEveryLegAndWritesAccurateCd
   JanusParticipant b(janus_[0]->httpUrl(), room, "Bob", "1234");
   const double joinedAt = (t0 + nowEpoch()) / 2;
   ASSERT_TRUE(eventually([&] { return participantCount(id) == 2; }, std::chrono::seconds(3)));
-  std::this_thread::sleep_for(std::chrono::seconds(2));
+  // The legs must last clearly longer than the 1 s the times are checked to, so that a leave
+  // stamped with the join time would be caught: wait until vcrmd's clock is 2 s past the later join.
+  double lastJoin = 0;
+  auto present = conference(id)->getArray("participants");
+  for (std::size_t i = 0; i < present->size(); ++i) {
+    lastJoin = std::max(lastJoin, epochOf(present->getObject(static_cast<unsigned>(i))->getValue<std::string>("joined_at")));
+  }
+  ASSERT_TRUE(databaseClockPasses(lastJoin, 2.0));
   const double terminatedAt = nowEpoch();
   auto t = admin_->postJson("/api/v1/conferences/" + std::to_string(id) + "/terminate", "");
   ASSERT_EQ(t.status, 200) << t.body;
@@ -590,8 +616,8 @@ TEST_F(ConferenceEventsTest, JoinsAndLeavesArriveThroughBridgeEvents) {
   addBridge("j1", 20);
   const auto id = startNow(4);
   const auto room = conference(id)->getValue<std::int64_t>("room");
-  // The first reconcile pass runs at start; wait for it to be behind us.
-  std::this_thread::sleep_for(std::chrono::milliseconds(700));
+  // No reconcile pass can bring Alice in: passes run at vcrmd's first tick, before this
+  // conference existed, and then hourly. Only Janus's event can.
   auto alice = std::make_unique<JanusParticipant>(janus_[0]->httpUrl(), room, "Alice", "1234");
   const auto joined = Clock::now();
   ASSERT_TRUE(eventually([&] { return participantCount(id) == 1; }, std::chrono::seconds(2)))
@@ -626,7 +652,10 @@ TEST_F(ConferenceTest, AnEmptyConferenceEndsItselfWhenAskedTo) {
   {
     JanusParticipant alice(janus_[0]->httpUrl(), room, "Alice", "1234");
     ASSERT_TRUE(eventually([&] { return participantCount(id) == 1; }, std::chrono::seconds(3)));
-    std::this_thread::sleep_for(std::chrono::seconds(4));
+    // It was empty from its start until Alice came: once the 3 s grace counted from the start is
+    // over on vcrmd's clock and a whole tick has checked it, an empty conference would have ended.
+    ASSERT_TRUE(databaseClockPasses(epochOf(conference(id)->getValue<std::string>("actual_start")), 3.5));
+    waitForAWholeTick();
     EXPECT_EQ(state(id), "active") << "not empty, so it stays past the grace period";
   }
   // Alice left; after the 3 s grace the conference ends by itself.
@@ -643,8 +672,11 @@ TEST_F(ConferenceTest, AnEndMissedWhileVcrmdWasDownIsCarriedOutAtStart) {
   const auto room = r.json()->getValue<std::int64_t>("room");
   ASSERT_TRUE(eventually([&] { return state(id) == "active"; }, std::chrono::seconds(5)));
   JanusParticipant alice(janus_[0]->httpUrl(), room, "Alice", "1234");
+  const double end = epochOf(conference(id)->getValue<std::string>("end"));
   ASSERT_EQ(app_->stop(), 0);
-  std::this_thread::sleep_for(std::chrono::seconds(11));
+  // An end more than 5 s past counts as missed. vcrmd and its database are down, so there is no
+  // clock of theirs to watch: wait for this host's clock, which PostgreSQL reads too, to pass it.
+  ASSERT_TRUE(eventually([&] { return nowEpoch() > end + 6.0; }, std::chrono::seconds(20), std::chrono::milliseconds(20)));
   EXPECT_TRUE(roomExists(*janus_[0], room)) << "nobody ended it while vcrmd was down";
   app_->start();
   admin_ = std::make_unique<HttpsClient>(app_->client());
@@ -753,20 +785,27 @@ TEST_F(ReconcileTest, LateBridgeEventsCorrectTheTimesReconcileGuessedAndOpenNoth
   };
   const auto legs = [&] { return admin_->get("/api/v1/cdrs/participants").json()->getArray("legs"); };
 
-  const double joinedAt = nowEpoch();
+  const double beforeJoin = nowEpoch();
   auto alice = std::make_unique<JanusParticipant>(janus_[0]->httpUrl(), room, "Alice", "1234");
   ASSERT_TRUE(eventually([&] { return participantCount(id) == 1; }, std::chrono::seconds(4)));
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // reconcile's time is now clearly later
+  // Reconcile stamped the leg when it noticed. Janus's event says when she really joined: at the
+  // latest a clear 200 ms before that stamp, so that keeping the stamp could not pass for it.
+  const double reconciledJoin =
+      epochOf(conference(id)->getArray("participants")->getObject(0)->getValue<std::string>("joined_at"));
+  const double joinedAt = std::min(beforeJoin, reconciledJoin - 0.2);
   ASSERT_EQ(post("joined", alice->id(), joinedAt), 204);
   auto p = conference(id)->getArray("participants")->getObject(0);
   EXPECT_NEAR(epochOf(p->getValue<std::string>("joined_at")), joinedAt, 0.01) << "Janus's join time wins";
   ASSERT_EQ(participantCount(id), 1) << "the late event opened no second leg";
 
-  const double leftAt = nowEpoch();
+  const double beforeLeave = nowEpoch();
   const auto aliceId = alice->id();
   alice.reset();
   ASSERT_TRUE(eventually([&] { return participantCount(id) == 0; }, std::chrono::seconds(4)));
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // Likewise for the leave reconcile stamped: Janus's time is a clear 200 ms earlier.
+  ASSERT_EQ(legs()->size(), 1u);
+  const double reconciledLeave = epochOf(legs()->getObject(0)->getValue<std::string>("left_at"));
+  const double leftAt = std::min(beforeLeave, reconciledLeave - 0.2);
   ASSERT_EQ(post("kicked", aliceId, leftAt), 204);
   ASSERT_EQ(post("joined", aliceId, joinedAt), 204) << "a stale join replayed";
   auto l = legs();
@@ -863,8 +902,15 @@ TEST_F(ConferenceTest, TheEventStreamGivesOtherRolesBridgeChangesOnly) {
   const std::string token = noc.loginBearer("watcher", "correct horse battery").json()->getValue<std::string>("token");
   SseReader reader(*app_, token, [](const SseEvent& e) { return e.type == "bridge"; });
   // A booking (a conference event, with its PIN) first, then a bridge change.
+  // An admin's stream shows when the conference's events are out: every stream reads the same
+  // ordered log, so they come before the bridge change on the noc user's stream too, if at all.
+  SseReader adminReader(*app_, admin_->loginBearer("admin", app_->adminPassword()).json()->getValue<std::string>("token"),
+                        [](const SseEvent& e) {
+                          return e.type == "conference" && e.data.find("\"Secret\"") != std::string::npos &&
+                                 e.data.find("\"active\"") != std::string::npos;
+                        });
   ASSERT_EQ(book(R"("name":"Secret","start_now":true,"duration_minutes":5,"ports":2,"pin":"97531")").status, 201);
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  ASSERT_TRUE(adminReader.wait(std::chrono::seconds(5))) << "the conference never went active on the admin's stream";
   ASSERT_EQ(admin_->request("PATCH", "/api/v1/bridges/" + std::to_string(bridgeId), R"({"state":"cordoned"})").status, 200);
   ASSERT_TRUE(reader.wait(std::chrono::seconds(5))) << "the bridge change never arrived";
   for (const auto& e : reader.seen) {

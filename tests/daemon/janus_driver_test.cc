@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -517,7 +518,13 @@ TEST(JanusProbeTest, DroppedConnectionAttemptsSayFirewall) {
     (void)connect(c, reinterpret_cast<sockaddr*>(&a), sizeof a);
     fillers.push_back(c);
   }
-  std::this_thread::sleep_for(100ms);
+  // Wait until the kernel has completed handshakes into the whole accept queue: on a listening
+  // socket TCP_INFO reports the queue's length (unacked) and its limit (sacked).
+  ASSERT_TRUE(eventually([&] {
+    tcp_info info{};
+    socklen_t len = sizeof info;
+    return getsockopt(l.fd, IPPROTO_TCP, TCP_INFO, &info, &len) == 0 && info.tcpi_unacked > info.tcpi_sacked;
+  }, 5s, 5ms)) << "the accept queue never filled";
   Endpoint e;
   e.adminUrl = "http://127.0.0.1:" + std::to_string(l.port) + "/admin";
   e.adminSecret = "x";

@@ -12,11 +12,13 @@
 #include "vcrm/common/process.h"
 #include "vcrm/common/crypto.h"
 #include "vcrm/daemon/migrations.h"
+#include "eventually.h"
 #include "vcrmd_process.h"
 
 namespace fs = std::filesystem;
 using vcrm::test::TempDir;
 using vcrm::test::VcrmdProcess;
+using vcrm::test::eventually;
 
 namespace {
 
@@ -117,10 +119,8 @@ TEST(Lifecycle, SigintStopsCleanlyToo) {
   VcrmdProcess app;
   app.start();
   kill(app.pid(), SIGINT);
-  for (int i = 0; i < 300 && app.postmasterPid(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  EXPECT_FALSE(app.postmasterPid());
+  EXPECT_TRUE(eventually([&] { return !app.postmasterPid(); }, std::chrono::seconds(15)))
+      << "the embedded database outlived a SIGINT";
   EXPECT_NE(app.output().find("STOPPED"), std::string::npos);
 }
 
@@ -141,9 +141,8 @@ TEST(Lifecycle, HealthIs503WhileTheDatabaseIsDown) {
   const auto pm = app.postmasterPid();
   ASSERT_TRUE(pm);
   kill(*pm, SIGQUIT);  // immediate shutdown of PostgreSQL under a running vcrmd
-  for (int i = 0; i < 200 && app.postmasterPid(); ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(25));
-  }
+  ASSERT_TRUE(eventually([&] { return !app.postmasterPid(); }, std::chrono::seconds(5)))
+      << "PostgreSQL did not go down";
   auto r = app.client().get("/healthz");
   EXPECT_EQ(r.status, 503) << r.body;
   EXPECT_EQ(r.json()->getValue<std::string>("database"), "unreachable");

@@ -1,6 +1,7 @@
 #include "vcrmd_process.h"
 
 #include "child.h"
+#include "vcrm/common/db.h"
 
 #include <fcntl.h>
 #include <signal.h>
@@ -170,6 +171,13 @@ std::string VcrmdProcess::output() const {
 
 HttpsClient VcrmdProcess::client() const {
   return HttpsClient("127.0.0.1", httpsPort_, (stateDir() / "tls/server.crt").string());
+}
+
+double VcrmdProcess::databaseClock() const {
+  // The embedded cluster as App starts it: trust on its Unix socket, superuser vcrm.
+  db::Connection c("host=" + db::dsnQuote((stateDir() / "pgsocket").string()) +
+                   " port=5432 user=vcrm dbname=vcrm connect_timeout=10");
+  return std::stod(c.exec("SELECT extract(epoch FROM clock_timestamp())::text").text(0, 0));
 }
 
 }  // namespace vcrm::test

@@ -54,6 +54,9 @@ class VcrmdProcess {
   std::string output() const;         // everything vcrmd printed so far
   std::optional<pid_t> postmasterPid() const;
   HttpsClient client() const;  // trusts this appliance's certificate
+  // The embedded database's clock (seconds since the epoch): the clock that stamps every time
+  // vcrmd records, for tests that must wait until a recorded time is far enough behind.
+  double databaseClock() const;
 
  private:
   Options options_;
