@@ -51,6 +51,9 @@ struct Route {
   std::string action;              // audit action name, e.g. "user.create"
   Handler handler;
   bool audited = true;  // false only for machine traffic such as bridge event posts
+  // Open to a session whose user must still change the password (change it, read the
+  // session, sign out); every other route answers 403 password_change_required.
+  bool allowedWhilePasswordChangeRequired = false;
 };
 
 // Route builders that make the access visible where the route is written.
