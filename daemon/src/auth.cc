@@ -86,11 +86,12 @@ std::string LoginThrottle::addressGroup(const std::string& address) {
   return std::string(text) + "/64";
 }
 
-int LoginThrottle::backoffWait(Backoff& b, int freeFailures, Clock::time_point now) const {
-  // A quiet spell forgives earlier failures.
-  if (now - b.last > limits_.forgiveAfter) b.failures = 0;
-  if (b.failures < freeFailures) return 0;
-  const int over = std::min(b.failures - freeFailures, 20);
+int LoginThrottle::backoffWait(const Backoff& b, int freeFailures, Clock::time_point now, bool settledOnly) const {
+  // A quiet spell forgives earlier failures (never while an attempt is in flight: it is recent).
+  if (b.inFlight == 0 && now - b.last > limits_.forgiveAfter) return 0;
+  const int failures = settledOnly ? b.failures - b.inFlight : b.failures;
+  if (failures < freeFailures) return 0;
+  const int over = std::min(failures - freeFailures, 20);
   const auto delay = std::min<std::chrono::seconds>(std::chrono::seconds(1LL << over), limits_.maxDelay);
   const auto ready = b.last + delay;
   if (ready <= now) return 0;
@@ -98,41 +99,47 @@ int LoginThrottle::backoffWait(Backoff& b, int freeFailures, Clock::time_point n
   return static_cast<int>((left + 999) / 1000);
 }
 
-int LoginThrottle::bucketWait(Bucket& b, Clock::time_point now) const {
-  const double drained = std::chrono::duration<double>(now - b.last) / limits_.userDrain;
-  b.level = std::max(0.0, b.level - drained);
-  b.last = now;
-  if (b.level + 1 <= limits_.userBurst) return 0;
+namespace {
+double drained(double level, LoginThrottle::Clock::time_point last, LoginThrottle::Clock::time_point now,
+               std::chrono::seconds drain) {
+  if (now <= last) return level;
+  return std::max(0.0, level - std::chrono::duration<double>(now - last) / drain);
+}
+}  // namespace
+
+int LoginThrottle::bucketWait(const Bucket& b, Clock::time_point now, bool settledOnly) const {
+  const double level = drained(b.level - (settledOnly ? b.inFlight : 0), b.last, now, limits_.userDrain);
+  if (level + 1 <= limits_.userBurst) return 0;
   // Until the bucket has room for one more.
-  const double seconds = (b.level + 1 - limits_.userBurst) * static_cast<double>(limits_.userDrain.count());
+  const double seconds = (level + 1 - limits_.userBurst) * static_cast<double>(limits_.userDrain.count());
   return std::max(1, static_cast<int>(std::ceil(seconds)));
 }
 
-int LoginThrottle::check(State& st, const std::string& pair, const std::string& group,
-                         const std::string& username, Clock::time_point now) {
+int LoginThrottle::check(const State& st, const std::string& pair, const std::string& group,
+                         const std::string& username, Clock::time_point now, bool settledOnly) const {
   int wait = 0;
   if (auto it = st.byPair.find(pair); it != st.byPair.end()) {
-    wait = std::max(wait, backoffWait(it->second, limits_.freePerUserAddress, now));
+    wait = std::max(wait, backoffWait(it->second, limits_.freePerUserAddress, now, settledOnly));
   }
   if (auto it = st.byAddress.find(group); it != st.byAddress.end()) {
-    wait = std::max(wait, backoffWait(it->second, limits_.freePerAddress, now));
+    wait = std::max(wait, backoffWait(it->second, limits_.freePerAddress, now, settledOnly));
   }
   if (auto it = st.byUser.find(username); it != st.byUser.end()) {
-    wait = std::max(wait, bucketWait(it->second, now));
+    wait = std::max(wait, bucketWait(it->second, now, settledOnly));
   }
   return wait;
 }
 
 void LoginThrottle::prune(State& st, Clock::time_point now) {
-  auto stale = [&](Clock::time_point last) { return now - last > limits_.forgiveAfter; };
+  auto stale = [&](const Backoff& b) { return b.inFlight == 0 && now - b.last > limits_.forgiveAfter; };
   for (auto* m : {&st.byPair, &st.byAddress}) {
     if (m->size() < 10000) continue;
-    for (auto it = m->begin(); it != m->end();) it = stale(it->second.last) ? m->erase(it) : std::next(it);
+    for (auto it = m->begin(); it != m->end();) it = stale(it->second) ? m->erase(it) : std::next(it);
   }
   if (st.byUser.size() >= 10000) {
     for (auto it = st.byUser.begin(); it != st.byUser.end();) {
-      bucketWait(it->second, now);
-      it = it->second.level <= 0 ? st.byUser.erase(it) : std::next(it);
+      const bool empty = it->second.inFlight == 0 && drained(it->second.level, it->second.last, now, limits_.userDrain) <= 0;
+      it = empty ? st.byUser.erase(it) : std::next(it);
     }
   }
 }
@@ -141,46 +148,82 @@ int LoginThrottle::waitSeconds(const std::string& username, const std::string& a
                                Clock::time_point now) {
   const std::string group = addressGroup(address);
   auto st = state_.lock();
-  return check(*st, username + '\n' + group, group, username, now);
+  return check(*st, username + '\n' + group, group, username, now, false);
 }
 
 int LoginThrottle::reserve(const std::string& username, const std::string& address,
-                           Clock::time_point now) {
+                           Clock::time_point now, std::chrono::milliseconds inFlightWait) {
   const std::string group = addressGroup(address);
   const std::string pair = username + '\n' + group;
+  const auto giveUp = Clock::now() + inFlightWait;
   auto st = state_.lock();
   // Checked and charged under one lock: the next parallel attempt already sees this one.
-  if (const int wait = check(*st, pair, group, username, now); wait > 0) return wait;
+  for (;;) {
+    const int wait = check(*st, pair, group, username, now, false);
+    if (wait == 0) break;
+    // Refused for settled failures, or still undecided at the end: the caller waits `wait`.
+    if (check(*st, pair, group, username, now, true) > 0 || Clock::now() >= giveUp) return wait;
+    const auto seen = st->settledCount;
+    st.waitFor(settled_, giveUp - Clock::now(), [&] { return st->settledCount != seen; });
+    now = std::max(now, Clock::now());
+  }
   prune(*st, now);
   for (auto* b : {&st->byPair[pair], &st->byAddress[group]}) {
+    if (b->inFlight == 0 && now - b->last > limits_.forgiveAfter) b->failures = 0;
     ++b->failures;
+    ++b->inFlight;
     b->last = now;
   }
   auto& bucket = st->byUser[username];
-  bucketWait(bucket, now);  // drains it up to now
-  bucket.level += 1;
+  bucket.level = drained(bucket.level, bucket.last, now, limits_.userDrain) + 1;
+  bucket.last = now;
+  ++bucket.inFlight;
   return 0;
+}
+
+void LoginThrottle::settle(State& st, const std::string& pair, const std::string& group,
+                           const std::string& username, bool success, Clock::time_point now) {
+  for (auto* m : {&st.byPair, &st.byAddress}) {
+    auto it = m->find(m == &st.byPair ? pair : group);
+    if (it == m->end()) continue;
+    auto& b = it->second;
+    b.inFlight = std::max(0, b.inFlight - 1);
+    if (success) {
+      b.failures = std::max(0, b.failures - 1);
+    } else {
+      b.last = std::max(b.last, now);  // the wait runs from the end of the hash
+    }
+  }
+  if (auto it = st.byUser.find(username); it != st.byUser.end()) {
+    it->second.inFlight = std::max(0, it->second.inFlight - 1);
+    if (success) it->second.level = std::max(0.0, it->second.level - 1);
+  }
+  // A right password clears its (user, address) counter, attempts still in flight excepted.
+  if (success) {
+    if (auto it = st.byPair.find(pair); it != st.byPair.end()) {
+      it->second.failures = it->second.inFlight;
+      if (it->second.inFlight == 0) st.byPair.erase(it);
+    }
+  }
+  ++st.settledCount;
 }
 
 void LoginThrottle::failed(const std::string& username, const std::string& address, Clock::time_point now) {
   const std::string group = addressGroup(address);
-  auto st = state_.lock();
-  for (auto* m : {&st->byPair, &st->byAddress}) {
-    auto it = m->find(m == &st->byPair ? username + '\n' + group : group);
-    if (it != m->end()) it->second.last = std::max(it->second.last, now);
+  {
+    auto st = state_.lock();
+    settle(*st, username + '\n' + group, group, username, false, now);
   }
+  settled_.notify_all();
 }
 
-void LoginThrottle::succeeded(const std::string& username, const std::string& address, Clock::time_point) {
+void LoginThrottle::succeeded(const std::string& username, const std::string& address) {
   const std::string group = addressGroup(address);
-  auto st = state_.lock();
-  st->byPair.erase(username + '\n' + group);
-  if (auto it = st->byAddress.find(group); it != st->byAddress.end() && it->second.failures > 0) {
-    --it->second.failures;
+  {
+    auto st = state_.lock();
+    settle(*st, username + '\n' + group, group, username, true, Clock::now());
   }
-  if (auto it = st->byUser.find(username); it != st->byUser.end()) {
-    it->second.level = std::max(0.0, it->second.level - 1);
-  }
+  settled_.notify_all();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
+#include <cstdint>
 #include <filesystem>
 #include <map>
 #include <optional>
@@ -62,11 +64,15 @@ class LoginThrottle {
   explicit LoginThrottle(Limits limits);
 
   // 0: the attempt may go ahead and is counted as a failure until succeeded() is called.
-  // Otherwise the seconds to wait; nothing is counted for a refused attempt.
-  int reserve(const std::string& username, const std::string& address, Clock::time_point now = Clock::now());
+  // Otherwise the seconds to wait; nothing is counted for a refused attempt. An attempt that
+  // is refused only because of attempts still in flight waits (up to `inFlightWait`) for
+  // their outcome: if they succeed it may go ahead, so a script signing in several times at
+  // once is not refused, while parallel wrong guesses still get only the free tries.
+  int reserve(const std::string& username, const std::string& address, Clock::time_point now = Clock::now(),
+              std::chrono::milliseconds inFlightWait = std::chrono::seconds(5));
   // The reserved attempt had the right password: its failure is taken back and the
   // (user, address) counter cleared.
-  void succeeded(const std::string& username, const std::string& address, Clock::time_point now = Clock::now());
+  void succeeded(const std::string& username, const std::string& address);
   // The reserved attempt was wrong: it stays counted, and the wait runs from now (the end of
   // the hash), not from when it was reserved.
   void failed(const std::string& username, const std::string& address, Clock::time_point now = Clock::now());
@@ -79,25 +85,32 @@ class LoginThrottle {
 
  private:
   struct Backoff {  // exponential: free failures, then doubling waits since the last one
-    int failures = 0;
+    int failures = 0;  // attempts in flight included
+    int inFlight = 0;
     Clock::time_point last;
   };
   struct Bucket {  // leaky: drains one failure per userDrain
-    double level = 0;
+    double level = 0;  // attempts in flight included
+    int inFlight = 0;
     Clock::time_point last;
   };
   struct State {
     std::map<std::string, Backoff> byPair;
     std::map<std::string, Backoff> byAddress;
     std::map<std::string, Bucket> byUser;
+    std::uint64_t settledCount = 0;  // attempts whose outcome is known; waiters watch it
   };
-  int backoffWait(Backoff& b, int freeFailures, Clock::time_point now) const;
-  int bucketWait(Bucket& b, Clock::time_point now) const;
-  int check(State& st, const std::string& pair, const std::string& group, const std::string& username,
-            Clock::time_point now);
+  // Waits in seconds; `settledOnly` leaves out the attempts still in flight.
+  int backoffWait(const Backoff& b, int freeFailures, Clock::time_point now, bool settledOnly) const;
+  int bucketWait(const Bucket& b, Clock::time_point now, bool settledOnly) const;
+  int check(const State& st, const std::string& pair, const std::string& group, const std::string& username,
+            Clock::time_point now, bool settledOnly) const;
+  void settle(State& st, const std::string& pair, const std::string& group, const std::string& username,
+              bool success, Clock::time_point now);
   void prune(State& st, Clock::time_point now);
   Limits limits_;
   Guarded<State> state_;
+  std::condition_variable settled_;  // an attempt's outcome became known
 };
 
 struct LoginResult {
