@@ -19,6 +19,7 @@ export class ApiError extends Error {
 
 let csrfToken = null;
 let unauthorizedHandler = null;
+let passwordChangeHandler = null;
 
 /**
  * Registers `fn(error)` to be called when a request outside /auth/ answers 401: the session has
@@ -26,6 +27,15 @@ let unauthorizedHandler = null;
  */
 export function onUnauthorized(fn) {
   unauthorizedHandler = typeof fn === 'function' ? fn : null;
+}
+
+/**
+ * Registers `fn(error)` to be called when a request answers 403 password_change_required: the
+ * account signed in with a one-time password, and the server allows nothing else until it is
+ * changed. app.js uses it to take the user to the password form.
+ */
+export function onPasswordChangeRequired(fn) {
+  passwordChangeHandler = typeof fn === 'function' ? fn : null;
 }
 
 /** "/conferences?from=…&to=…" from a path and an object of query parameters (empty ones skipped). */
@@ -92,6 +102,13 @@ export async function request(method, path, body) {
         unauthorizedHandler(failure);
       } catch {
         // the handler's own trouble must not hide this error
+      }
+    }
+    if (response.status === 403 && failure.code === 'password_change_required' && passwordChangeHandler) {
+      try {
+        passwordChangeHandler(failure);
+      } catch {
+        // as above
       }
     }
     throw failure;

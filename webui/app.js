@@ -8,6 +8,7 @@ import pages from './pages/index.js';
 import { el } from './lib/ui.js';
 
 const $ = (id) => document.getElementById(id);
+const ACCOUNT_PATH = '/account'; // where the password is changed
 
 const ui = {
   loginView: $('login-view'),
@@ -212,6 +213,11 @@ async function render({ focus = true } = {}) {
     path = homePath();
     history.replaceState(null, '', path + location.search);
   }
+  // The server allows nothing but the password change until it is made: go straight there.
+  if (currentUser?.must_change_password === true && path !== ACCOUNT_PATH) {
+    path = ACCOUNT_PATH;
+    history.replaceState(null, '', path);
+  }
   showMessage(ui.appError, '');
   ui.page.replaceChildren();
   ui.page.removeAttribute('aria-busy');
@@ -252,6 +258,7 @@ async function render({ focus = true } = {}) {
       },
       setTitle,
       announce,
+      passwordChanged,
     };
     const container = ui.page;
     try {
@@ -335,9 +342,27 @@ function showApp(user) {
   ui.loginView.hidden = true;
   ui.appView.hidden = false;
   buildNav();
-  events.start();
+  // A one-time password opens no event stream: the server refuses it until the change.
+  if (user?.must_change_password !== true) events.start();
   render();
 }
+
+/** The account page changed the password: the whole console is open now. */
+function passwordChanged() {
+  if (!currentUser) return;
+  currentUser.must_change_password = false;
+  ui.mustChangePassword.hidden = true;
+  events.start();
+}
+
+api.onPasswordChangeRequired(() => {
+  // Set by an admin reset while this page was open, for example.
+  if (!currentUser || ui.appView.hidden) return;
+  currentUser.must_change_password = true;
+  ui.mustChangePassword.hidden = false;
+  events.stop();
+  if (location.pathname !== ACCOUNT_PATH) navigate(ACCOUNT_PATH, { replace: true });
+});
 
 let checkingSession = false;
 api.onUnauthorized(async () => {

@@ -209,6 +209,7 @@ http::Response Api::dispatch(http::Request& request, RequestContext& ctx, const 
                         "csrf_failed");
       }
     }
+    AuthService::requirePasswordChanged(*ctx.session, matched->allowedWhilePasswordChangeRequired);
     if (matched->access == Route::Access::Roles) {
       bool ok = false;
       for (const auto& role : matched->roles) ok = ok || ctx.session->user.hasRole(role);

@@ -69,12 +69,15 @@ void App::start() {
   AuthService::Options authOptions;
   authOptions.idle = std::chrono::minutes(config_.sessionIdleMinutes);
   authOptions.maxAge = std::chrono::hours(config_.sessionMaxHours);
+  authOptions.initialPasswordFile = config_.paths.initialAdminPasswordFile();
   auth_ = std::make_unique<AuthService>(*pool_, log_, authOptions);
   audit_ = std::make_unique<AuditLog>(*pool_, log_);
 
   initialPassword_ = auth_->bootstrapAdmin();
   if (initialPassword_) {
     files::atomicWrite(config_.paths.initialAdminPasswordFile(), *initialPassword_ + "\n", 0600);
+  } else {
+    auth_->forgetSpentInitialPassword();
   }
 
   const std::string certFile = config_.tlsCertFile.empty()

@@ -1,6 +1,9 @@
 #include "vcrm/daemon/auth.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
+#include <cmath>
 #include <regex>
 #include <set>
 
@@ -11,6 +14,8 @@ namespace vcrm {
 namespace {
 
 constexpr const char* kComponent = "auth";
+// The account bootstrapAdmin() creates, whose one-time password sits in a file.
+constexpr const char* kFirstAdmin = "admin";
 
 std::string toPgArray(const std::vector<std::string>& items) {
   std::string out = "{";
@@ -66,55 +71,159 @@ bool User::hasRole(const std::string& role) const {
 }
 
 // ---------------------------------------------------------------------------------------------
-LoginThrottle::LoginThrottle(int freeUserFailures, int freeAddressFailures)
-    : freeUser_(freeUserFailures), freeAddress_(freeAddressFailures) {}
+LoginThrottle::LoginThrottle(Limits limits) : limits_(limits) {}
 
-int LoginThrottle::delayFor(int failures, int freeFailures) {
-  if (failures < freeFailures) return 0;
-  const int over = std::min(failures - freeFailures, 9);
-  return std::min(1 << over, 300);  // 1, 2, 4 ... seconds, at most 5 minutes
+std::string LoginThrottle::addressGroup(const std::string& address) {
+  in6_addr a6{};
+  if (inet_pton(AF_INET6, address.c_str(), &a6) != 1) return address;  // IPv4 or not an address
+  char text[INET6_ADDRSTRLEN] = {};
+  if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+    inet_ntop(AF_INET, &a6.s6_addr[12], text, sizeof text);
+    return text;
+  }
+  std::fill(std::begin(a6.s6_addr) + 8, std::end(a6.s6_addr), 0);
+  inet_ntop(AF_INET6, &a6, text, sizeof text);
+  return std::string(text) + "/64";
 }
 
-void LoginThrottle::prune(std::map<std::string, Entry>& m, Clock::time_point now) {
-  if (m.size() < 10000) return;
-  for (auto it = m.begin(); it != m.end();) {
-    it = (now - it->second.last > std::chrono::minutes(15)) ? m.erase(it) : std::next(it);
+int LoginThrottle::backoffWait(const Backoff& b, int freeFailures, Clock::time_point now, bool settledOnly) const {
+  // A quiet spell forgives earlier failures (never while an attempt is in flight: it is recent).
+  if (b.inFlight == 0 && now - b.last > limits_.forgiveAfter) return 0;
+  const int failures = settledOnly ? b.failures - b.inFlight : b.failures;
+  if (failures < freeFailures) return 0;
+  const int over = std::min(failures - freeFailures, 20);
+  const auto delay = std::min<std::chrono::seconds>(std::chrono::seconds(1LL << over), limits_.maxDelay);
+  const auto ready = b.last + delay;
+  if (ready <= now) return 0;
+  const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(ready - now).count();
+  return static_cast<int>((left + 999) / 1000);
+}
+
+namespace {
+double drained(double level, LoginThrottle::Clock::time_point last, LoginThrottle::Clock::time_point now,
+               std::chrono::seconds drain) {
+  if (now <= last) return level;
+  return std::max(0.0, level - std::chrono::duration<double>(now - last) / drain);
+}
+}  // namespace
+
+int LoginThrottle::bucketWait(const Bucket& b, Clock::time_point now, bool settledOnly) const {
+  const double level = drained(b.level - (settledOnly ? b.inFlight : 0), b.last, now, limits_.userDrain);
+  if (level + 1 <= limits_.userBurst) return 0;
+  // Until the bucket has room for one more.
+  const double seconds = (level + 1 - limits_.userBurst) * static_cast<double>(limits_.userDrain.count());
+  return std::max(1, static_cast<int>(std::ceil(seconds)));
+}
+
+int LoginThrottle::check(const State& st, const std::string& pair, const std::string& group,
+                         const std::string& username, Clock::time_point now, bool settledOnly) const {
+  int wait = 0;
+  if (auto it = st.byPair.find(pair); it != st.byPair.end()) {
+    wait = std::max(wait, backoffWait(it->second, limits_.freePerUserAddress, now, settledOnly));
+  }
+  if (auto it = st.byAddress.find(group); it != st.byAddress.end()) {
+    wait = std::max(wait, backoffWait(it->second, limits_.freePerAddress, now, settledOnly));
+  }
+  if (auto it = st.byUser.find(username); it != st.byUser.end()) {
+    wait = std::max(wait, bucketWait(it->second, now, settledOnly));
+  }
+  return wait;
+}
+
+void LoginThrottle::prune(State& st, Clock::time_point now) {
+  auto stale = [&](const Backoff& b) { return b.inFlight == 0 && now - b.last > limits_.forgiveAfter; };
+  for (auto* m : {&st.byPair, &st.byAddress}) {
+    if (m->size() < 10000) continue;
+    for (auto it = m->begin(); it != m->end();) it = stale(it->second) ? m->erase(it) : std::next(it);
+  }
+  if (st.byUser.size() >= 10000) {
+    for (auto it = st.byUser.begin(); it != st.byUser.end();) {
+      const bool empty = it->second.inFlight == 0 && drained(it->second.level, it->second.last, now, limits_.userDrain) <= 0;
+      it = empty ? st.byUser.erase(it) : std::next(it);
+    }
   }
 }
 
 int LoginThrottle::waitSeconds(const std::string& username, const std::string& address,
                                Clock::time_point now) {
+  const std::string group = addressGroup(address);
   auto st = state_.lock();
-  int wait = 0;
-  auto check = [&](std::map<std::string, Entry>& m, const std::string& key, int freeFailures) {
-    auto it = m.find(key);
-    if (it == m.end()) return;
-    const auto ready = it->second.last + std::chrono::seconds(delayFor(it->second.failures, freeFailures));
-    if (ready > now) {
-      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(ready - now).count();
-      wait = std::max(wait, static_cast<int>((left + 999) / 1000));
-    }
-  };
-  check(st->byUser, username, freeUser_);
-  check(st->byAddress, address, freeAddress_);
-  return wait;
+  return check(*st, username + '\n' + group, group, username, now, false);
 }
 
-void LoginThrottle::recordFailure(const std::string& username, const std::string& address,
-                                  Clock::time_point now) {
+int LoginThrottle::reserve(const std::string& username, const std::string& address,
+                           Clock::time_point now, std::chrono::milliseconds inFlightWait) {
+  const std::string group = addressGroup(address);
+  const std::string pair = username + '\n' + group;
+  const auto giveUp = Clock::now() + inFlightWait;
   auto st = state_.lock();
-  prune(st->byUser, now);
-  prune(st->byAddress, now);
-  for (auto* e : {&st->byUser[username], &st->byAddress[address]}) {
-    // A quiet quarter of an hour forgives earlier failures.
-    if (now - e->last > std::chrono::minutes(15)) e->failures = 0;
-    ++e->failures;
-    e->last = now;
+  // Checked and charged under one lock: the next parallel attempt already sees this one.
+  for (;;) {
+    const int wait = check(*st, pair, group, username, now, false);
+    if (wait == 0) break;
+    // Refused for settled failures, or still undecided at the end: the caller waits `wait`.
+    if (check(*st, pair, group, username, now, true) > 0 || Clock::now() >= giveUp) return wait;
+    const auto seen = st->settledCount;
+    st.waitFor(settled_, giveUp - Clock::now(), [&] { return st->settledCount != seen; });
+    now = std::max(now, Clock::now());
   }
+  prune(*st, now);
+  for (auto* b : {&st->byPair[pair], &st->byAddress[group]}) {
+    if (b->inFlight == 0 && now - b->last > limits_.forgiveAfter) b->failures = 0;
+    ++b->failures;
+    ++b->inFlight;
+    b->last = now;
+  }
+  auto& bucket = st->byUser[username];
+  bucket.level = drained(bucket.level, bucket.last, now, limits_.userDrain) + 1;
+  bucket.last = now;
+  ++bucket.inFlight;
+  return 0;
 }
 
-void LoginThrottle::recordSuccess(const std::string& username) {
-  state_.lock()->byUser.erase(username);
+void LoginThrottle::settle(State& st, const std::string& pair, const std::string& group,
+                           const std::string& username, bool success, Clock::time_point now) {
+  for (auto* m : {&st.byPair, &st.byAddress}) {
+    auto it = m->find(m == &st.byPair ? pair : group);
+    if (it == m->end()) continue;
+    auto& b = it->second;
+    b.inFlight = std::max(0, b.inFlight - 1);
+    if (success) {
+      b.failures = std::max(0, b.failures - 1);
+    } else {
+      b.last = std::max(b.last, now);  // the wait runs from the end of the hash
+    }
+  }
+  if (auto it = st.byUser.find(username); it != st.byUser.end()) {
+    it->second.inFlight = std::max(0, it->second.inFlight - 1);
+    if (success) it->second.level = std::max(0.0, it->second.level - 1);
+  }
+  // A right password clears its (user, address) counter, attempts still in flight excepted.
+  if (success) {
+    if (auto it = st.byPair.find(pair); it != st.byPair.end()) {
+      it->second.failures = it->second.inFlight;
+      if (it->second.inFlight == 0) st.byPair.erase(it);
+    }
+  }
+  ++st.settledCount;
+}
+
+void LoginThrottle::failed(const std::string& username, const std::string& address, Clock::time_point now) {
+  const std::string group = addressGroup(address);
+  {
+    auto st = state_.lock();
+    settle(*st, username + '\n' + group, group, username, false, now);
+  }
+  settled_.notify_all();
+}
+
+void LoginThrottle::succeeded(const std::string& username, const std::string& address) {
+  const std::string group = addressGroup(address);
+  {
+    auto st = state_.lock();
+    settle(*st, username + '\n' + group, group, username, true, Clock::now());
+  }
+  settled_.notify_all();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -122,6 +231,7 @@ AuthService::AuthService(db::Pool& pool, Logger& log, Options options)
     : pool_(pool),
       log_(log),
       options_(options),
+      throttle_(options.throttle),
       dummyHash_(crypto::hashPassword(crypto::toHex(crypto::randomBytes(16)), options.scrypt)) {}
 
 void AuthService::checkUsername(const std::string& username) {
@@ -164,33 +274,38 @@ void AuthService::checkPasswordPolicy(const std::string& username, const std::st
 LoginResult AuthService::login(const std::string& username, const std::string& password,
                                const std::string& remoteAddr) {
   LoginResult result;
-  if (const int wait = throttle_.waitSeconds(username, remoteAddr); wait > 0) {
+  if (const int wait = throttle_.reserve(username, remoteAddr); wait > 0) {
     result.status = LoginResult::Status::Throttled;
     result.retryAfterSeconds = wait;
     log_.warn(kComponent, "LOGIN_THROTTLED", "login refused: too many failed attempts from " + remoteAddr,
-              username);
+              username.substr(0, 64));
     return result;
   }
-  auto c = pool_.acquire();
-  auto r = c->exec(
-      "SELECT id, username, roles, disabled, must_change_password, rfc3339(created_at), rfc3339(last_login_at), "
-      "password_hash FROM users WHERE username = $1",
-      {username});
+  // The lease is given back before scrypt: a hash takes far longer than the query, and
+  // sign-ins must not starve the pool.
+  const db::Result r = [&] {
+    auto c = pool_.acquire();
+    return c->exec(
+        "SELECT id, username, roles, disabled, must_change_password, rfc3339(created_at), "
+        "rfc3339(last_login_at), password_hash FROM users WHERE username = $1",
+        {username});
+  }();
   const bool found = !r.empty();
   // Verify against a dummy hash for unknown users so response time does not reveal names.
   const bool passwordOk = crypto::verifyPassword(password, found ? r.text(0, 7) : dummyHash_);
   if (!found || !passwordOk || r.boolean(0, 3)) {
-    throttle_.recordFailure(username, remoteAddr);
     log_.warn(kComponent, "LOGIN_FAILED",
               std::string("login failed from ") + remoteAddr +
                   (found && passwordOk ? " (account disabled)" : ""),
               username.substr(0, 64));
+    throttle_.failed(username, remoteAddr);
     return result;
   }
-  throttle_.recordSuccess(username);
+  throttle_.succeeded(username, remoteAddr);
   result.session.user = userFromRow(r, 0);
   result.token = newToken();
   result.session.csrfToken = newToken();
+  auto c = pool_.acquire();
   db::Transaction tx(*c);
   tx.exec("DELETE FROM sessions WHERE expires_at < now() OR last_seen_at < now() - $1::interval",
           {std::to_string(options_.idle.count()) + " minutes"});
@@ -205,6 +320,14 @@ LoginResult AuthService::login(const std::string& username, const std::string& p
   result.status = LoginResult::Status::Ok;
   log_.info(kComponent, "LOGIN_OK", "signed in from " + remoteAddr, username);
   return result;
+}
+
+void AuthService::requirePasswordChanged(const Session& session, bool routeAllowsIt) {
+  if (session.user.mustChangePassword && !routeAllowsIt) {
+    throw Forbidden("choose your own password first: this account signed in with a one-time "
+                    "password (POST /api/v1/auth/password, or the Account page)",
+                    "password_change_required");
+  }
 }
 
 std::optional<Session> AuthService::authenticate(const std::string& token) {
@@ -238,19 +361,46 @@ void AuthService::logout(const std::string& token) {
 }
 
 std::optional<std::string> AuthService::bootstrapAdmin() {
+  const auto anyUser = [](db::Connection& c) { return !c.exec("SELECT 1 FROM users LIMIT 1").empty(); };
+  {
+    auto c = pool_.acquire();
+    if (anyUser(*c)) return std::nullopt;  // every start but the first: no hash needed
+  }
+  const std::string password = crypto::base64UrlEncode(crypto::randomBytes(18));
+  const std::string hash = crypto::hashPassword(password, options_.scrypt);  // holding no lease
   auto c = pool_.acquire();
   db::Transaction tx(*c);
   // Serialises concurrent first starts against the same database.
   tx.exec("LOCK TABLE users IN EXCLUSIVE MODE");
   if (!tx.exec("SELECT 1 FROM users LIMIT 1").empty()) return std::nullopt;
-  const std::string password = crypto::base64UrlEncode(crypto::randomBytes(18));
   tx.exec(
       "INSERT INTO users (username, password_hash, roles, must_change_password) "
-      "VALUES ('admin', $1, '{admin}', true)",
-      {crypto::hashPassword(password, options_.scrypt)});
+      "VALUES ($1, $2, '{admin}', true)",
+      {std::string(kFirstAdmin), hash});
   tx.commit();
-  log_.info(kComponent, "ADMIN_CREATED", "first start: created the admin account", "admin");
+  log_.info(kComponent, "ADMIN_CREATED", "first start: created the admin account", kFirstAdmin);
   return password;
+}
+
+void AuthService::forgetSpentInitialPassword() {
+  if (options_.initialPasswordFile.empty() || !std::filesystem::exists(options_.initialPasswordFile)) return;
+  auto c = pool_.acquire();
+  auto r = c->exec("SELECT must_change_password FROM users WHERE username = $1", {std::string(kFirstAdmin)});
+  if (r.empty() || !r.boolean(0, 0)) removeInitialPasswordFile();
+}
+
+void AuthService::removeInitialPasswordFile() {
+  if (options_.initialPasswordFile.empty()) return;
+  std::error_code ec;
+  if (std::filesystem::remove(options_.initialPasswordFile, ec)) {
+    log_.info(kComponent, "INITIAL_PASSWORD_REMOVED",
+              "the first admin's one-time password was replaced; removed its file",
+              options_.initialPasswordFile.string());
+  } else if (ec) {
+    log_.warn(kComponent, "INITIAL_PASSWORD_NOT_REMOVED",
+              "cannot remove the spent one-time password file: " + ec.message() + "; delete it by hand",
+              options_.initialPasswordFile.string());
+  }
 }
 
 std::vector<User> AuthService::listUsers() {
@@ -278,13 +428,14 @@ User AuthService::createUser(const std::string& username, const std::string& pas
   checkUsername(username);
   checkRoles(roles);
   checkPasswordPolicy(username, password);
+  const std::string hash = crypto::hashPassword(password, options_.scrypt);  // before the lease
   auto c = pool_.acquire();
   try {
     auto r = c->exec(
         "INSERT INTO users (username, password_hash, roles, must_change_password) "
         "VALUES ($1, $2, $3::text[], true) "
         "RETURNING id, username, roles, disabled, must_change_password, rfc3339(created_at), rfc3339(last_login_at)",
-        {username, crypto::hashPassword(password, options_.scrypt), toPgArray(roles)});
+        {username, hash, toPgArray(roles)});
     return userFromRow(r, 0);
   } catch (const DbError& e) {
     if (e.sqlState() == "23505") {
@@ -309,6 +460,8 @@ User AuthService::updateUser(const std::string& actor, const std::string& userna
                              const UserPatch& patch) {
   if (patch.roles) checkRoles(*patch.roles);
   if (patch.password) checkPasswordPolicy(username, *patch.password);
+  std::optional<std::string> hash;  // made before the lease is taken
+  if (patch.password) hash = crypto::hashPassword(*patch.password, options_.scrypt);
   auto c = pool_.acquire();
   db::Transaction tx(*c);
   auto cur = tx.exec(
@@ -337,7 +490,7 @@ User AuthService::updateUser(const std::string& actor, const std::string& userna
     tx.exec(
         "UPDATE users SET password_hash = $2, must_change_password = true, updated_at = now() "
         "WHERE id = $1",
-        {before.id, crypto::hashPassword(*patch.password, options_.scrypt)});
+        {before.id, *hash});
   }
   // Roles, status or password changed: existing sessions must not keep the old rights.
   if (patch.roles || (patch.disabled && *patch.disabled) || patch.password) {
@@ -348,6 +501,8 @@ User AuthService::updateUser(const std::string& actor, const std::string& userna
       "FROM users WHERE id = $1",
       {before.id});
   tx.commit();
+  // An admin reset of the first admin's password spends the one in the file as well.
+  if (patch.password && username == kFirstAdmin) removeInitialPasswordFile();
   return userFromRow(after, 0);
 }
 
@@ -366,21 +521,49 @@ void AuthService::deleteUser(const std::string& actor, const std::string& userna
 }
 
 void AuthService::changeOwnPassword(const std::string& username, const std::string& current,
-                                    const std::string& next) {
-  auto c = pool_.acquire();
-  auto r = c->exec("SELECT id, password_hash FROM users WHERE username = $1", {username});
-  if (r.empty() || !crypto::verifyPassword(current, r.text(0, 1))) {
-    throw Unprocessable("the current password is wrong", "wrong_password");
-  }
+                                    const std::string& next, const std::string& remoteAddr,
+                                    const std::string& keepToken) {
+  // What needs no hash first, so a refused new password costs neither scrypt nor a try.
   if (current == next) {
     throw Unprocessable("the new password must differ from the current one", "weak_password");
   }
   checkPasswordPolicy(username, next);
-  c->exec(
+  // A stolen session must not make the current password cheaper to guess than sign-in does.
+  if (const int wait = throttle_.reserve(username, remoteAddr); wait > 0) {
+    log_.warn(kComponent, "PASSWORD_CHECK_THROTTLED",
+              "password change refused: too many wrong current passwords from " + remoteAddr, username);
+    throw RateLimited("too many wrong current passwords; wait " + std::to_string(wait) +
+                          " s and try again",
+                      wait);
+  }
+  const db::Result r = [&] {
+    auto c = pool_.acquire();
+    return c->exec("SELECT id, password_hash FROM users WHERE username = $1", {username});
+  }();
+  if (r.empty() || !crypto::verifyPassword(current, r.text(0, 1))) {
+    throttle_.failed(username, remoteAddr);
+    log_.warn(kComponent, "PASSWORD_CHECK_FAILED", "wrong current password from " + remoteAddr, username);
+    throw Unprocessable("the current password is wrong", "wrong_password");
+  }
+  throttle_.succeeded(username, remoteAddr);
+  const std::string hash = crypto::hashPassword(next, options_.scrypt);  // holding no lease
+  auto c = pool_.acquire();
+  db::Transaction tx(*c);
+  // Only over the hash just verified: a change that raced this one wins, this one is refused.
+  auto updated = tx.exec(
       "UPDATE users SET password_hash = $2, must_change_password = false, updated_at = now() "
-      "WHERE id = $1",
-      {r.int64(0, 0), crypto::hashPassword(next, options_.scrypt)});
-  log_.info(kComponent, "PASSWORD_CHANGED", "password changed", username);
+      "WHERE id = $1 AND password_hash = $3",
+      {r.int64(0, 0), hash, r.text(0, 1)});
+  if (updated.affected() != 1) {
+    throw Conflict("the password was changed meanwhile; sign in again with the new one", "password_changed");
+  }
+  // Whoever else holds a session of this user (the reason to change a password) is signed out.
+  auto ended = tx.exec("DELETE FROM sessions WHERE user_id = $1 AND token_sha256 <> $2",
+                       {r.int64(0, 0), crypto::sha256Hex(keepToken)});
+  tx.commit();
+  log_.info(kComponent, "PASSWORD_CHANGED",
+            "password changed; ended " + std::to_string(ended.affected()) + " other session(s)", username);
+  if (username == kFirstAdmin) removeInitialPasswordFile();
 }
 
 }  // namespace vcrm

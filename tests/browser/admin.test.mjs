@@ -8,7 +8,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { request as playwrightRequest } from 'playwright-core';
-import { launchBrowser, screenshot, sourceDir, startAppliance, submitSignIn, withPage as pageSession } from './lib/appliance.mjs';
+import { createReadyUser, launchBrowser, screenshot, sourceDir, startAppliance, submitSignIn, withPage as pageSession } from './lib/appliance.mjs';
 
 const WRONG_CREDENTIALS = 'Wrong user name or password.';
 const BRIDGE = 'lab-bridge';
@@ -207,7 +207,7 @@ describe('admin pages', { timeout: 240_000 }, () => {
   });
 
   test('a noc user sees the bridges but no admin actions and no admin pages', async () => {
-    const created = await adminApi('POST', '/users', { username: 'nina', password: 'noc-watch-4471-harbour', roles: ['noc'] });
+    const created = await createReadyUser(appliance, { username: 'nina', password: 'noc-watch-4471-harbour', roles: ['noc'] });
     assert.equal(created.status, 201);
     await withPage('bridges-noc', async (page) => {
       await signInToConsole(page, 'nina', 'noc-watch-4471-harbour');

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { after, before, describe, test } from 'node:test';
-import { launchBrowser, screenshot, startAppliance, submitSignIn, withPage as pageSession } from './lib/appliance.mjs';
+import { createReadyUser, launchBrowser, screenshot, startAppliance, submitSignIn, withPage as pageSession } from './lib/appliance.mjs';
 import { JanusParticipant, apiClient, eventually, startBridge, stopEverything } from './lib/janus.mjs';
 
 const VCRMD_SETTINGS = [
@@ -419,7 +419,7 @@ describe('conferences in the web UI', { timeout: 300_000 }, () => {
   });
 
   test('a noc user sees the dashboard and bridges, and no admin actions', async () => {
-    const created = await api.post('/users', { username: 'nina', password: 'night shift watcher 42', roles: ['noc'] });
+    const created = await createReadyUser(appliance, { username: 'nina', password: 'night shift watcher 42', roles: ['noc'] });
     assert.equal(created.status, 201, JSON.stringify(created.body));
     await withPage('noc-no-admin-actions', async (page) => {
       await signIn(page, 'nina', 'night shift watcher 42');

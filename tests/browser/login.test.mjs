@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { launchBrowser, startAppliance, submitSignIn, withPage as pageSession } from './lib/appliance.mjs';
+import { adminCall, launchBrowser, startAppliance, submitSignIn, withPage as pageSession } from './lib/appliance.mjs';
 
 const WRONG_CREDENTIALS = 'Wrong user name or password.';
 
@@ -58,7 +58,7 @@ describe('login page', { timeout: 300_000 }, () => {
     });
   });
 
-  test('the initial admin password signs in to the dashboard', async () => {
+  test('the admin password signs in to the dashboard', async () => {
     await withPage('login-success', async (page) => {
       await page.goto(appliance.url);
       await signInHeading(page).waitFor();
@@ -96,6 +96,44 @@ describe('login page', { timeout: 300_000 }, () => {
 
       await page.reload();
       assert.equal(await settledView(page), 'login', 'still signed out after a reload');
+    });
+  });
+
+  test('a user given a one-time password is taken to the password form, then uses the console', async () => {
+    const oneTime = 'Handed-Over-Once-5521';
+    const own = 'Newcomer-Own-Choice-8830';
+    const created = await adminCall(appliance, 'POST', '/users', { username: 'newcomer', password: oneTime, roles: ['admin'] });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    assert.equal(created.body.must_change_password, true);
+    await withPage('login-must-change-password', async (page) => {
+      await page.goto(appliance.url);
+      await signInHeading(page).waitFor();
+      await submitSignIn(page, 'newcomer', oneTime);
+
+      // Straight to the form, not the dashboard.
+      await page.getByRole('heading', { name: 'Account', level: 1 }).waitFor();
+      await page.getByRole('heading', { name: 'Change password' }).waitFor();
+      assert.ok(await page.getByText('You signed in with a one-time password. Choose your own password now', { exact: false }).first().isVisible());
+      assert.equal(await dashboardHeading(page).count(), 0, 'no dashboard yet');
+      // Another page, from the menu or by its address, leads back to the form.
+      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Conferences' }).click();
+      await page.getByRole('heading', { name: 'Account', level: 1 }).waitFor();
+      await page.goto(`${appliance.url}conferences`);
+      await page.getByRole('heading', { name: 'Change password' }).waitFor();
+      assert.equal(new URL(page.url()).pathname, '/account');
+
+      await page.getByLabel('Current password').fill(oneTime);
+      await page.getByLabel('New password', { exact: true }).fill(own);
+      await page.getByLabel('Confirm new password').fill(own);
+      await page.getByRole('button', { name: 'Change password' }).click();
+      await page.getByRole('status').filter({ hasText: 'Password changed.' }).waitFor();
+
+      // Now the console is open: the conferences page lists bookings, no error.
+      await page.getByRole('navigation', { name: 'Main' }).getByRole('link', { name: 'Conferences' }).click();
+      await page.getByRole('heading', { name: 'Conferences', level: 1 }).waitFor();
+      await page.getByRole('button', { name: 'New booking' }).waitFor();
+      assert.equal(await page.getByRole('alert').count(), 0, 'no error shown');
+      assert.equal((await adminCall(appliance, 'GET', '/users/newcomer')).body.must_change_password, false);
     });
   });
 

@@ -37,8 +37,7 @@ class ApiTest : public ::testing::Test {
   static void createUser(const std::string& name, const std::string& role,
                          const std::string& password = "correct horse battery") {
     auto c = admin();
-    auto r = c.postJson("/api/v1/users", R"({"username":")" + name + R"(","password":")" +
-                                             password + R"(","roles":[")" + role + R"("]})");
+    auto r = app_->createReadyUser(c, name, {role}, password);
     ASSERT_EQ(r.status, 201) << r.body;
   }
   static VcrmdProcess* app_;
@@ -235,18 +234,20 @@ TEST_F(ApiTest, UsersCanBeCreatedReadChangedAndDeleted) {
 
   auto opal = app_->client();
   ASSERT_EQ(opal.loginBearer("opal", "first password").status, 200);
+  ASSERT_EQ(opal.changePassword("first password", "opal's own password").status, 204);
   EXPECT_EQ(opal.get("/api/v1/users").status, 403);  // operators do not manage users
+  EXPECT_EQ(opal.get("/api/v1/users").errorCode(), "forbidden");
 
   auto patched = c.request("PATCH", "/api/v1/users/opal", R"({"roles":["operator","admin"]})");
   ASSERT_EQ(patched.status, 200) << patched.body;
   EXPECT_EQ(patched.json()->getArray("roles")->size(), 2u);
   // A change of rights ends the user's sessions: the old token no longer works.
   EXPECT_EQ(opal.get("/api/v1/auth/session").status, 401);
-  ASSERT_EQ(opal.loginBearer("opal", "first password").status, 200);
+  ASSERT_EQ(opal.loginBearer("opal", "opal's own password").status, 200);
   EXPECT_EQ(opal.get("/api/v1/users").status, 200);
 
   EXPECT_EQ(c.request("PATCH", "/api/v1/users/opal", R"({"disabled":true})").status, 200);
-  EXPECT_EQ(opal.loginBearer("opal", "first password").status, 401);
+  EXPECT_EQ(opal.loginBearer("opal", "opal's own password").status, 401);
 
   EXPECT_EQ(c.request("DELETE", "/api/v1/users/opal").status, 204);
   EXPECT_EQ(c.get("/api/v1/users/opal").status, 404);

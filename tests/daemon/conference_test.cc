@@ -897,7 +897,7 @@ TEST_F(ConferenceTest, TheEventStreamPushesParticipantChangesToAdmins) {
 
 TEST_F(ConferenceTest, TheEventStreamGivesOtherRolesBridgeChangesOnly) {
   const auto bridgeId = addBridge("j1", 20);
-  ASSERT_EQ(admin_->postJson("/api/v1/users", R"({"username":"watcher","password":"correct horse battery","roles":["noc"]})").status, 201);
+  ASSERT_EQ(app_->createReadyUser(*admin_, "watcher", {"noc"}, "correct horse battery").status, 201);
   auto noc = app_->client();
   const std::string token = noc.loginBearer("watcher", "correct horse battery").json()->getValue<std::string>("token");
   SseReader reader(*app_, token, [](const SseEvent& e) { return e.type == "bridge"; });
@@ -930,7 +930,7 @@ TEST_F(ConferenceTest, TheDashboardSummaryCountsWhatIsLiveForAdminsAndTheNoc) {
   JanusParticipant alice(janus_[0]->httpUrl(), room, "Alice", "1234");
   JanusParticipant bob(janus_[0]->httpUrl(), room, "Bob", "1234");
   ASSERT_TRUE(eventually([&] { return participantCount(id) == 2; }, std::chrono::seconds(3)));
-  ASSERT_EQ(admin_->postJson("/api/v1/users", R"({"username":"watcher","password":"correct horse battery","roles":["noc"]})").status, 201);
+  ASSERT_EQ(app_->createReadyUser(*admin_, "watcher", {"noc"}, "correct horse battery").status, 201);
   auto noc = app_->client();
   ASSERT_EQ(noc.loginBearer("watcher", "correct horse battery").status, 200);
   auto r = noc.get("/api/v1/dashboard");

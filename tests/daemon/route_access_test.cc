@@ -100,8 +100,7 @@ class RouteAccessTest : public ::testing::Test {
     auto admin = app_->client();
     ASSERT_EQ(admin.loginBearer("admin", app_->adminPassword()).status, 200);
     for (const auto& role : kRoles) {
-      auto r = admin.postJson("/api/v1/users", R"({"username":"as-)" + role + R"(","password":")" + kPassword +
-                                                   R"(","roles":[")" + role + R"("]})");
+      auto r = app_->createReadyUser(admin, "as-" + role, {role}, kPassword);
       ASSERT_EQ(r.status, 201) << r.body;
     }
   }

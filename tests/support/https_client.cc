@@ -6,6 +6,8 @@
 #include <Poco/Net/HTTPResponse.h>
 #include <Poco/Net/HTTPSClientSession.h>
 #include <Poco/Net/SSLManager.h>
+#include <Poco/Net/SecureStreamSocket.h>
+#include <Poco/Net/StreamSocket.h>
 #include <Poco/StreamCopier.h>
 
 #include <algorithm>
@@ -34,6 +36,23 @@ std::string HttpResult::errorCode() const {
   }
 }
 
+namespace {
+
+// A session over a socket connected from a chosen source address. Poco 1.11 refuses to make a
+// session from a connected socket (it sets the port afterwards), so the socket is attached to
+// one made for host and port; keep-alive stops sendRequest() from reconnecting without it.
+class BoundSession : public Poco::Net::HTTPSClientSession {
+ public:
+  BoundSession(const std::string& host, Poco::UInt16 port, Poco::Net::Context::Ptr ctx,
+               const Poco::Net::SecureStreamSocket& socket)
+      : HTTPSClientSession(host, port, ctx) {
+    setKeepAlive(true);
+    attachSocket(socket);
+  }
+};
+
+}  // namespace
+
 HttpsClient::HttpsClient(std::string host, int port, std::string caFile)
     : host_(std::move(host)), port_(port), caFile_(std::move(caFile)) {
   static const bool sslReady = [] {
@@ -58,9 +77,20 @@ HttpResult HttpsClient::request(const std::string& method, const std::string& pa
                                    Poco::Net::Context::VERIFY_NONE)
           : new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, "", "", caFile_,
                                    Poco::Net::Context::VERIFY_STRICT, 9, false);
-  Poco::Net::HTTPSClientSession session(host_, static_cast<Poco::UInt16>(port_), ctx);
+  std::unique_ptr<Poco::Net::HTTPSClientSession> sessionPtr;
+  if (source_.empty()) {
+    sessionPtr = std::make_unique<Poco::Net::HTTPSClientSession>(host_, static_cast<Poco::UInt16>(port_), ctx);
+  } else {
+    Poco::Net::StreamSocket plain(Poco::Net::SocketAddress::IPv4);
+    plain.impl()->bind(Poco::Net::SocketAddress(source_, 0));
+    plain.connect(Poco::Net::SocketAddress(host_, static_cast<Poco::UInt16>(port_)), Poco::Timespan(30, 0));
+    sessionPtr = std::make_unique<BoundSession>(host_, static_cast<Poco::UInt16>(port_), ctx,
+                                                Poco::Net::SecureStreamSocket::attach(plain, host_, ctx));
+  }
+  auto& session = *sessionPtr;
   session.setTimeout(Poco::Timespan(30, 0));
   Poco::Net::HTTPRequest req(method, path, Poco::Net::HTTPMessage::HTTP_1_1);
+  req.setHost(host_, static_cast<Poco::UInt16>(port_));
   if (!bearer_.empty()) req.set("Authorization", "Bearer " + bearer_);
   if (!cookie_.empty()) req.set("Cookie", cookie_);
   if (!cookie_.empty() && sendCsrf_ && !csrf_.empty()) req.set("X-CSRF-Token", csrf_);
@@ -110,6 +140,15 @@ HttpResult HttpsClient::loginBearer(const std::string& user, const std::string& 
   auto r = postJson("/api/v1/auth/login", credentials(user, password));
   if (r.status == 200) bearer_ = r.json()->getValue<std::string>("token");
   return r;
+}
+
+HttpResult HttpsClient::changePassword(const std::string& current, const std::string& next) {
+  Poco::JSON::Object o;
+  o.set("current_password", current);
+  o.set("new_password", next);
+  std::ostringstream s;
+  o.stringify(s);
+  return postJson("/api/v1/auth/password", s.str());
 }
 
 HttpResult HttpsClient::loginCookie(const std::string& user, const std::string& password) {

@@ -36,7 +36,14 @@ class HttpsClient {
   // Logs in keeping the cookie and the CSRF token, as a browser would.
   HttpResult loginCookie(const std::string& user, const std::string& password);
 
+  // Changes the signed-in user's own password.
+  HttpResult changePassword(const std::string& current, const std::string& next);
+
   void setBearer(std::string token) { bearer_ = std::move(token); }
+  const std::string& bearer() const { return bearer_; }
+  // Connects from this local address (any of 127.0.0.0/8 on loopback), so one test can be
+  // several clients as the server sees them.
+  void setSourceAddress(std::string address) { source_ = std::move(address); }
   void clearAuth();
   const std::string& csrf() const { return csrf_; }
   void setSendCsrf(bool send) { sendCsrf_ = send; }
@@ -49,6 +56,7 @@ class HttpsClient {
   std::string cookie_;
   std::string csrf_;
   bool sendCsrf_ = true;
+  std::string source_;
 };
 
 }  // namespace vcrm::test

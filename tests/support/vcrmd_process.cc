@@ -8,6 +8,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <Poco/JSON/Array.h>
 #include <Poco/JSON/Parser.h>
 
 #include <fstream>
@@ -100,6 +101,7 @@ void VcrmdProcess::start() {
         httpsPort_ = o->getValue<int>("https_port");
         httpPort_ = o->getValue<int>("http_port");
         eventsPort_ = o->getValue<int>("events_port");
+        if (options_.chooseAdminPassword) chooseAdminPassword();
         return;
       } catch (...) {  // NOLINT(bugprone-empty-catch): written atomically; retry
       }
@@ -157,10 +159,48 @@ void VcrmdProcess::killHard(bool alsoDatabase) {
   }
 }
 
-std::string VcrmdProcess::adminPassword() const {
+std::string VcrmdProcess::initialAdminPassword() const {
   std::string pw = slurp(stateDir() / "initial-admin-password");
   while (!pw.empty() && (pw.back() == '\n' || pw.back() == '\r')) pw.pop_back();
   return pw;
+}
+
+// The test's own note of the chosen password, beside (not inside) the appliance's state, so
+// a later VcrmdProcess on the same root knows it.
+std::string VcrmdProcess::adminPassword() const {
+  return fs::exists(root_ / "test-admin-password") ? std::string(kAdminPassword) : initialAdminPassword();
+}
+
+void VcrmdProcess::chooseAdminPassword() {
+  if (fs::exists(root_ / "test-admin-password") || initialAdminPassword().empty()) return;
+  auto c = client();
+  auto in = c.loginBearer("admin", initialAdminPassword());
+  if (in.status != 200) throw std::runtime_error("cannot sign in with the one-time admin password: " + in.body);
+  auto changed = c.changePassword(initialAdminPassword(), kAdminPassword);
+  if (changed.status != 204) throw std::runtime_error("cannot choose the admin password: " + changed.body);
+  std::ofstream(root_ / "test-admin-password") << "chosen\n";
+}
+
+HttpResult VcrmdProcess::createReadyUser(HttpsClient& admin, const std::string& name,
+                                         const std::vector<std::string>& roles,
+                                         const std::string& password) const {
+  const std::string once = "one-time " + password;
+  Poco::JSON::Object o;
+  o.set("username", name);
+  o.set("password", once);
+  Poco::JSON::Array::Ptr r = new Poco::JSON::Array;
+  for (const auto& role : roles) r->add(role);
+  o.set("roles", r);
+  std::ostringstream body;
+  o.stringify(body);
+  auto created = admin.postJson("/api/v1/users", body.str());
+  if (created.status != 201) return created;
+  auto user = client();
+  auto in = user.loginBearer(name, once);
+  if (in.status != 200) throw std::runtime_error("cannot sign in as the new user " + name + ": " + in.body);
+  auto changed = user.changePassword(once, password);
+  if (changed.status != 204) throw std::runtime_error("cannot change " + name + "'s password: " + changed.body);
+  return created;
 }
 
 std::string VcrmdProcess::output() const {

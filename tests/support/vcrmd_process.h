@@ -27,7 +27,11 @@ class VcrmdProcess {
     std::filesystem::path root;          // empty: a fresh TempDir owned by this object
     std::filesystem::path binary;        // empty: build/bin/vcrmd
     std::chrono::seconds readyTimeout{90};
+    // Do what an operator does first: sign in with the one-time password and choose
+    // kAdminPassword (vcrmd then removes the one-time file). Off to look at that file.
+    bool chooseAdminPassword = true;
   };
+  static constexpr const char* kAdminPassword = "admin password chosen by the test";
   VcrmdProcess();
   explicit VcrmdProcess(Options options);
   ~VcrmdProcess();
@@ -50,13 +54,19 @@ class VcrmdProcess {
   int eventsPort() const { return eventsPort_; }
   const std::filesystem::path& root() const { return root_; }
   std::filesystem::path stateDir() const { return root_ / "var/lib/vcrm"; }
-  std::string adminPassword() const;  // from the initial-admin-password file
+  std::string adminPassword() const;         // the admin's password now
+  std::string initialAdminPassword() const;  // what the one-time file holds ("" when gone)
   std::string output() const;         // everything vcrmd printed so far
   std::optional<pid_t> postmasterPid() const;
   HttpsClient client() const;  // trusts this appliance's certificate
   // The embedded database's clock (seconds since the epoch): the clock that stamps every time
   // vcrmd records, for tests that must wait until a recorded time is far enough behind.
   double databaseClock() const;
+
+  // Creates a user as `admin` and makes the user's own first password change (to
+  // `password`), so the account is ready as its owner would leave it. Returns the creation.
+  HttpResult createReadyUser(HttpsClient& admin, const std::string& name,
+                             const std::vector<std::string>& roles, const std::string& password) const;
 
  private:
   Options options_;
@@ -68,6 +78,7 @@ class VcrmdProcess {
   int httpPort_ = 0;
   int eventsPort_ = 0;
   int runs_ = 0;
+  void chooseAdminPassword();
 };
 
 }  // namespace vcrm::test

@@ -43,7 +43,7 @@ export default {
     const status = messageBox('status');
     const submit = el('button', { type: 'submit', class: 'primary' }, 'Change password');
     const notice = user.must_change_password
-      ? el('p', { class: 'message notice' }, 'You signed in with a one-time password. Choose your own password now.')
+      ? el('p', { class: 'message notice' }, 'You signed in with a one-time password. Choose your own password now: the rest of the console opens once you have.')
       : null;
     const form = el('form', { class: 'stack', 'aria-labelledby': headingId, novalidate: true },
       notice, current, next, confirm, error, submit, status);
@@ -82,10 +82,8 @@ export default {
           await ctx.api.changePassword(current.value, next.value);
           form.reset();
           notice?.remove();
-          if (ctx.user) ctx.user.must_change_password = false;
-          // The shell's "one-time password" reminder no longer applies.
-          const reminder = document.getElementById('must-change-password');
-          if (reminder) reminder.hidden = true;
+          // The shell opens the rest of the console and drops its one-time password reminder.
+          ctx.passwordChanged?.();
           status.show('Password changed.');
         } catch (e) {
           const text = sentence(e.message);

@@ -64,6 +64,7 @@ std::vector<Route> UsersModule::routes() {
   out.push_back(userRoute("GET", "/api/v1/auth/session", "auth.session", [](RequestContext& ctx) {
     return http::Response::json(200, sessionJson(*ctx.session));
   }));
+  out.back().allowedWhilePasswordChangeRequired = true;
 
   out.push_back(userRoute("POST", "/api/v1/auth/logout", "auth.logout", [this](RequestContext& ctx) {
     auth_.logout(ctx.token);
@@ -72,6 +73,7 @@ std::vector<Route> UsersModule::routes() {
                                              "=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict");
     return r;
   }));
+  out.back().allowedWhilePasswordChangeRequired = true;
 
   out.push_back(userRoute("POST", "/api/v1/auth/password", "auth.change_password",
                      [this](RequestContext& ctx) {
@@ -79,9 +81,11 @@ std::vector<Route> UsersModule::routes() {
     json::onlyKeys(body, {"current_password", "new_password"});
     auth_.changeOwnPassword(ctx.session->user.username,
                             json::requireString(body, "current_password", 1024),
-                            json::requireString(body, "new_password", 4096));
+                            json::requireString(body, "new_password", 4096), ctx.request.remoteAddr,
+                            ctx.token);
     return http::Response::noContent();
   }));
+  out.back().allowedWhilePasswordChangeRequired = true;
 
   out.push_back(roleRoute("GET", "/api/v1/users", roles::kAdmin, "user.list", [this](RequestContext&) {
     json::ArrayPtr arr = new json::Array;

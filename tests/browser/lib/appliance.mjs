@@ -8,7 +8,7 @@ import { chmod, mkdir, mkdtemp, open, readFile, readdir, rm } from 'node:fs/prom
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { chromium, request as playwrightRequest } from 'playwright-core';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
@@ -21,6 +21,65 @@ export const screenshotDir = path.resolve(here, '..', 'screenshots');
 export const webuiDir = process.env.VCRM_WEBUI_DIR ?? path.join(sourceDir, 'webui');
 
 const STARTUP_TIMEOUT_MS = 60_000;
+
+/** The admin password startAppliance() chooses in place of the one-time one. */
+export const ADMIN_PASSWORD = 'Admin-Chosen-By-The-Tests-2718';
+
+/**
+ * One API session as `username` (bearer token, so no CSRF token): {call(method, path, data),
+ * dispose()}; call answers {status, body}. Throws when the sign-in fails.
+ */
+async function apiSession(url, username, password) {
+  const context = await playwrightRequest.newContext({ baseURL: url, ignoreHTTPSErrors: true });
+  const login = await context.post('api/v1/auth/login', { data: { username, password } });
+  if (login.status() !== 200) {
+    const text = await login.text();
+    await context.dispose();
+    throw new Error(`signing in as ${username} failed: ${login.status()} ${text}`);
+  }
+  const headers = { Authorization: `Bearer ${(await login.json()).token}` };
+  return {
+    async call(method, apiPath, data) {
+      const response = await context.fetch(`api/v1${apiPath}`, { method, headers, data });
+      const text = await response.text();
+      return { status: response.status(), body: text ? JSON.parse(text) : null };
+    },
+    dispose: () => context.dispose(),
+  };
+}
+
+/** One API request as admin (a session of its own); answers {status, body}. */
+export async function adminCall(appliance, method, apiPath, data) {
+  const admin = await apiSession(appliance.url, 'admin', appliance.password);
+  try {
+    return await admin.call(method, apiPath, data);
+  } finally {
+    await admin.dispose();
+  }
+}
+
+/**
+ * Creates a user as admin and makes the user's own first password change (to `password`), so
+ * the account is ready as its owner would leave it; returns the creation's {status, body}.
+ */
+export async function createReadyUser(appliance, { username, password, roles }) {
+  const admin = await apiSession(appliance.url, 'admin', appliance.password);
+  try {
+    const once = `one-time ${password}`;
+    const created = await admin.call('POST', '/users', { username, password: once, roles });
+    if (created.status !== 201) return created;
+    const user = await apiSession(appliance.url, username, once);
+    try {
+      const changed = await user.call('POST', '/auth/password', { current_password: once, new_password: password });
+      if (changed.status !== 204) throw new Error(`${username} could not choose a password: ${JSON.stringify(changed.body)}`);
+    } finally {
+      await user.dispose();
+    }
+    return created;
+  } finally {
+    await admin.dispose();
+  }
+}
 const STOP_TIMEOUT_MS = 20_000;
 
 // The flags Chromium needs on this machine: root, no GPU, and a closed network (without the
@@ -118,10 +177,12 @@ async function stopLeftoverPostgres(root) {
 }
 
 /**
- * Starts vcrmd in a fresh temporary root on ephemeral ports and waits until it is ready.
- * Returns {url, password, root, version, readyInfo, logPath, stop()}.
+ * Starts vcrmd in a fresh temporary root on ephemeral ports and waits until it is ready, then
+ * does what an operator does first: signs in as admin with the one-time password and chooses
+ * ADMIN_PASSWORD (unless `chooseAdminPassword` is false).
+ * Returns {url, password (the admin's now), initialPassword, root, version, readyInfo, logPath, stop()}.
  */
-export async function startAppliance({ extraArgs = [] } = {}) {
+export async function startAppliance({ extraArgs = [], chooseAdminPassword = true } = {}) {
   const vcrmd = path.join(binDir, 'vcrmd');
   if (!existsSync(vcrmd)) {
     throw new Error(`${vcrmd} does not exist: build it first with 'packaging/dev build' ` +
@@ -204,10 +265,24 @@ export async function startAppliance({ extraArgs = [] } = {}) {
     return fail(`cannot read the initial admin password from ${passwordPath}: ${error.message}`);
   }
   if (!password) return fail(`${passwordPath} is empty`);
+  const url = `https://127.0.0.1:${ready.https_port}/`;
+  const initialPassword = password;
+  if (chooseAdminPassword) {
+    try {
+      const admin = await apiSession(url, 'admin', initialPassword);
+      const changed = await admin.call('POST', '/auth/password', { current_password: initialPassword, new_password: ADMIN_PASSWORD });
+      await admin.dispose();
+      if (changed.status !== 204) throw new Error(`${changed.status} ${JSON.stringify(changed.body)}`);
+    } catch (error) {
+      return fail(`cannot choose the admin password: ${error.message}`);
+    }
+    password = ADMIN_PASSWORD;
+  }
 
   return {
-    url: `https://127.0.0.1:${ready.https_port}/`,
+    url,
     password,
+    initialPassword,
     root,
     version: ready.version,
     readyInfo: ready,

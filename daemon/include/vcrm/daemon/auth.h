@@ -3,6 +3,9 @@
 #pragma once
 
 #include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <filesystem>
 #include <map>
 #include <optional>
 #include <string>
@@ -36,32 +39,78 @@ struct Session {
   std::string expiresAt;
 };
 
-// Counts failed logins per key and says how long the next attempt must wait.
+// Slows repeated failed sign-ins (and current-password checks). An attempt reserves its place
+// before the password is hashed and counts as a failure until it is known to have succeeded,
+// so parallel guesses cannot all slip past the check. Three counters, checked and charged
+// together under one lock:
+//   (user, address)  the tight one: a few free failures, then 1, 2, 4 ... s, at most 5 min;
+//   address          across all users, looser: password spraying from one place;
+//   user             across all addresses, a leaky bucket much larger than one address can
+//                    fill, so guesses from one address never lock the user out elsewhere.
+// Addresses are grouped: IPv6 by /64 (one host usually owns a whole /64), IPv4-mapped IPv6
+// as the IPv4 address.
 class LoginThrottle {
  public:
   using Clock = std::chrono::steady_clock;
-  // Free failures before slowing starts, per user and per address.
-  LoginThrottle(int freeUserFailures = 3, int freeAddressFailures = 20);
+  struct Limits {
+    int freePerUserAddress = 3;
+    int freePerAddress = 20;
+    int userBurst = 100;                           // failures per user before all addresses wait
+    std::chrono::seconds userDrain{60};            // the bucket forgets one failure this often
+    std::chrono::seconds maxDelay{300};
+    std::chrono::minutes forgiveAfter{15};         // a quiet spell resets the exponential counters
+  };
+  LoginThrottle() : LoginThrottle(Limits{}) {}
+  explicit LoginThrottle(Limits limits);
 
-  // Seconds until an attempt for this user from this address is allowed; 0 = now.
+  // 0: the attempt may go ahead and is counted as a failure until succeeded() is called.
+  // Otherwise the seconds to wait; nothing is counted for a refused attempt. An attempt that
+  // is refused only because of attempts still in flight waits (up to `inFlightWait`) for
+  // their outcome: if they succeed it may go ahead, so a script signing in several times at
+  // once is not refused, while parallel wrong guesses still get only the free tries.
+  int reserve(const std::string& username, const std::string& address, Clock::time_point now = Clock::now(),
+              std::chrono::milliseconds inFlightWait = std::chrono::seconds(5));
+  // The reserved attempt had the right password: its failure is taken back and the
+  // (user, address) counter cleared.
+  void succeeded(const std::string& username, const std::string& address);
+  // The reserved attempt was wrong: it stays counted, and the wait runs from now (the end of
+  // the hash), not from when it was reserved.
+  void failed(const std::string& username, const std::string& address, Clock::time_point now = Clock::now());
+  // Seconds an attempt would wait now, without reserving one.
   int waitSeconds(const std::string& username, const std::string& address, Clock::time_point now = Clock::now());
-  void recordFailure(const std::string& username, const std::string& address, Clock::time_point now = Clock::now());
-  void recordSuccess(const std::string& username);
+
+  // The key an address is counted under: "2001:db8:1:2::/64", "192.0.2.7".
+  static std::string addressGroup(const std::string& address);
+  const Limits& limits() const { return limits_; }
 
  private:
-  struct Entry {
-    int failures = 0;
+  struct Backoff {  // exponential: free failures, then doubling waits since the last one
+    int failures = 0;  // attempts in flight included
+    int inFlight = 0;
     Clock::time_point last;
   };
-  static int delayFor(int failures, int freeFailures);
-  void prune(std::map<std::string, Entry>& m, Clock::time_point now);
-  int freeUser_;
-  int freeAddress_;
-  struct State {
-    std::map<std::string, Entry> byUser;
-    std::map<std::string, Entry> byAddress;
+  struct Bucket {  // leaky: drains one failure per userDrain
+    double level = 0;  // attempts in flight included
+    int inFlight = 0;
+    Clock::time_point last;
   };
+  struct State {
+    std::map<std::string, Backoff> byPair;
+    std::map<std::string, Backoff> byAddress;
+    std::map<std::string, Bucket> byUser;
+    std::uint64_t settledCount = 0;  // attempts whose outcome is known; waiters watch it
+  };
+  // Waits in seconds; `settledOnly` leaves out the attempts still in flight.
+  int backoffWait(const Backoff& b, int freeFailures, Clock::time_point now, bool settledOnly) const;
+  int bucketWait(const Bucket& b, Clock::time_point now, bool settledOnly) const;
+  int check(const State& st, const std::string& pair, const std::string& group, const std::string& username,
+            Clock::time_point now, bool settledOnly) const;
+  void settle(State& st, const std::string& pair, const std::string& group, const std::string& username,
+              bool success, Clock::time_point now);
+  void prune(State& st, Clock::time_point now);
+  Limits limits_;
   Guarded<State> state_;
+  std::condition_variable settled_;  // an attempt's outcome became known
 };
 
 struct LoginResult {
@@ -78,6 +127,9 @@ class AuthService {
     std::chrono::minutes idle{60};
     std::chrono::hours maxAge{12};
     crypto::ScryptParams scrypt{};
+    LoginThrottle::Limits throttle{};
+    // Holds the first admin's one-time password; removed once that password is changed.
+    std::filesystem::path initialPasswordFile;
   };
   AuthService(db::Pool& pool, Logger& log, Options options);
 
@@ -89,6 +141,13 @@ class AuthService {
 
   // Creates `admin` with a random password when there are no users; returns that password.
   std::optional<std::string> bootstrapAdmin();
+  // Removes the one-time password file if the first admin has already replaced that password
+  // (for instance by a version that did not remove it).
+  void forgetSpentInitialPassword();
+
+  // A session whose user must change the password may only do what `routeAllowsIt` says
+  // (change it, read its session, sign out): Forbidden("password_change_required") otherwise.
+  static void requirePasswordChanged(const Session& session, bool routeAllowsIt);
 
   std::vector<User> listUsers();
   User getUser(const std::string& username);  // NotFound
@@ -101,8 +160,11 @@ class AuthService {
   };
   User updateUser(const std::string& actor, const std::string& username, const UserPatch& patch);
   void deleteUser(const std::string& actor, const std::string& username);
+  // Checks `current` (slowed like sign-in: RateLimited), sets `next`, clears "must change"
+  // and ends the user's other sessions; the session of `keepToken` continues.
   void changeOwnPassword(const std::string& username, const std::string& current,
-                         const std::string& next);
+                         const std::string& next, const std::string& remoteAddr,
+                         const std::string& keepToken);
 
   // Throws Unprocessable("weak_password") with the rule that failed.
   static void checkPasswordPolicy(const std::string& username, const std::string& password);
@@ -111,6 +173,7 @@ class AuthService {
 
  private:
   void ensureAnotherActiveAdmin(db::Transaction& tx, const std::string& username);
+  void removeInitialPasswordFile();
   db::Pool& pool_;
   Logger& log_;
   Options options_;

@@ -56,6 +56,9 @@ struct Route {
   // it (which keep its access and carry the spec along).
   std::optional<UploadSpec> upload{};
   bool streamsBody = false;  // the body reaches the handler as a stream (tus PATCH), not a string
+  // Open to a session whose user must still change the password (change it, read the
+  // session, sign out); every other route answers 403 password_change_required.
+  bool allowedWhilePasswordChangeRequired = false;
 };
 
 // An upload collection at `collection` (e.g. "/api/v1/upgrade/bundles") for users with one of
