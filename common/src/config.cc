@@ -46,6 +46,7 @@ const std::vector<std::pair<std::string, std::string>>& Config::keys() {
       {"db.embedded_user", "OS user the embedded PostgreSQL runs as when vcrmd runs as root (vcrm)"},
       {"db.pg_bindir", "directory of initdb/pg_ctl; empty: newest /usr/lib/postgresql/*/bin"},
       {"db.pool_size", "database connections kept open (1-64, default 8)"},
+      {"db.strict_leases", "abort when a thread takes a second database connection while holding one (a debug guard for tests; default false)"},
       {"db.migrations_dir", "read migrations from this directory instead of the built-in ones"},
       {"http.listen", "address the HTTPS and HTTP listeners bind (default 0.0.0.0)"},
       {"https.port", "HTTPS port (default 8443; 0 picks a free port)"},
@@ -81,6 +82,11 @@ void Config::set(const std::string& key, const std::string& value, const std::st
     pgBinDir = parsePath(key, value, origin);
   } else if (key == "db.pool_size") {
     dbPoolSize = static_cast<int>(parseInt(key, value, 1, 64, origin));
+  } else if (key == "db.strict_leases") {
+    if (value != "true" && value != "false") {
+      throw ConfigError(origin + ": db.strict_leases = \"" + value + "\" must be true or false");
+    }
+    dbStrictLeases = value == "true";
   } else if (key == "db.migrations_dir") {
     migrationsDir = parsePath(key, value, origin);
   } else if (key == "http.listen") {

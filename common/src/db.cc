@@ -1,6 +1,8 @@
 #include "vcrm/common/db.h"
 
 #include <charconv>
+#include <cstdio>
+#include <cstdlib>
 
 #include "vcrm/common/error.h"
 
@@ -140,15 +142,35 @@ void Transaction::commit() {
   done_ = true;
 }
 
-Pool::Pool(std::string dsn, std::size_t size) : dsn_(std::move(dsn)), size_(size ? size : 1) {}
+namespace {
+thread_local int leasesHeld = 0;
+}  // namespace
+
+Pool::Pool(std::string dsn, std::size_t size, bool strictLeases)
+    : dsn_(std::move(dsn)), size_(size ? size : 1), strictLeases_(strictLeases) {}
 
 Pool::~Pool() = default;
 
+int Pool::leasesHeldByThisThread() { return leasesHeld; }
+
+Pool::Lease::Lease(Pool* pool, std::unique_ptr<Connection> c) : pool_(pool), c_(std::move(c)) {
+  ++leasesHeld;
+}
+
 Pool::Lease::~Lease() {
-  if (pool_ && c_) pool_->giveBack(std::move(c_));
+  if (pool_ && c_) {
+    --leasesHeld;
+    pool_->giveBack(std::move(c_));
+  }
 }
 
 Pool::Lease Pool::acquire(std::chrono::milliseconds timeout) {
+  if (strictLeases_ && leasesHeld > 0) {
+    // A debug guard, not an error path: the caller's code breaks the one-lease rule.
+    std::fprintf(stderr, "vcrm: FATAL: a second database connection was acquired by a thread that "
+                         "already holds one (db.strict_leases)\n");
+    std::abort();
+  }
   {
     auto st = state_.lock();
     const bool got = st.waitFor(freed_, timeout, [&] {

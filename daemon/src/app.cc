@@ -64,7 +64,7 @@ void App::start() {
     db::Connection c(dsn);
     schema_ = migrate(c, loadMigrations(config_.migrationsDir), log_);
   }
-  pool_ = std::make_unique<db::Pool>(dsn, static_cast<std::size_t>(config_.dbPoolSize));
+  pool_ = std::make_unique<db::Pool>(dsn, static_cast<std::size_t>(config_.dbPoolSize), config_.dbStrictLeases);
 
   AuthService::Options authOptions;
   authOptions.idle = std::chrono::minutes(config_.sessionIdleMinutes);

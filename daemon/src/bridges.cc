@@ -1,6 +1,10 @@
 #include "vcrm/daemon/bridges.h"
 
+#include <algorithm>
+#include <atomic>
 #include <regex>
+#include <system_error>
+#include <thread>
 
 #include "vcrm/common/crypto.h"
 #include "vcrm/common/error.h"
@@ -106,9 +110,8 @@ Bridge BridgeService::create(const json::ObjectPtr& body) {
   b.pool = json::optString(body, "pool", 32).value_or("default");
   b.state = json::optString(body, "state", 16).value_or("enabled");
   validate(b);
-  auto c = pool_.acquire();
   try {
-    auto r = c->exec(
+    auto r = pool_.acquire()->exec(
         "INSERT INTO bridges (name, type, url, admin_url, admin_secret, capacity_ports, pool, "
         "state, events_secret) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
         {b.name, b.type, b.url, b.adminUrl, b.adminSecret, b.capacityPorts, b.pool, b.state,
@@ -135,6 +138,7 @@ Bridge BridgeService::update(std::int64_t id, const json::ObjectPtr& body) {
   if (auto v = json::optString(body, "pool", 32)) b.pool = *v;
   if (auto v = json::optString(body, "state", 16)) b.state = *v;
   validate(b);
+  {
   auto c = pool_.acquire();
   db::Transaction tx(*c);
   tx.exec("SELECT 1 FROM bridges WHERE id = $1 FOR UPDATE", {id});
@@ -160,6 +164,7 @@ Bridge BridgeService::update(std::int64_t id, const json::ObjectPtr& body) {
   } catch (const DbError& e) {
     if (e.sqlState() == "23505") throw Conflict("a bridge named \"" + b.name + "\" already exists", "bridge_exists");
     throw;
+  }
   }
   drivers_.lock()->erase(id);
   auto out = get(id);
@@ -220,46 +225,77 @@ std::shared_ptr<janus::Driver> BridgeService::driver(const Bridge& b) {
 }
 
 std::vector<std::int64_t> BridgeService::probeAll(int downAfter) {
+  std::vector<Bridge> probed;
+  for (auto& b : list()) {
+    if (b.state != "disabled") probed.push_back(std::move(b));
+  }
+  // All at once (up to kProbeThreads): a bridge that does not answer costs its own timeout,
+  // not everyone's. Each result is written as soon as it is in, by the thread that probed it.
+  constexpr std::size_t kProbeThreads = 64;
   std::vector<std::int64_t> wentDown;
-  for (const auto& b : list()) {
-    if (b.state == "disabled") continue;
-    const auto result = driver(b)->probe();
-    int fails = 0;
-    {
-      auto f = failures_.lock();
-      fails = result.up ? 0 : ++(*f)[b.id];
-      if (result.up) f->erase(b.id);
-    }
-    std::string health = b.health;
-    if (result.up) {
-      health = "up";
-    } else if (fails >= downAfter || b.health == "unknown") {
-      health = "down";
-    }
-    auto c = pool_.acquire();
-    c->exec(
-        "UPDATE bridges SET health = $2, health_cause = $3, health_message = $4, latency_ms = $5, "
-        "bridge_version = coalesce($6, bridge_version), health_checked_at = now(), "
-        "health_changed_at = CASE WHEN health <> $2 THEN now() ELSE health_changed_at END "
-        "WHERE id = $1",
-        {b.id, health, result.up ? std::optional<std::string>() : std::optional<std::string>(result.cause),
-         result.up ? std::optional<std::string>() : std::optional<std::string>(result.message),
-         result.up ? std::optional<int>(result.latencyMs) : std::optional<int>(),
-         result.up && !result.version.empty() ? std::optional<std::string>(result.version)
-                                              : std::optional<std::string>()});
-    if (health != b.health) {
-      if (health == "down") {
-        log_.warn(kComponent, "BRIDGE_DOWN", b.name + " is down (" + result.cause + "): " + result.message,
-                  std::to_string(b.id));
-        if (b.health == "up") wentDown.push_back(b.id);
-      } else {
-        log_.info(kComponent, "BRIDGE_UP", b.name + " is up (" + std::to_string(result.latencyMs) + " ms)",
-                  std::to_string(b.id));
+  Guarded<std::vector<std::int64_t>> down;
+  std::atomic<std::size_t> next{0};
+  const auto work = [&] {
+    for (std::size_t i = next++; i < probed.size(); i = next++) {
+      const Bridge& b = probed[i];
+      try {
+        if (recordProbe(b, driver(b)->probe(), downAfter)) down.lock()->push_back(b.id);
+      } catch (const std::exception& e) {
+        log_.error(kComponent, "PROBE_FAILED", e.what(), std::to_string(b.id));
       }
-      bus_.publish("bridge", json::stringify(toJson(get(b.id))));
+    }
+  };
+  std::vector<std::thread> threads;
+  const std::size_t helpers = std::min(probed.size(), kProbeThreads) - (probed.empty() ? 0 : 1);
+  threads.reserve(helpers);
+  for (std::size_t t = 0; t < helpers; ++t) {
+    try {
+      threads.emplace_back(work);
+    } catch (const std::system_error& e) {  // no thread to be had: fewer at once, same pass
+      log_.warn(kComponent, "PROBE_THREAD", e.what());
+      break;
     }
   }
+  work();
+  for (auto& t : threads) t.join();
+  wentDown = std::move(*down.lock());
+  std::sort(wentDown.begin(), wentDown.end());
   return wentDown;
+}
+
+bool BridgeService::recordProbe(const Bridge& b, const janus::ProbeResult& result, int downAfter) {
+  int fails = 0;
+  {
+    auto f = failures_.lock();
+    fails = result.up ? 0 : ++(*f)[b.id];
+    if (result.up) f->erase(b.id);
+  }
+  std::string health = b.health;
+  if (result.up) {
+    health = "up";
+  } else if (fails >= downAfter || b.health == "unknown") {
+    health = "down";
+  }
+  pool_.acquire()->exec(
+      "UPDATE bridges SET health = $2, health_cause = $3, health_message = $4, latency_ms = $5, "
+      "bridge_version = coalesce($6, bridge_version), health_checked_at = now(), "
+      "health_changed_at = CASE WHEN health <> $2 THEN now() ELSE health_changed_at END "
+      "WHERE id = $1",
+      {b.id, health, result.up ? std::optional<std::string>() : std::optional<std::string>(result.cause),
+       result.up ? std::optional<std::string>() : std::optional<std::string>(result.message),
+       result.up ? std::optional<int>(result.latencyMs) : std::optional<int>(),
+       result.up && !result.version.empty() ? std::optional<std::string>(result.version)
+                                            : std::optional<std::string>()});
+  if (health == b.health) return false;
+  if (health == "down") {
+    log_.warn(kComponent, "BRIDGE_DOWN", b.name + " is down (" + result.cause + "): " + result.message,
+              std::to_string(b.id));
+  } else {
+    log_.info(kComponent, "BRIDGE_UP", b.name + " is up (" + std::to_string(result.latencyMs) + " ms)",
+              std::to_string(b.id));
+  }
+  bus_.publish("bridge", json::stringify(toJson(get(b.id))));
+  return health == "down" && b.health == "up";
 }
 
 bool BridgeService::checkEventAuth(std::int64_t id, const std::string& authorizationHeader) {

@@ -208,6 +208,9 @@ json::ObjectPtr ConferenceService::create(const std::string& owner, const json::
   if (startText) requireTime("start", *startText);
   if (endText) requireTime("end", *endText);
 
+  std::vector<std::int64_t> ids;
+  std::optional<std::int64_t> seriesId;
+  {
   auto c = pool_.acquire();
   if (!knownTimeZone(*c, tz)) {
     throw InvalidInput("time_zone \"" + tz + "\" is not a known IANA time zone (e.g. Europe/Berlin, UTC)",
@@ -234,7 +237,6 @@ json::ObjectPtr ConferenceService::create(const std::string& owner, const json::
 
   // Occurrences: one, or the expansion of the recurrence in local wall-clock time.
   std::vector<std::pair<std::string, std::string>> occurrences{{start, end}};
-  std::optional<std::int64_t> seriesId;
   json::ObjectPtr rec;
   if (body->has("recurrence") && !body->isNull("recurrence")) {
     rec = body->getObject("recurrence");
@@ -322,7 +324,6 @@ json::ObjectPtr ConferenceService::create(const std::string& owner, const json::
          json::optInt(rec, "count"), json::optString(rec, "until", 64), tz});
     seriesId = s.int64(0, 0);
   }
-  std::vector<std::int64_t> ids;
   for (const auto& [s, e] : occurrences) {
     std::string refusal;
     auto placement = place(tx, s, e, ports, bridgeId, pool, std::nullopt, std::nullopt, &refusal);
@@ -352,11 +353,13 @@ json::ObjectPtr ConferenceService::create(const std::string& owner, const json::
     }
   }
   tx.commit();
+  }
   for (auto id : ids) publishConference(id);
   log_.info(kComponent, "BOOKED",
             "booked \"" + name + "\" by " + owner + ": " + std::to_string(ids.size()) + " occurrence(s)",
             std::to_string(ids.front()));
   wakeScheduler();
+  auto c = pool_.acquire();
   if (!seriesId) return conferenceJson(*c, ids.front(), false);
   json::ObjectPtr out = new json::Object(Poco::JSON_PRESERVE_KEY_ORDER);
   out->set("series_id", *seriesId);
@@ -605,11 +608,11 @@ std::optional<ConferenceService::Placement> ConferenceService::rebook(
 
 json::ObjectPtr ConferenceService::update(std::int64_t id, const json::ObjectPtr& body) {
   const auto ch = bookingChanges(body);
-  auto c = pool_.acquire();
   std::optional<std::pair<std::int64_t, int>> liveResize;  // room, publishers
   std::string secret;
   std::int64_t bridgeForResize = 0;
   {
+    auto c = pool_.acquire();
     db::Transaction tx(*c);
     auto cur = tx.exec(
         "SELECT state, rfc3339(starts_at), rfc3339(ends_at), ports, bridge_id, requested_bridge_id, pool, "
@@ -653,14 +656,15 @@ json::ObjectPtr ConferenceService::update(std::int64_t id, const json::ObjectPtr
   }
   publishConference(id);
   wakeScheduler();
+  auto c = pool_.acquire();
   return conferenceJson(*c, id, true);
 }
 
 json::ObjectPtr ConferenceService::updateSeries(std::int64_t id, const json::ObjectPtr& body) {
   const auto ch = bookingChanges(body);
-  auto c = pool_.acquire();
   std::vector<std::int64_t> changed;
   {
+    auto c = pool_.acquire();
     db::Transaction tx(*c);
     auto cur = tx.exec(
         "SELECT series_id, state, rfc3339(starts_at), rfc3339(ends_at), time_zone FROM conferences "
@@ -718,14 +722,15 @@ json::ObjectPtr ConferenceService::updateSeries(std::int64_t id, const json::Obj
   json::ArrayPtr arr = new json::Array;
   for (auto oid : changed) arr->add(oid);
   o->set("changed", arr);
+  auto c = pool_.acquire();
   o->set("conference", conferenceJson(*c, id, false));
   return o;
 }
 
 json::ObjectPtr ConferenceService::cancel(std::int64_t id, bool wholeSeries) {
-  auto c = pool_.acquire();
   std::vector<std::int64_t> toCancel;
   {
+    auto c = pool_.acquire();
     auto cur = c->exec("SELECT state, series_id FROM conferences WHERE id = $1", {id});
     if (cur.empty()) throw NotFound("no conference with id " + std::to_string(id), "conference_not_found");
     if (wholeSeries && cur.isNull(0, 1)) {
@@ -754,23 +759,26 @@ json::ObjectPtr ConferenceService::cancel(std::int64_t id, bool wholeSeries) {
 }
 
 json::ObjectPtr ConferenceService::terminate(std::int64_t id, const std::string& by) {
-  auto c = pool_.acquire();
-  auto cur = c->exec("SELECT state FROM conferences WHERE id = $1", {id});
-  if (cur.empty()) throw NotFound("no conference with id " + std::to_string(id), "conference_not_found");
-  const std::string state = cur.text(0, 0);
+  const std::string state = [&] {
+    auto c = pool_.acquire();
+    auto cur = c->exec("SELECT state FROM conferences WHERE id = $1", {id});
+    if (cur.empty()) throw NotFound("no conference with id " + std::to_string(id), "conference_not_found");
+    return cur.text(0, 0);
+  }();
   if (state != "active" && state != "starting") {
     throw Unprocessable("the conference is " + state + ", not running; cancel a booking instead",
                         "not_running");
   }
   log_.info(kComponent, "TERMINATE", "terminated by " + by, std::to_string(id));
   finish(id, "ended", "terminated by user", "terminated by user", true);
+  auto c = pool_.acquire();
   return conferenceJson(*c, id, true);
 }
 
 json::ObjectPtr ConferenceService::extend(std::int64_t id, int minutes) {
   if (minutes < 1 || minutes > 24 * 60) throw InvalidInput("minutes must be from 1 to 1440", "invalid_field");
-  auto c = pool_.acquire();
   {
+    auto c = pool_.acquire();
     db::Transaction tx(*c);
     auto cur = tx.exec(
         "SELECT state, rfc3339(ends_at), rfc3339(ends_at + make_interval(mins => $2::int)), ports, bridge_id "
@@ -793,6 +801,7 @@ json::ObjectPtr ConferenceService::extend(std::int64_t id, int minutes) {
     tx.commit();
   }
   publishConference(id);
+  auto c = pool_.acquire();
   return conferenceJson(*c, id, true);
 }
 
@@ -811,26 +820,29 @@ ConferenceService::LiveLeg ConferenceService::liveLeg(db::Connection& c, std::in
 }
 
 void ConferenceService::muteParticipant(std::int64_t id, std::int64_t participant, bool muted) {
-  auto c = pool_.acquire();
-  const LiveLeg leg = liveLeg(*c, id, participant);
+  const LiveLeg leg = liveLeg(*pool_.acquire(), id, participant);
   bridges_.driver(leg.bridgeId)->mute(leg.room, leg.roomSecret, participant, muted);
-  c->exec("UPDATE participant_legs SET muted = $2 WHERE id = $1", {leg.legId, muted});
+  pool_.acquire()->exec("UPDATE participant_legs SET muted = $2 WHERE id = $1", {leg.legId, muted});
   publishParticipant(id, participant, muted ? "muted" : "unmuted", leg.display);
 }
 
 void ConferenceService::dropParticipant(std::int64_t id, std::int64_t participant, const std::string& by) {
-  auto c = pool_.acquire();
-  const LiveLeg leg = liveLeg(*c, id, participant);
-  // The leg is closed before the kick: Janus's own "kicked" event can arrive first otherwise.
-  c->exec("UPDATE participant_legs SET left_at = now(), end_reason = $2 WHERE id = $1 AND left_at IS NULL",
-          {leg.legId, "dropped by " + by});
+  const LiveLeg leg = [&] {
+    auto c = pool_.acquire();
+    const LiveLeg found = liveLeg(*c, id, participant);
+    // The leg is closed before the kick: Janus's own "kicked" event can arrive first otherwise.
+    c->exec("UPDATE participant_legs SET left_at = now(), end_reason = $2 WHERE id = $1 AND left_at IS NULL",
+            {found.legId, "dropped by " + by});
+    return found;
+  }();
   try {
     bridges_.driver(leg.bridgeId)->kick(leg.room, leg.roomSecret, participant);
   } catch (...) {
-    c->exec("UPDATE participant_legs SET left_at = NULL, end_reason = NULL WHERE id = $1", {leg.legId});
+    pool_.acquire()->exec("UPDATE participant_legs SET left_at = NULL, end_reason = NULL WHERE id = $1",
+                          {leg.legId});
     throw;
   }
-  c->exec(
+  pool_.acquire()->exec(
       "UPDATE conferences SET empty_since = CASE WHEN NOT EXISTS (SELECT 1 FROM participant_legs "
       "  WHERE conference_id = $1 AND left_at IS NULL) THEN now() ELSE NULL END WHERE id = $1",
       {id});
@@ -841,10 +853,11 @@ void ConferenceService::dropParticipant(std::int64_t id, std::int64_t participan
 // Events from bridges
 
 void ConferenceService::ingest(std::int64_t bridgeId, const std::vector<janus::Event>& events) {
-  auto c = pool_.acquire();
   // One transaction per post (one commit, not several per event); what others should see or
-  // the bridge should do happens after the commit.
+  // the bridge should do happens after the commit, with the connection given back.
   std::vector<std::function<void()>> afterCommit;
+  {
+  auto c = pool_.acquire();
   db::Transaction tx(*c);
   for (const auto& ev : events) {
     if (ev.kind == janus::Event::Kind::Other || ev.kind == janus::Event::Kind::Created || ev.room == 0) continue;
@@ -939,6 +952,7 @@ void ConferenceService::ingest(std::int64_t bridgeId, const std::vector<janus::E
     }
   }
   tx.commit();
+  }
   for (const auto& f : afterCommit) f();
 }
 
@@ -947,20 +961,21 @@ void ConferenceService::ingest(std::int64_t bridgeId, const std::vector<janus::E
 
 void ConferenceService::tick() {
   std::vector<std::int64_t> due;
+  std::vector<std::int64_t> missed;
   {
     auto c = pool_.acquire();
     // Bookings whose whole window passed while nothing ran them.
-    auto missed = c->exec(
+    auto m = c->exec(
         "SELECT id FROM conferences WHERE state = 'scheduled' AND ends_at <= now() ORDER BY starts_at LIMIT 100");
-    for (int i = 0; i < missed.rows(); ++i) {
-      finish(missed.int64(i, 0), "failed", "not started: the appliance was not running at start time",
-             "conference ended", false);
-    }
+    for (int i = 0; i < m.rows(); ++i) missed.push_back(m.int64(i, 0));
     auto r = c->exec(
         "SELECT id FROM conferences WHERE state = 'scheduled' AND starts_at <= now() + make_interval(secs => $1::int) "
-        "ORDER BY starts_at LIMIT 50",
+        "  AND ends_at > now() ORDER BY starts_at LIMIT 50",
         {static_cast<int>(options_.prelaunch.count())});
     for (int i = 0; i < r.rows(); ++i) due.push_back(r.int64(i, 0));
+  }
+  for (auto id : missed) {
+    finish(id, "failed", "not started: the appliance was not running at start time", "conference ended", false);
   }
   for (auto id : due) launch(id);
 
@@ -1037,20 +1052,29 @@ void ConferenceService::reconcileAll(const std::vector<std::int64_t>& ids) {
 }
 
 void ConferenceService::launch(std::int64_t id) {
-  auto c = pool_.acquire();
-  auto r = c->exec(
-      "UPDATE conferences SET state = 'starting', updated_at = now() WHERE id = $1 AND state = 'scheduled' "
-      "RETURNING room, room_secret, pin, ports, name, bridge_id, rfc3339(greatest(starts_at, now())), "
-      "  rfc3339(ends_at), pool",
-      {id});
-  if (r.empty()) return;  // someone else changed it meanwhile
   janus::RoomSpec spec;
-  spec.room = r.int64(0, 0);
-  spec.secret = r.text(0, 1);
-  spec.pin = r.optText(0, 2);
-  spec.publishers = static_cast<int>(r.int64(0, 3));
-  spec.description = r.text(0, 4);
-  std::int64_t bridgeId = r.isNull(0, 5) ? 0 : r.int64(0, 5);
+  std::int64_t bridgeId = 0;
+  std::string from;
+  std::string to;
+  std::optional<std::string> pool;
+  {
+    auto c = pool_.acquire();
+    auto r = c->exec(
+        "UPDATE conferences SET state = 'starting', updated_at = now() WHERE id = $1 AND state = 'scheduled' "
+        "RETURNING room, room_secret, pin, ports, name, bridge_id, rfc3339(greatest(starts_at, now())), "
+        "  rfc3339(ends_at), pool",
+        {id});
+    if (r.empty()) return;  // someone else changed it meanwhile
+    spec.room = r.int64(0, 0);
+    spec.secret = r.text(0, 1);
+    spec.pin = r.optText(0, 2);
+    spec.publishers = static_cast<int>(r.int64(0, 3));
+    spec.description = r.text(0, 4);
+    bridgeId = r.isNull(0, 5) ? 0 : r.int64(0, 5);
+    from = r.text(0, 6);
+    to = r.text(0, 7);
+    pool = r.optText(0, 8);
+  }
   for (int attempt = 0; attempt < 3 && bridgeId; ++attempt) {
     try {
       bridges_.driver(bridgeId)->createRoom(spec);
@@ -1060,18 +1084,22 @@ void ConferenceService::launch(std::int64_t id) {
       return;
     } catch (const std::exception& e) {
       log_.warn(kComponent, "ROOM_CREATE_FAILED", e.what(), std::to_string(id));
-      // Another bridge of the pool may take it.
+    }
+    // Another bridge of the pool may take it.
+    auto moved = [&]() -> std::optional<Placement> {
+      auto c = pool_.acquire();
       db::Transaction tx(*c);
       tx.exec("SELECT 1 FROM conferences WHERE id = $1 FOR UPDATE", {id});
       std::string refusal;
-      auto p = place(tx, r.text(0, 6), r.text(0, 7), spec.publishers, std::nullopt, r.optText(0, 8), id,
-                     bridgeId, &refusal);
-      if (!p) break;
+      auto p = place(tx, from, to, spec.publishers, std::nullopt, pool, id, bridgeId, &refusal);
+      if (!p) return std::nullopt;
       tx.exec("UPDATE conferences SET bridge_id = $2, updated_at = now() WHERE id = $1", {id, p->bridgeId});
       tx.commit();
-      log_.info(kComponent, "RELOCATED", "moved to bridge " + p->bridgeName, std::to_string(id));
-      bridgeId = p->bridgeId;
-    }
+      return p;
+    }();
+    if (!moved) break;
+    log_.info(kComponent, "RELOCATED", "moved to bridge " + moved->bridgeName, std::to_string(id));
+    bridgeId = moved->bridgeId;
   }
   finish(id, "failed", "bridge unavailable: the room could not be created", "conference failed", false);
 }
@@ -1095,9 +1123,9 @@ void ConferenceService::finish(std::int64_t id, const std::string& state, const 
       }
     }
   }
-  auto c = pool_.acquire();
   std::optional<std::tuple<std::int64_t, std::string, std::int64_t>> room;  // room, secret, bridge
   {
+    auto c = pool_.acquire();
     db::Transaction tx(*c);
     auto r = tx.exec(
         "UPDATE conferences SET state = $2, end_cause = $3, updated_at = now(), "
@@ -1135,14 +1163,19 @@ void ConferenceService::finish(std::int64_t id, const std::string& state, const 
 }
 
 void ConferenceService::reconcile(std::int64_t id, bool recreateMissing) {
-  auto c = pool_.acquire();
-  auto r = c->exec(
-      "SELECT room, room_secret, bridge_id, pin, ports, name, state FROM conferences "
-      "WHERE id = $1 AND state IN ('starting', 'active')",
-      {id});
-  if (r.empty() || r.isNull(0, 2)) return;
-  const std::int64_t room = r.int64(0, 0);
-  const std::int64_t bridgeId = r.int64(0, 2);
+  janus::RoomSpec spec;
+  std::int64_t bridgeId = 0;
+  {
+    auto c = pool_.acquire();
+    auto r = c->exec(
+        "SELECT room, room_secret, bridge_id, pin, ports, name, state FROM conferences "
+        "WHERE id = $1 AND state IN ('starting', 'active')",
+        {id});
+    if (r.empty() || r.isNull(0, 2)) return;
+    spec = janus::RoomSpec{r.int64(0, 0), r.text(0, 5), r.text(0, 1), r.optText(0, 3), static_cast<int>(r.int64(0, 4))};
+    bridgeId = r.int64(0, 2);
+  }
+  const std::int64_t room = spec.room;
   auto driver = bridges_.driver(bridgeId);
   std::vector<janus::Participant> present;
   try {
@@ -1151,11 +1184,11 @@ void ConferenceService::reconcile(std::int64_t id, bool recreateMissing) {
     if (e.cause() != "plugin") throw;
     if (!recreateMissing) return;
     // The room vanished (the bridge restarted, or someone destroyed it): make it again.
-    janus::RoomSpec spec{room, r.text(0, 5), r.text(0, 1), r.optText(0, 3), static_cast<int>(r.int64(0, 4))};
     driver->createRoom(spec);
     log_.warn(kComponent, "ROOM_RECREATED", "room was missing on the bridge and was created again",
               std::to_string(id));
   }
+  auto c = pool_.acquire();
   std::set<std::int64_t> presentIds;
   for (const auto& p : present) presentIds.insert(p.id);
   auto legs = c->exec(
@@ -1196,10 +1229,10 @@ void ConferenceService::relocateOrFail(std::int64_t bridgeId) {
     for (int i = 0; i < r.rows(); ++i) live.push_back(r.int64(i, 0));
   }
   for (auto id : live) {
-    auto c = pool_.acquire();
     std::optional<Placement> p;
     janus::RoomSpec spec;
     {
+      auto c = pool_.acquire();
       db::Transaction tx(*c);
       auto r = tx.exec(
           "SELECT rfc3339(greatest(starts_at, now())), rfc3339(ends_at), ports, pool, room, room_secret, pin, name "

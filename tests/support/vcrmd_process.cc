@@ -78,7 +78,9 @@ void VcrmdProcess::start() {
 
   std::vector<std::string> args{options_.binary.string(), "--root", root_.string(),
                                 "--set", "https.port=0", "--set", "http.port=0",
-                                "--set", "http.listen=127.0.0.1", "--set", "bridge_events.port=0"};
+                                "--set", "http.listen=127.0.0.1", "--set", "bridge_events.port=0",
+                                // Every test checks the one-lease rule (see db::Pool).
+                                "--set", "db.strict_leases=true"};
   for (const auto& s : options_.settings) {
     args.push_back("--set");
     args.push_back(s);

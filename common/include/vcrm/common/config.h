@@ -37,6 +37,7 @@ struct Config {
   std::string dbEmbeddedUser = "vcrm";  // OS user the embedded PostgreSQL runs as under root
   std::string pgBinDir;                 // empty: the newest /usr/lib/postgresql/*/bin
   int dbPoolSize = 8;
+  bool dbStrictLeases = false;  // a second lease on one thread aborts (tests)
   std::string migrationsDir;  // empty: the migrations built into the binary
   // HTTP
   std::string httpListen = "0.0.0.0";

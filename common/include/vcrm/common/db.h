@@ -121,14 +121,17 @@ class Transaction {
 };
 
 // A fixed-size pool of connections. acquire() waits up to `timeout` for a free one.
+// A thread holds at most one lease at a time: a second acquire while holding one can wait on
+// connections that are all held by threads doing the same (a burst then exhausts the pool).
+// With strict leases (tests, `db.strict_leases`) such an acquire aborts the process, loudly.
 class Pool {
  public:
-  Pool(std::string dsn, std::size_t size);
+  Pool(std::string dsn, std::size_t size, bool strictLeases = false);
   ~Pool();
 
   class Lease {
    public:
-    Lease(Pool* pool, std::unique_ptr<Connection> c) : pool_(pool), c_(std::move(c)) {}
+    Lease(Pool* pool, std::unique_ptr<Connection> c);
     ~Lease();
     Lease(Lease&&) noexcept = default;
     Lease& operator=(Lease&&) = delete;
@@ -142,6 +145,8 @@ class Pool {
 
   Lease acquire(std::chrono::milliseconds timeout = std::chrono::seconds(10));
   const std::string& dsn() const { return dsn_; }
+  // Leases the calling thread holds now (from any pool).
+  static int leasesHeldByThisThread();
 
  private:
   void giveBack(std::unique_ptr<Connection> c);
@@ -151,6 +156,7 @@ class Pool {
   };
   std::string dsn_;
   std::size_t size_;
+  bool strictLeases_;
   Guarded<State> state_;
   std::condition_variable freed_;
 };

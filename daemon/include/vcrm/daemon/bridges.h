@@ -51,8 +51,10 @@ class BridgeService {
   std::shared_ptr<janus::Driver> driver(std::int64_t id);
   std::shared_ptr<janus::Driver> driver(const Bridge& b);
 
-  // Probes every enabled or cordoned bridge once; returns the ids that just went down.
-  // `downAfter` consecutive failures mark a bridge down (one blip is not an outage).
+  // Probes every enabled or cordoned bridge once, all at once (one thread each, so a bridge that
+  // does not answer delays only itself); returns the ids that just went down. `downAfter`
+  // consecutive failures mark a bridge down (one blip is not an outage). Holds no database
+  // connection while a bridge is asked.
   std::vector<std::int64_t> probeAll(int downAfter = 2);
 
   bool checkEventAuth(std::int64_t id, const std::string& authorizationHeader);
@@ -67,6 +69,8 @@ class BridgeService {
     std::shared_ptr<janus::Driver> driver;
   };
   static void validate(const Bridge& b);
+  // Writes one probe's outcome; true when the bridge just went from up to down.
+  bool recordProbe(const Bridge& b, const janus::ProbeResult& result, int downAfter);
   std::vector<Bridge> query(std::optional<std::int64_t> id);
   db::Pool& pool_;
   Logger& log_;
