@@ -1181,7 +1181,10 @@ void ConferenceService::reconcile(std::int64_t id, bool recreateMissing) {
   try {
     present = driver->listParticipants(room);
   } catch (const janus::BridgeError& e) {
-    if (e.cause() != "plugin") throw;
+    // Only "no such room" says the room is gone. Any other refusal or failure (another plugin
+    // error, a timeout) says nothing about who is in it: the legs stay as they are and the next
+    // pass asks again.
+    if (e.code() != "no_such_room") throw;
     if (!recreateMissing) return;
     // The room vanished (the bridge restarted, or someone destroyed it): make it again.
     driver->createRoom(spec);
