@@ -1,14 +1,12 @@
 // Bursts of bookings against a real vcrmd and a real Janus: many admins booking the same hour at
 // once get exactly the bookings that fit and a 409 for the rest, never a 503 from an exhausted
 // connection pool — with the default pool, with a pool of two, and while another bridge hangs.
-#include <gtest/gtest.h>
-
+#include <Poco/JSON/Array.h>
 #include <arpa/inet.h>
+#include <gtest/gtest.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-#include <Poco/JSON/Array.h>
 
 #include <latch>
 #include <map>
@@ -18,9 +16,9 @@
 #include "eventually.h"
 #include "vcrmd_process.h"
 
+using vcrm::test::eventually;
 using vcrm::test::HttpsClient;
 using vcrm::test::VcrmdProcess;
-using vcrm::test::eventually;
 
 namespace {
 
@@ -87,23 +85,26 @@ class BookingBurstTest : public ::testing::Test {
   std::int64_t addSilentBridge(const std::string& name, int capacity) {
     silent_.push_back(std::make_unique<SilentListener>());
     const std::string base = "http://127.0.0.1:" + std::to_string(silent_.back()->port());
-    auto r = admin_->postJson("/api/v1/bridges", R"({"name":")" + name + R"(","url":")" + base +
-                                                     R"(/janus","admin_url":")" + base +
-                                                     R"(/admin","admin_secret":"x","capacity_ports":)" +
-                                                     std::to_string(capacity) + "}");
+    auto r = admin_->postJson(
+        "/api/v1/bridges",
+        R"({"name":")" + name + R"(","url":")" + base + R"(/janus","admin_url":")" + base +
+            R"(/admin","admin_secret":"x","capacity_ports":)" + std::to_string(capacity) + "}");
     EXPECT_EQ(r.status, 201) << r.body;
     return r.json()->getValue<std::int64_t>("id");
   }
 
   std::string health(std::int64_t bridge) {
-    return admin_->get("/api/v1/bridges/" + std::to_string(bridge)).json()->getValue<std::string>("health");
+    return admin_->get("/api/v1/bridges/" + std::to_string(bridge))
+        .json()
+        ->getValue<std::string>("health");
   }
 
   // `clients` admins at once each book `ports` ports for the same hour, two hours from now;
   // `where` picks the bridge or pool. Returns how many answers had each status.
   std::map<int, int> burst(int clients, int ports, const std::string& where) {
     const std::string body = R"({"name":"Burst","start":")" + isoIn(std::chrono::hours(2)) +
-                             R"(","duration_minutes":60,"ports":)" + std::to_string(ports) + "," + where + "}";
+                             R"(","duration_minutes":60,"ports":)" + std::to_string(ports) + "," +
+                             where + "}";
     std::vector<int> statuses(static_cast<std::size_t>(clients));
     std::vector<std::string> bodies(static_cast<std::size_t>(clients));
     std::latch go(clients);
@@ -120,14 +121,17 @@ class BookingBurstTest : public ::testing::Test {
     std::map<int, int> counts;
     for (std::size_t i = 0; i < statuses.size(); ++i) {
       ++counts[statuses[i]];
-      if (statuses[i] != 201 && statuses[i] != 409) ADD_FAILURE() << statuses[i] << ": " << bodies[i];
+      if (statuses[i] != 201 && statuses[i] != 409)
+        ADD_FAILURE() << statuses[i] << ": " << bodies[i];
     }
     return counts;
   }
 
   // Ports booked on `bridge` in the burst's hour, as the list shows them.
   int bookedPorts(std::int64_t bridge) {
-    auto arr = admin_->get("/api/v1/conferences?state=scheduled&limit=1000").json()->getArray("conferences");
+    auto arr = admin_->get("/api/v1/conferences?state=scheduled&limit=1000")
+                   .json()
+                   ->getArray("conferences");
     int sum = 0;
     for (std::size_t i = 0; i < arr->size(); ++i) {
       auto c = arr->getObject(static_cast<unsigned>(i));
@@ -201,8 +205,8 @@ TEST_F(BookingBurstTest, HungBridgesDoNotDelayTheProbeOfOneThatAnswers) {
   ASSERT_TRUE(eventually([&] { return health(registered.id) == "up"; }, std::chrono::seconds(20)));
   const auto took = std::chrono::steady_clock::now() - t0;
   EXPECT_LT(took, std::chrono::milliseconds(6000))
-      << "the live bridge took " << std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
-      << " ms to show up";
+      << "the live bridge took "
+      << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms to show up";
 }
 
 }  // namespace

@@ -6,8 +6,6 @@
 // proxy (FakeRefusingAdminProxy) sits between vcrmd and the real Janus Admin API: it forwards
 // every request and, when told to, answers listparticipants itself with the plugin error Janus
 // would send. Everything else — rooms, participants, events — is the real Janus.
-#include <gtest/gtest.h>
-
 #include <Poco/JSON/Object.h>
 #include <Poco/JSON/Parser.h>
 #include <Poco/Net/HTTPClientSession.h>
@@ -21,6 +19,7 @@
 #include <Poco/Net/ServerSocket.h>
 #include <Poco/StreamCopier.h>
 #include <Poco/URI.h>
+#include <gtest/gtest.h>
 
 #include <atomic>
 #include <sstream>
@@ -29,10 +28,10 @@
 #include "eventually.h"
 #include "vcrmd_process.h"
 
+using vcrm::test::eventually;
 using vcrm::test::HttpsClient;
 using vcrm::test::JanusParticipant;
 using vcrm::test::VcrmdProcess;
-using vcrm::test::eventually;
 
 namespace {
 
@@ -62,7 +61,8 @@ class FakeRefusingAdminProxy {
   class Handler : public Poco::Net::HTTPRequestHandler {
    public:
     explicit Handler(FakeRefusingAdminProxy& p) : p_(p) {}
-    void handleRequest(Poco::Net::HTTPServerRequest& req, Poco::Net::HTTPServerResponse& res) override {
+    void handleRequest(Poco::Net::HTTPServerRequest& req,
+                       Poco::Net::HTTPServerResponse& res) override {
       std::string body;
       Poco::StreamCopier::copyToString(req.stream(), body);
       std::string answer;
@@ -84,7 +84,8 @@ class FakeRefusingAdminProxy {
   class Factory : public Poco::Net::HTTPRequestHandlerFactory {
    public:
     explicit Factory(FakeRefusingAdminProxy& p) : p_(p) {}
-    Poco::Net::HTTPRequestHandler* createRequestHandler(const Poco::Net::HTTPServerRequest&) override {
+    Poco::Net::HTTPRequestHandler* createRequestHandler(
+        const Poco::Net::HTTPServerRequest&) override {
       return new Handler(p_);
     }
 
@@ -97,7 +98,8 @@ class FakeRefusingAdminProxy {
     auto req = parser.parse(body).extract<Poco::JSON::Object::Ptr>();
     std::string request;
     if (req->getValue<std::string>("janus") == "message_plugin") {
-      if (auto inner = req->getObject("request")) request = inner->optValue<std::string>("request", "");
+      if (auto inner = req->getObject("request"))
+        request = inner->optValue<std::string>("request", "");
     }
     if (request == "create") ++creates_;
     if (request == "listparticipants" && refuseWith_ != 0) {
@@ -142,7 +144,8 @@ class ReconcileRefusalTest : public ::testing::Test {
  protected:
   void SetUp() override {
     VcrmdProcess::Options o;
-    o.settings = {"conference.prelaunch_seconds=3", "bridge.probe_seconds=1", "conference.reconcile_seconds=1"};
+    o.settings = {"conference.prelaunch_seconds=3", "bridge.probe_seconds=1",
+                  "conference.reconcile_seconds=1"};
     app_ = std::make_unique<VcrmdProcess>(o);
     app_->start();
     admin_ = std::make_unique<HttpsClient>(app_->client());
@@ -158,7 +161,9 @@ class ReconcileRefusalTest : public ::testing::Test {
                            std::chrono::seconds(10)));
   }
 
-  Poco::JSON::Object::Ptr bridge() { return admin_->get("/api/v1/bridges/" + std::to_string(bridge_)).json(); }
+  Poco::JSON::Object::Ptr bridge() {
+    return admin_->get("/api/v1/bridges/" + std::to_string(bridge_)).json();
+  }
   Poco::JSON::Object::Ptr conference(std::int64_t id) {
     return admin_->get("/api/v1/conferences/" + std::to_string(id)).json();
   }
@@ -180,8 +185,9 @@ class ReconcileRefusalTest : public ::testing::Test {
 };
 
 TEST_F(ReconcileRefusalTest, APluginErrorOtherThanNoSuchRoomLeavesTheParticipantsAndIsRetried) {
-  auto r = admin_->postJson("/api/v1/conferences",
-                            R"({"name":"Board","start_now":true,"duration_minutes":30,"pin":"2468","ports":5})");
+  auto r = admin_->postJson(
+      "/api/v1/conferences",
+      R"({"name":"Board","start_now":true,"duration_minutes":30,"pin":"2468","ports":5})");
   ASSERT_EQ(r.status, 201) << r.body;
   const auto id = r.json()->getValue<std::int64_t>("id");
   const auto room = r.json()->getValue<std::int64_t>("room");
@@ -200,18 +206,22 @@ TEST_F(ReconcileRefusalTest, APluginErrorOtherThanNoSuchRoomLeavesTheParticipant
       << "vcrmd stopped asking the bridge";
   EXPECT_EQ(legs(id), std::vector<std::int64_t>{leg});
   EXPECT_EQ(conference(id)->getValue<std::string>("state"), "active");
-  EXPECT_EQ(proxy_->creates(), createsBefore) << "the room was re-created though it never went away";
+  EXPECT_EQ(proxy_->creates(), createsBefore)
+      << "the room was re-created though it never went away";
 
   // Answers again: the next pass finds Alice where she was, still on her first leg.
   proxy_->refuseWith(0);
   const int listedSoFar = proxy_->listed();
-  ASSERT_TRUE(eventually([&] { return proxy_->listed() >= listedSoFar + 2; }, std::chrono::seconds(10)));
+  ASSERT_TRUE(
+      eventually([&] { return proxy_->listed() >= listedSoFar + 2; }, std::chrono::seconds(10)));
   EXPECT_EQ(legs(id), std::vector<std::int64_t>{leg});
-  EXPECT_EQ(conference(id)->getArray("participants")->getObject(0)->getValue<std::int64_t>("id"), alice.id());
+  EXPECT_EQ(conference(id)->getArray("participants")->getObject(0)->getValue<std::int64_t>("id"),
+            alice.id());
 
   // "No such room" (426) is the one answer that means the room vanished: vcrmd makes it again.
   proxy_->refuseWith(426);
-  EXPECT_TRUE(eventually([&] { return proxy_->creates() > createsBefore; }, std::chrono::seconds(10)))
+  EXPECT_TRUE(
+      eventually([&] { return proxy_->creates() > createsBefore; }, std::chrono::seconds(10)))
       << "vcrmd did not re-create a room the bridge said was gone";
   proxy_->refuseWith(0);
 }

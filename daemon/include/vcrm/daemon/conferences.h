@@ -1,15 +1,17 @@
 // Conferences: booking with admission control and placement, recurring series, and the
 // lifecycle scheduled -> starting -> active -> ended (or failed, cancelled) driven on the
 // bridges. Participant legs come from bridge events and are reconciled by polling.
+// ConferenceService is the facade the module's routes and workers call; the work is done by
+// its parts (daemon/src/conference_*.cc): view, booking, participants, scheduler. The
+// lifecycle table is conference_lifecycle.h, the calendar arithmetic calendar.h.
 #pragma once
 
-#include <atomic>
 #include <chrono>
-#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
 #include <optional>
-#include <set>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "vcrm/common/db.h"
@@ -32,6 +34,13 @@ struct BookingChanges {
   std::optional<bool> autoEnd;
 };
 
+namespace conference {
+class ConferenceView;
+class ConferenceBooking;
+class ConferenceParticipants;
+class ConferenceScheduler;
+}  // namespace conference
+
 class ConferenceService {
  public:
   struct Options {
@@ -44,6 +53,7 @@ class ConferenceService {
   };
   ConferenceService(db::Pool& pool, Logger& log, EventBus& bus, BridgeService& bridges,
                     Options options);
+  ~ConferenceService();
 
   const Options& options() const { return options_; }
   // Called when a change needs a lifecycle pass soon (a booking that starts now); the module
@@ -79,55 +89,17 @@ class ConferenceService {
   void relocateOrFail(std::int64_t bridgeId);
 
  private:
-  struct Placement {
-    std::int64_t bridgeId;
-    std::string bridgeName;
-  };
-  std::optional<Placement> place(db::Transaction& tx, const std::string& start, const std::string& end,
-                                 int ports, std::optional<std::int64_t> bridgeId,
-                                 std::optional<std::string> pool, std::optional<std::int64_t> exclude,
-                                 std::optional<std::int64_t> avoidBridge, std::string* refusal);
-  // Places booking `id` for its new window (where it is if it fits, else within `pool` when
-  // `mayMove`) and writes `ch` with that window and port count. nullopt: `refusal` says why.
-  std::optional<Placement> rebook(db::Transaction& tx, std::int64_t id, const BookingChanges& ch,
-                                  const std::string& start, const std::string& end, int ports,
-                                  std::optional<std::int64_t> current, bool mayMove,
-                                  const std::optional<std::string>& pool, std::string* refusal);
-  struct LiveLeg {
-    std::int64_t room;
-    std::string roomSecret;
-    std::int64_t bridgeId;
-    std::int64_t legId;
-    std::string display;
-  };
-  // The open leg of `participant` in running conference `id`; NotFound otherwise.
-  static LiveLeg liveLeg(db::Connection& c, std::int64_t id, std::int64_t participant);
-  bool knownTimeZone(db::Connection& c, const std::string& tz);
-  void launch(std::int64_t id);
-  void finish(std::int64_t id, const std::string& state, const std::string& cause,
-              const std::string& legReason, bool destroyRoom);
-  // Brings the recorded participants in line with the bridge. A missing room is made again only
-  // when `recreateMissing` (not when the conference is about to end).
-  void reconcile(std::int64_t id, bool recreateMissing = true);
-  // reconcile() for each, several at once.
-  void reconcileAll(const std::vector<std::int64_t>& ids);
-  void publishConference(std::int64_t id);
-  void publishParticipant(std::int64_t conferenceId, std::int64_t participant, const std::string& action,
-                          const std::string& display);
-  json::ObjectPtr conferenceJson(db::Connection& c, std::int64_t id, bool withParticipants);
   void wakeScheduler() const {
     if (wake_) wake_();
   }
 
-  db::Pool& pool_;
-  Logger& log_;
-  EventBus& bus_;
-  BridgeService& bridges_;
   Options options_;
-  Guarded<std::set<std::string>> timeZones_;  // IANA names, read once
   std::function<void()> wake_;
-  std::chrono::steady_clock::time_point lastReconcile_{};
-  std::chrono::steady_clock::time_point lastSlowWarning_{};
+  // The parts, in the order they depend on each other.
+  std::unique_ptr<conference::ConferenceView> view_;
+  std::unique_ptr<conference::ConferenceBooking> booking_;
+  std::unique_ptr<conference::ConferenceParticipants> participants_;
+  std::unique_ptr<conference::ConferenceScheduler> scheduler_;
 };
 
 }  // namespace vcrm
