@@ -157,6 +157,7 @@ TEST_F(ConfigTest, EveryDocumentedKeyIsAccepted) {
       {"bridge.probe_seconds", "3"},
       {"uploads.expire_minutes", "90"},
       {"uploads.max_total_mb", "2048"},
+      {"db.strict_leases", "true"},
   };
   ASSERT_EQ(Config::keys().size(), samples.size()) << "a key was added: extend this test";
   for (const auto& [key, description] : Config::keys()) {
