@@ -3,7 +3,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <fstream>
+#include <thread>
 
 #include "vcrm/common/db.h"
 #include "vcrm/common/error.h"
@@ -251,7 +253,8 @@ void PgCluster::ensureDatabase() {
 }
 
 void PgCluster::stop() {
-  if (!livePostmaster()) {
+  const auto postmaster = livePostmaster();
+  if (!postmaster) {
     startedByUs_ = false;
     return;
   }
@@ -259,6 +262,14 @@ void PgCluster::stop() {
                           settings_.dataDir.string()});
   startedByUs_ = false;
   if (!out.ok()) throw StartupError("pg_ctl stop failed: " + out.output);
+  // pg_ctl returns once postmaster.pid is gone, which the postmaster removes on its way out,
+  // a moment before it has exited: "stopped" means the process is gone too.
+  const fs::path cwd = "/proc/" + std::to_string(*postmaster) + "/cwd";
+  for (int i = 0; i < 1000; ++i) {
+    std::error_code ec;
+    if (fs::read_symlink(cwd, ec).empty() || ec) break;  // exited (a zombie has no cwd either)
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
   log_.info(kComponent, "PG_STOPPED", "embedded database stopped", settings_.dataDir.string());
 }
 
