@@ -75,7 +75,7 @@ std::string requireTime(const std::string& field, const std::string& value) {
   if (!isRfc3339(value)) {
     throw InvalidInput("field \"" + field +
                            "\" must be an RFC 3339 time such as 2026-11-22T09:00:00Z or "
-                           "2026-11-22T10:00:00+01:00",
+                           "2026-11-22T10:00:00+01:00; got \"" + value.substr(0, 64) + "\"",
                        "invalid_time");
   }
   return value;

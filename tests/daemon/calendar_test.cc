@@ -46,6 +46,7 @@ TEST(CalendarTest, RefusesMalformedTimesWithTheFieldNamed) {
       ADD_FAILURE() << "accepted " << t;
     } catch (const vcrm::InvalidInput& e) {
       EXPECT_NE(std::string(e.what()).find("recurrence.until"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("got \"" + std::string(t) + "\""), std::string::npos) << e.what();
       EXPECT_EQ(e.code(), "invalid_time");
     }
   }
