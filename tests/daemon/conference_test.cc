@@ -17,6 +17,7 @@
 #include <thread>
 
 #include "bridge_setup.h"
+#include "api_times.h"
 #include "eventually.h"
 #include "janus_process.h"
 #include "vcrm/common/crypto.h"
@@ -32,27 +33,9 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-std::string isoIn(std::chrono::seconds fromNow) {
-  const auto t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now() + fromNow);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-// Seconds since the epoch of an RFC 3339 UTC time as the API writes it.
-double epochOf(const std::string& rfc3339) {
-  std::tm tm{};
-  strptime(rfc3339.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  double frac = 0;
-  if (auto dot = rfc3339.find('.'); dot != std::string::npos) frac = std::stod("0" + rfc3339.substr(dot, 4));
-  return static_cast<double>(timegm(&tm)) + frac;
-}
-
-double nowEpoch() {
-  return std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-}
+using vcrm::test::epochOf;
+using vcrm::test::isoIn;
+using vcrm::test::nowEpoch;
 
 // A vcrmd with short lifecycle timings and one or more real Janus bridges posting events to it.
 class ConferenceTest : public ::testing::Test {
