@@ -1,15 +1,14 @@
-// Poco glue: the HTTPS listener that feeds requests to the Api, and the plain-HTTP listener
-// that only redirects to HTTPS.
+// The appliance's listeners: HTTPS feeding requests to the Api, plain HTTP that only redirects to
+// HTTPS, and plain HTTP on loopback for bridge event posts. Each is an httpd::HttpListener, so a
+// slow or idle client holds a descriptor, never a worker.
 #pragma once
-
-#include <Poco/Net/HTTPServer.h>
-#include <Poco/ThreadPool.h>
 
 #include <memory>
 #include <string>
 
 #include "vcrm/common/log.h"
 #include "vcrm/daemon/api.h"
+#include "vcrm/daemon/http_listener.h"
 
 namespace vcrm {
 
@@ -24,6 +23,7 @@ class WebServer {
     std::string certFile;
     std::string keyFile;
     int threads = 16;
+    httpd::Limits limits;
   };
   WebServer(Options options, Api& api, Logger& log);
   ~WebServer();
@@ -37,10 +37,9 @@ class WebServer {
   Options options_;
   Api& api_;
   Logger& log_;
-  std::unique_ptr<Poco::ThreadPool> threads_;  // Poco's default pool holds only 16
-  std::unique_ptr<Poco::Net::HTTPServer> https_;
-  std::unique_ptr<Poco::Net::HTTPServer> http_;
-  std::unique_ptr<Poco::Net::HTTPServer> events_;
+  std::unique_ptr<httpd::HttpListener> https_;
+  std::unique_ptr<httpd::HttpListener> http_;
+  std::unique_ptr<httpd::HttpListener> events_;
   int httpsPort_ = 0;
   int httpPort_ = -1;
   int eventsPort_ = -1;
