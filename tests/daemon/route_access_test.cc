@@ -5,16 +5,19 @@
 // route this file does not know fails the test until its expected access is added.
 #include <gtest/gtest.h>
 
-#include <Poco/JSON/Array.h>
-
 #include <algorithm>
 #include <map>
 #include <set>
 
+#include "route_table.h"
 #include "vcrmd_process.h"
 
 using vcrm::test::HttpResult;
 using vcrm::test::HttpsClient;
+using vcrm::test::ServedRoute;
+using vcrm::test::changesState;
+using vcrm::test::pathFor;
+using vcrm::test::servedRoutes;
 using vcrm::test::VcrmdProcess;
 
 namespace {
@@ -65,33 +68,6 @@ const std::map<std::string, std::vector<std::string>>& expectedAccess() {
   return table;
 }
 
-struct ServedRoute {
-  std::string method;
-  std::string pattern;
-  std::string access;  // public | any_user | roles
-  std::vector<std::string> roles;
-  std::string key() const { return method + " " + pattern; }
-};
-
-// A concrete path for a pattern: ids that name nothing, so an allowed caller gets the route's
-// own answer (404, 400) and nothing existing is changed.
-std::string pathFor(const std::string& pattern) {
-  std::string out;
-  for (std::size_t i = 0; i < pattern.size(); ++i) {
-    if (pattern[i] != '{') {
-      out += pattern[i];
-      continue;
-    }
-    const auto close = pattern.find('}', i);
-    const std::string name = pattern.substr(i + 1, close - i - 1);
-    out += name == "name" ? "no-such-user" : "987654321";
-    i = close;
-  }
-  return out;
-}
-
-bool changesState(const std::string& method) { return method != "GET" && method != "HEAD"; }
-
 class RouteAccessTest : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
@@ -112,19 +88,7 @@ class RouteAccessTest : public ::testing::Test {
   static std::vector<ServedRoute> served() {
     auto c = app_->client();
     EXPECT_EQ(c.loginBearer("as-admin", kPassword).status, 200);
-    auto r = c.get("/api/v1/routes");
-    EXPECT_EQ(r.status, 200) << r.body;
-    std::vector<ServedRoute> out;
-    auto arr = r.json()->getArray("routes");
-    for (std::size_t i = 0; i < arr->size(); ++i) {
-      auto o = arr->getObject(static_cast<unsigned>(i));
-      ServedRoute s{o->getValue<std::string>("method"), o->getValue<std::string>("pattern"),
-                    o->getValue<std::string>("access"), {}};
-      auto roles = o->getArray("roles");
-      for (std::size_t j = 0; j < roles->size(); ++j) s.roles.push_back(roles->getElement<std::string>(static_cast<unsigned>(j)));
-      out.push_back(s);
-    }
-    return out;
+    return servedRoutes(c);
   }
 
   // The event stream never ends: ask for its headers only.

@@ -215,11 +215,14 @@ HttpsClient VcrmdProcess::client() const {
   return HttpsClient("127.0.0.1", httpsPort_, (stateDir() / "tls/server.crt").string());
 }
 
-double VcrmdProcess::databaseClock() const {
+db::Connection VcrmdProcess::database() const {
   // The embedded cluster as App starts it: trust on its Unix socket, superuser vcrm.
-  db::Connection c("host=" + db::dsnQuote((stateDir() / "pgsocket").string()) +
-                   " port=5432 user=vcrm dbname=vcrm connect_timeout=10");
-  return std::stod(c.exec("SELECT extract(epoch FROM clock_timestamp())::text").text(0, 0));
+  return db::Connection("host=" + db::dsnQuote((stateDir() / "pgsocket").string()) +
+                        " port=5432 user=vcrm dbname=vcrm connect_timeout=10");
+}
+
+double VcrmdProcess::databaseClock() const {
+  return std::stod(database().exec("SELECT extract(epoch FROM clock_timestamp())::text").text(0, 0));
 }
 
 }  // namespace vcrm::test

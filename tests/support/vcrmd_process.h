@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "https_client.h"
+#include "vcrm/common/db.h"
 #include "temp_dir.h"
 
 namespace vcrm::test {
@@ -62,6 +63,8 @@ class VcrmdProcess {
   // The embedded database's clock (seconds since the epoch): the clock that stamps every time
   // vcrmd records, for tests that must wait until a recorded time is far enough behind.
   double databaseClock() const;
+  // A connection to the embedded database as its superuser, for tests that look at stored data.
+  db::Connection database() const;
 
   // Creates a user as `admin` and makes the user's own first password change (to
   // `password`), so the account is ready as its owner would leave it. Returns the creation.
