@@ -7,6 +7,7 @@
 
 #include "vcrm/common/crypto.h"
 #include "vcrm/common/error.h"
+#include "vcrm/common/utf8.h"
 #include "vcrm/daemon/http_errors.h"
 
 namespace vcrm {
@@ -16,6 +17,21 @@ namespace {
 
 bool changesState(const std::string& method) {
   return method != "GET" && method != "HEAD" && method != "OPTIONS";
+}
+
+// Percent-decoding can yield any bytes; only UTF-8 text goes on to the routes (and to
+// PostgreSQL, which would refuse it without saying which parameter it was).
+void requireText(const http::Request& request) {
+  for (const auto& [name, value] : request.pathParams) {
+    if (!utf8::isValid(value)) {
+      throw InvalidInput("path parameter \"" + name + "\" is not UTF-8 text", "invalid_field");
+    }
+  }
+  for (const auto& [name, value] : request.query) {
+    if (!utf8::isValid(name) || !utf8::isValid(value)) {
+      throw InvalidInput("query parameter \"" + utf8::sanitized(name) + "\" is not UTF-8 text", "invalid_field");
+    }
+  }
 }
 
 }  // namespace
@@ -220,6 +236,7 @@ http::Response Api::dispatch(http::Request& request, RequestContext& ctx, const 
       }
     }
   }
+  requireText(request);
   if (changesState(request.method) && !request.body.empty()) {
     const std::string type = request.header("content-type");
     if (type.rfind("application/json", 0) != 0) {

@@ -128,7 +128,9 @@ Bridge BridgeService::create(const json::ObjectPtr& body) {
 }
 
 Bridge BridgeService::update(std::int64_t id, const json::ObjectPtr& body) {
-  json::onlyKeys(body, {"name", "url", "admin_url", "admin_secret", "capacity_ports", "pool", "state"});
+  static const std::vector<std::string> fields{"name", "url", "admin_url", "admin_secret", "capacity_ports", "pool", "state"};
+  json::onlyKeys(body, fields);
+  json::requireAny(body, fields);
   Bridge b = get(id);
   if (auto v = json::optString(body, "name", 64)) b.name = *v;
   if (auto v = json::optString(body, "url", 512)) b.url = *v;

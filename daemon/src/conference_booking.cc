@@ -19,8 +19,10 @@ std::int64_t randomRoom() {
 }
 
 BookingChanges bookingChanges(const json::ObjectPtr& body) {
-  json::onlyKeys(
-      body, {"name", "start", "end", "duration_minutes", "ports", "pin", "auto_end_when_empty"});
+  static const std::vector<std::string> fields{"name", "start", "end", "duration_minutes", "ports", "pin",
+                                               "auto_end_when_empty"};
+  json::onlyKeys(body, fields);
+  json::requireAny(body, fields);
   BookingChanges ch;
   ch.name = json::optString(body, "name", 200);
   if (ch.name && ch.name->empty()) throw InvalidInput("name must not be empty", "invalid_field");

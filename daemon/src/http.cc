@@ -2,6 +2,8 @@
 
 #include <sstream>
 
+#include "vcrm/common/utf8.h"
+
 namespace vcrm::http {
 
 std::string Request::header(const std::string& lowerName) const {
@@ -48,7 +50,8 @@ Response Response::noContent() {
 Response Response::error(int status, const std::string& code, const std::string& message) {
   Poco::JSON::Object::Ptr inner = new Poco::JSON::Object;
   inner->set("code", code);
-  inner->set("message", message);
+  // Messages quote what was sent (cut to a length, perhaps inside a character): always valid text.
+  inner->set("message", vcrm::utf8::sanitized(message));
   Poco::JSON::Object::Ptr outer = new Poco::JSON::Object;
   outer->set("error", inner);
   return json(status, outer);

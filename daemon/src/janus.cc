@@ -16,6 +16,7 @@
 #include "vcrm/common/crypto.h"
 #include "vcrm/common/guarded.h"
 #include "vcrm/common/json.h"
+#include "vcrm/common/utf8.h"
 
 namespace vcrm::janus {
 
@@ -85,15 +86,6 @@ ArrayPtr arrayField(const ObjectPtr& o, const std::string& key) {
   const auto v = o->get(key);
   if (v.type() != typeid(ArrayPtr)) return nullptr;
   return v.extract<ArrayPtr>();
-}
-
-// Cuts at a UTF-8 character boundary so a long display name stays valid text.
-std::string clipUtf8(std::string s, std::size_t maxBytes) {
-  if (s.size() <= maxBytes) return s;
-  std::size_t n = maxBytes;
-  while (n > 0 && (static_cast<unsigned char>(s[n]) & 0xC0) == 0x80) --n;
-  s.resize(n);
-  return s;
 }
 
 std::string transactionId() {
@@ -552,7 +544,7 @@ std::vector<Participant> Driver::listParticipants(std::int64_t room) {
     if (!id) continue;
     Participant part;
     part.id = *id;
-    part.display = clipUtf8(stringField(p, "display").value_or(""), kMaxDisplayBytes);
+    part.display = utf8::clip(stringField(p, "display").value_or(""), kMaxDisplayBytes);
     part.publisher = boolField(p, "publisher").value_or(false);
     part.talking = boolField(p, "talking").value_or(false);
     out.push_back(std::move(part));
@@ -654,7 +646,7 @@ std::optional<Event> parseOne(const Poco::Dynamic::Var& v) {
   const auto id = positiveField(data, "id");
   if (!id) return std::nullopt;
   e.participant = *id;
-  e.display = clipUtf8(stringField(data, "display").value_or(""), kMaxDisplayBytes);
+  e.display = utf8::clip(stringField(data, "display").value_or(""), kMaxDisplayBytes);
   return e;
 }
 

@@ -116,6 +116,39 @@ TEST(JsonParse, InvalidUtf8OutsideStringsIsRefused) {
   invalid([] { parseObject("\xef\xbb\xbf\xff{}"); });
 }
 
+TEST(JsonParse, BytesAfterTheDocumentThatPocoTakesForItsEndAreRefused) {
+  // Poco reads 0xFF as the end of the text and would take the object before it.
+  for (const std::string& text : {std::string("{\"a\":1}\xff"), std::string("{\"a\":1}\xff{\"a\":2}"),
+                                 std::string("{\"a\":1}\0", 8), std::string("{\"a\":1}\0junk", 12)}) {
+    const auto e = invalid([&] { parseObject(text); });
+    EXPECT_EQ(e.code(), "invalid_input");
+    EXPECT_TRUE(contains(e.what(), "byte 8")) << e.what();
+  }
+}
+
+TEST(JsonParse, AKeyGivenTwiceIsRefusedNamingIt) {
+  for (const char* text : {R"({"level":"info","level":"debug"})", R"({"a":{"x":1,"x":1}})",
+                           R"([{"type":1,"type":2}])"}) {
+    const auto e = invalid([&] { parse(text); });
+    EXPECT_EQ(e.code(), "duplicate_field") << text;
+    EXPECT_TRUE(contains(e.what(), "twice")) << e.what();
+  }
+  EXPECT_TRUE(contains(invalid([] { parseObject(R"({"level":"info","level":"debug"})"); }).what(),
+                       "field \"level\" twice"));
+  // The same key in two objects is two fields.
+  EXPECT_NO_THROW(parseObject(R"({"a":{"x":1},"b":{"x":2},"c":[{"x":3},{"x":4}]})"));
+}
+
+TEST(JsonParse, NegativeWholeNumbersBelow64BitsAreRefusedNotClamped) {
+  const auto e = invalid([] { parseObject(R"({"bridge_id":-9223372036854775809})"); });
+  EXPECT_EQ(e.code(), "invalid_field");
+  EXPECT_TRUE(contains(e.what(), "field \"bridge_id\"")) << e.what();
+  invalid([] { parseObject(R"({"a":[-99999999999999999999999]})"); });
+  // The smallest 64-bit number itself, fractions and digits inside strings are fine.
+  EXPECT_EQ(optInt(parseObject(R"({"a":-9223372036854775808,"s":"-99999999999999999999"})"), "a"), INT64_MIN);
+  EXPECT_NO_THROW(parseObject(R"({"a":-99999999999999999999.5})"));
+}
+
 TEST(JsonParse, HugeNestingIsRefusedQuicklyWithoutCrashing) {
   const auto start = std::chrono::steady_clock::now();
   const auto e = invalid([] { parseObject(std::string(100000, '[')); });
@@ -215,6 +248,27 @@ TEST(JsonFields, StringArrayItemLimit) {
   EXPECT_EQ(optStringArray(o, "roles", 3)->size(), 3u);
   const auto e = invalid([&] { optStringArray(o, "roles", 2); });
   EXPECT_TRUE(contains(e.what(), "\"roles\"")) << e.what();
+}
+
+TEST(JsonFields, StringArrayItemsAreCheckedLikeStrings) {
+  const auto o = parseObject("{\"nul\":[\"a\\u0000b\"],\"long\":[\"" + std::string(257, 'x') + "\"],\"ok\":[\"" +
+                             std::string(256, 'x') + "\"]}");
+  auto e = invalid([&] { optStringArray(o, "nul"); });
+  EXPECT_TRUE(contains(e.what(), "field \"nul\" contains a NUL")) << e.what();
+  e = invalid([&] { optStringArray(o, "long"); });
+  EXPECT_TRUE(contains(e.what(), "field \"long\" has an item longer than 256 bytes")) << e.what();
+  EXPECT_EQ(optStringArray(o, "ok")->front().size(), 256u);
+  EXPECT_EQ(optStringArray(o, "long", 64, 300)->front().size(), 257u);
+}
+
+TEST(JsonFields, RequireAnyRefusesAChangeOfNothing) {
+  const std::vector<std::string> fields{"name", "ports"};
+  for (const char* text : {"{}", R"({"name":null})", R"({"name":null,"ports":null})"}) {
+    const auto e = invalid([&] { requireAny(parseObject(text), fields); });
+    EXPECT_EQ(e.code(), "nothing_to_change") << text;
+    EXPECT_TRUE(contains(e.what(), "give any of name, ports")) << e.what();
+  }
+  EXPECT_NO_THROW(requireAny(parseObject(R"({"name":null,"ports":3})"), fields));
 }
 
 TEST(JsonFields, OnlyKeysRejectsUnknownAndListsAccepted) {

@@ -116,14 +116,13 @@ std::vector<Route> UsersModule::routes() {
                      [this](RequestContext& ctx) {
     ctx.auditTarget = ctx.param("name");
     auto body = ctx.body();
-    json::onlyKeys(body, {"roles", "disabled", "password"});
+    static const std::vector<std::string> fields{"roles", "disabled", "password"};
+    json::onlyKeys(body, fields);
+    json::requireAny(body, fields);
     AuthService::UserPatch patch;
     patch.roles = json::optStringArray(body, "roles");
     patch.disabled = json::optBool(body, "disabled");
     patch.password = json::optString(body, "password", 4096);
-    if (!patch.roles && !patch.disabled && !patch.password) {
-      throw InvalidInput("nothing to change: give roles, disabled or password");
-    }
     auto u = auth_.updateUser(ctx.session->user.username, ctx.param("name"), patch);
     return http::Response::json(200, userJson(u));
   }));

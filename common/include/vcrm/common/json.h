@@ -19,9 +19,10 @@ using ObjectPtr = Poco::JSON::Object::Ptr;
 using Array = Poco::JSON::Array;
 using ArrayPtr = Poco::JSON::Array::Ptr;
 
-// Parses any JSON document (object, array or scalar at the top). Throws InvalidInput naming
-// the problem for empty or malformed text or nesting deeper than `maxDepth`. `what` names the
-// document in messages ("request body", "event post").
+// Parses a JSON document whose top is an object or an array. Throws InvalidInput naming the
+// problem for empty or malformed text, text that is not UTF-8 or holds a NUL byte, nesting
+// deeper than `maxDepth`, a key given twice in one object, or a whole number outside 64 bits.
+// `what` names the document in messages ("request body", "event post").
 Poco::Dynamic::Var parse(std::string_view text, int maxDepth = 32, const std::string& what = "request body");
 
 // Parses a document whose top level must be an object. Throws InvalidInput naming the problem
@@ -34,10 +35,13 @@ std::optional<std::string> optString(const ObjectPtr& o, const std::string& key,
                                      std::size_t maxLen = 4096);
 std::optional<bool> optBool(const ObjectPtr& o, const std::string& key);
 std::optional<std::int64_t> optInt(const ObjectPtr& o, const std::string& key);
+// Each item as optString checks it: no NUL, at most `maxItemLen` bytes.
 std::optional<std::vector<std::string>> optStringArray(const ObjectPtr& o, const std::string& key,
-                                                       std::size_t maxItems = 64);
+                                                       std::size_t maxItems = 64, std::size_t maxItemLen = 256);
 // Refuses keys outside `allowed` so a typo is an error rather than silently ignored.
 void onlyKeys(const ObjectPtr& o, const std::vector<std::string>& allowed);
+// Refuses a change that gives none of `fields` (or only nulls): "nothing to change".
+void requireAny(const ObjectPtr& o, const std::vector<std::string>& fields);
 
 std::string stringify(const Poco::Dynamic::Var& value);
 std::string stringify(const ObjectPtr& o);
