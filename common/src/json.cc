@@ -49,9 +49,11 @@ bool scanStructure(std::string_view text, int maxDepth, const std::string& what)
       std::size_t end = i + 1;
       while (end < text.size() && text[end] >= '0' && text[end] <= '9') ++end;
       const std::string_view digits = text.substr(i + 1, end - i - 1);
-      const bool whole = end == text.size() || (text[end] != '.' && text[end] != 'e' && text[end] != 'E');
-      clampedNegative = clampedNegative || (whole && (digits.size() > kLimit.size() ||
-                                                      (digits.size() == kLimit.size() && digits > kLimit)));
+      const bool whole =
+          end == text.size() || (text[end] != '.' && text[end] != 'e' && text[end] != 'E');
+      clampedNegative =
+          clampedNegative || (whole && (digits.size() > kLimit.size() ||
+                                        (digits.size() == kLimit.size() && digits > kLimit)));
       i = end - 1;
     }
   }
@@ -63,10 +65,12 @@ bool scanStructure(std::string_view text, int maxDepth, const std::string& what)
 void checkText(std::string_view text, const std::string& what) {
   const std::size_t valid = utf8::validPrefix(text);
   if (valid < text.size()) {
-    throw InvalidInput(what + " is not UTF-8 text (byte " + std::to_string(valid + 1) + "); send JSON in UTF-8");
+    throw InvalidInput(what + " is not UTF-8 text (byte " + std::to_string(valid + 1) +
+                       "); send JSON in UTF-8");
   }
   if (const auto nul = text.find('\0'); nul != std::string_view::npos) {
-    throw InvalidInput(what + " holds a NUL byte (byte " + std::to_string(nul + 1) + "); send JSON text");
+    throw InvalidInput(what + " holds a NUL byte (byte " + std::to_string(nul + 1) +
+                       "); send JSON text");
   }
 }
 
@@ -99,7 +103,8 @@ class StrictHandler : public Poco::JSON::ParseHandler {
   }
   void key(const std::string& k) override {
     if (!keys_.back().insert(k).second) {
-      throw InvalidInput(what_ + " gives field \"" + k + "\" twice; give each field once", "duplicate_field");
+      throw InvalidInput(what_ + " gives field \"" + k + "\" twice; give each field once",
+                         "duplicate_field");
     }
     key_ = k;
     ParseHandler::key(k);
@@ -115,9 +120,10 @@ class StrictHandler : public Poco::JSON::ParseHandler {
   void value(Poco::Int64 v) override {
     scalar();
     if (clampedNegative_ && v == std::numeric_limits<Poco::Int64>::min()) {
-      throw InvalidInput((key_.empty() ? what_ + " holds a number" : "field \"" + key_ + "\" is a number") +
-                             " below -9223372036854775808, the smallest whole number accepted",
-                         "invalid_field");
+      throw InvalidInput(
+          (key_.empty() ? what_ + " holds a number" : "field \"" + key_ + "\" is a number") +
+              " below -9223372036854775808, the smallest whole number accepted",
+          "invalid_field");
     }
     ParseHandler::value(v);
   }
@@ -144,13 +150,14 @@ class StrictHandler : public Poco::JSON::ParseHandler {
 
  private:
   void scalar() const {
-    if (depth_ == 0) throw InvalidInput(what_ + " must be a JSON object or array, not a bare value");
+    if (depth_ == 0)
+      throw InvalidInput(what_ + " must be a JSON object or array, not a bare value");
   }
 
   std::string what_;
-  bool clampedNegative_;                      // the text holds a number Poco will clamp
+  bool clampedNegative_;                     // the text holds a number Poco will clamp
   std::vector<std::set<std::string>> keys_;  // the keys seen in each open object
-  std::string key_;                           // the last key read
+  std::string key_;                          // the last key read
   int depth_ = 0;
 };
 
@@ -165,13 +172,15 @@ std::string joined(const std::vector<std::string>& names) {
 }
 
 // What every text field must be: no NUL (no text column can hold one) and not over `maxLen`.
-void checkField(const std::string& key, const std::string& s, std::size_t maxLen, const char* what) {
+void checkField(const std::string& key, const std::string& s, std::size_t maxLen,
+                const char* what) {
   if (s.find('\0') != std::string::npos) {
     throw InvalidInput("field \"" + key + "\" contains a NUL character", "invalid_field");
   }
   if (s.size() > maxLen) {
-    throw InvalidInput("field \"" + key + "\" " + what + " longer than " + std::to_string(maxLen) + " bytes",
-                       "invalid_field");
+    throw InvalidInput(
+        "field \"" + key + "\" " + what + " longer than " + std::to_string(maxLen) + " bytes",
+        "invalid_field");
   }
 }
 
@@ -238,7 +247,8 @@ std::optional<std::int64_t> optInt(const ObjectPtr& o, const std::string& key) {
 }
 
 std::optional<std::vector<std::string>> optStringArray(const ObjectPtr& o, const std::string& key,
-                                                       std::size_t maxItems, std::size_t maxItemLen) {
+                                                       std::size_t maxItems,
+                                                       std::size_t maxItemLen) {
   if (!o->has(key) || o->isNull(key)) return std::nullopt;
   const auto arr = o->getArray(key);
   if (!arr) wrongType(key, "an array of strings");
@@ -256,13 +266,15 @@ std::optional<std::vector<std::string>> optStringArray(const ObjectPtr& o, const
 void onlyKeys(const ObjectPtr& o, const std::vector<std::string>& allowed) {
   for (const auto& [k, _] : *o) {
     if (std::find(allowed.begin(), allowed.end(), k) == allowed.end()) {
-      throw InvalidInput("unknown field \"" + k + "\" (accepted: " + joined(allowed) + ")", "unknown_field");
+      throw InvalidInput("unknown field \"" + k + "\" (accepted: " + joined(allowed) + ")",
+                         "unknown_field");
     }
   }
 }
 
 void requireAny(const ObjectPtr& o, const std::vector<std::string>& fields) {
-  if (std::any_of(fields.begin(), fields.end(), [&](const std::string& f) { return o->has(f) && !o->isNull(f); })) {
+  if (std::any_of(fields.begin(), fields.end(),
+                  [&](const std::string& f) { return o->has(f) && !o->isNull(f); })) {
     return;
   }
   throw InvalidInput("nothing to change: give any of " + joined(fields), "nothing_to_change");

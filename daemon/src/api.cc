@@ -1,9 +1,9 @@
 #include "vcrm/daemon/api.h"
 
+#include <Poco/JSON/Array.h>
+
 #include <algorithm>
 #include <set>
-
-#include <Poco/JSON/Array.h>
 
 #include "vcrm/common/crypto.h"
 #include "vcrm/common/error.h"
@@ -29,7 +29,8 @@ void requireText(const http::Request& request) {
   }
   for (const auto& [name, value] : request.query) {
     if (!utf8::isValid(name) || !utf8::isValid(value)) {
-      throw InvalidInput("query parameter \"" + utf8::sanitized(name) + "\" is not UTF-8 text", "invalid_field");
+      throw InvalidInput("query parameter \"" + utf8::sanitized(name) + "\" is not UTF-8 text",
+                         "invalid_field");
     }
   }
 }

@@ -128,7 +128,8 @@ Bridge BridgeService::create(const json::ObjectPtr& body) {
 }
 
 Bridge BridgeService::update(std::int64_t id, const json::ObjectPtr& body) {
-  static const std::vector<std::string> fields{"name", "url", "admin_url", "admin_secret", "capacity_ports", "pool", "state"};
+  static const std::vector<std::string> fields{
+      "name", "url", "admin_url", "admin_secret", "capacity_ports", "pool", "state"};
   json::onlyKeys(body, fields);
   json::requireAny(body, fields);
   Bridge b = get(id);

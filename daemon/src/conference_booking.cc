@@ -19,8 +19,8 @@ std::int64_t randomRoom() {
 }
 
 BookingChanges bookingChanges(const json::ObjectPtr& body) {
-  static const std::vector<std::string> fields{"name", "start", "end", "duration_minutes", "ports", "pin",
-                                               "auto_end_when_empty"};
+  static const std::vector<std::string> fields{
+      "name", "start", "end", "duration_minutes", "ports", "pin", "auto_end_when_empty"};
   json::onlyKeys(body, fields);
   json::requireAny(body, fields);
   BookingChanges ch;

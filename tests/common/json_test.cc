@@ -118,8 +118,9 @@ TEST(JsonParse, InvalidUtf8OutsideStringsIsRefused) {
 
 TEST(JsonParse, BytesAfterTheDocumentThatPocoTakesForItsEndAreRefused) {
   // Poco reads 0xFF as the end of the text and would take the object before it.
-  for (const std::string& text : {std::string("{\"a\":1}\xff"), std::string("{\"a\":1}\xff{\"a\":2}"),
-                                 std::string("{\"a\":1}\0", 8), std::string("{\"a\":1}\0junk", 12)}) {
+  for (const std::string& text :
+       {std::string("{\"a\":1}\xff"), std::string("{\"a\":1}\xff{\"a\":2}"),
+        std::string("{\"a\":1}\0", 8), std::string("{\"a\":1}\0junk", 12)}) {
     const auto e = invalid([&] { parseObject(text); });
     EXPECT_EQ(e.code(), "invalid_input");
     EXPECT_TRUE(contains(e.what(), "byte 8")) << e.what();
@@ -145,7 +146,8 @@ TEST(JsonParse, NegativeWholeNumbersBelow64BitsAreRefusedNotClamped) {
   EXPECT_TRUE(contains(e.what(), "field \"bridge_id\"")) << e.what();
   invalid([] { parseObject(R"({"a":[-99999999999999999999999]})"); });
   // The smallest 64-bit number itself, fractions and digits inside strings are fine.
-  EXPECT_EQ(optInt(parseObject(R"({"a":-9223372036854775808,"s":"-99999999999999999999"})"), "a"), INT64_MIN);
+  EXPECT_EQ(optInt(parseObject(R"({"a":-9223372036854775808,"s":"-99999999999999999999"})"), "a"),
+            INT64_MIN);
   EXPECT_NO_THROW(parseObject(R"({"a":-99999999999999999999.5})"));
 }
 
@@ -251,8 +253,8 @@ TEST(JsonFields, StringArrayItemLimit) {
 }
 
 TEST(JsonFields, StringArrayItemsAreCheckedLikeStrings) {
-  const auto o = parseObject("{\"nul\":[\"a\\u0000b\"],\"long\":[\"" + std::string(257, 'x') + "\"],\"ok\":[\"" +
-                             std::string(256, 'x') + "\"]}");
+  const auto o = parseObject("{\"nul\":[\"a\\u0000b\"],\"long\":[\"" + std::string(257, 'x') +
+                             "\"],\"ok\":[\"" + std::string(256, 'x') + "\"]}");
   auto e = invalid([&] { optStringArray(o, "nul"); });
   EXPECT_TRUE(contains(e.what(), "field \"nul\" contains a NUL")) << e.what();
   e = invalid([&] { optStringArray(o, "long"); });

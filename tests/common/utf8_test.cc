@@ -9,8 +9,9 @@ namespace vcrm::utf8 {
 namespace {
 
 TEST(Utf8, ValidTextOfEveryLength) {
-  for (const char* text : {"", "plain", "caf\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xef\xbb\xbf{}",
-                           "\xf4\x8f\xbf\xbf" /* U+10FFFF */, "\xed\x9f\xbf" /* U+D7FF */}) {
+  for (const char* text :
+       {"", "plain", "caf\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80", "\xef\xbb\xbf{}",
+        "\xf4\x8f\xbf\xbf" /* U+10FFFF */, "\xed\x9f\xbf" /* U+D7FF */}) {
     EXPECT_TRUE(isValid(text)) << text;
   }
 }
@@ -21,17 +22,17 @@ TEST(Utf8, ValidPrefixStopsAtTheFirstBadByte) {
     std::size_t prefix;
   };
   for (const auto& c : std::vector<Case>{
-           {"ab\xff", 2},                 // never a UTF-8 byte
-           {"a\x80", 1},                  // lone continuation byte
-           {"a\xc0\xaf", 1},              // overlong '/'
-           {"a\xc1\xbf", 1},              // overlong
-           {"a\xe0\x80\xaf", 1},          // overlong, three bytes
-           {"a\xf0\x80\x80\xaf", 1},      // overlong, four bytes
-           {"a\xed\xa0\x80", 1},          // a UTF-16 surrogate
-           {"a\xf4\x90\x80\x80", 1},      // past U+10FFFF
-           {"a\xe2\x82", 1},              // cut short
-           {"\xe2\x82\xac\xe2\x82", 3},   // cut short after a whole one
-           {"a\xc3(", 1},                 // a lead byte without its continuation
+           {"ab\xff", 2},                // never a UTF-8 byte
+           {"a\x80", 1},                 // lone continuation byte
+           {"a\xc0\xaf", 1},             // overlong '/'
+           {"a\xc1\xbf", 1},             // overlong
+           {"a\xe0\x80\xaf", 1},         // overlong, three bytes
+           {"a\xf0\x80\x80\xaf", 1},     // overlong, four bytes
+           {"a\xed\xa0\x80", 1},         // a UTF-16 surrogate
+           {"a\xf4\x90\x80\x80", 1},     // past U+10FFFF
+           {"a\xe2\x82", 1},             // cut short
+           {"\xe2\x82\xac\xe2\x82", 3},  // cut short after a whole one
+           {"a\xc3(", 1},                // a lead byte without its continuation
        }) {
     EXPECT_EQ(validPrefix(c.text), c.prefix) << c.text;
     EXPECT_FALSE(isValid(c.text)) << c.text;

@@ -7,12 +7,11 @@
 // malformed path ids. Each answer must be a 4xx carrying the error body (never a 5xx, never a
 // crash), the database must not change (a snapshot of every table, compared byte for byte after
 // every request), and /healthz must still answer 200 at the end.
-#include <gtest/gtest.h>
-
 #include <Poco/Base64Encoder.h>
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Parser.h>
 #include <Poco/JSON/Stringifier.h>
+#include <gtest/gtest.h>
 #include <signal.h>
 
 #include <chrono>
@@ -29,18 +28,18 @@
 #include "route_table.h"
 #include "vcrmd_process.h"
 
-using vcrm::test::HttpResult;
-using vcrm::test::HttpsClient;
-using vcrm::test::RegisteredBridge;
-using vcrm::test::ServedRoute;
-using vcrm::test::SnapshotExclusions;
-using vcrm::test::VcrmdProcess;
 using vcrm::test::changesState;
 using vcrm::test::databaseSnapshot;
+using vcrm::test::HttpResult;
+using vcrm::test::HttpsClient;
 using vcrm::test::isoIn;
 using vcrm::test::pathFor;
+using vcrm::test::RegisteredBridge;
 using vcrm::test::registerJanusBridge;
+using vcrm::test::ServedRoute;
 using vcrm::test::servedRoutes;
+using vcrm::test::SnapshotExclusions;
+using vcrm::test::VcrmdProcess;
 
 namespace {
 
@@ -49,11 +48,11 @@ using Var = Poco::Dynamic::Var;
 
 // What a hostile request must get.
 enum class Want {
-  Exactly400,  // malformed input: 400 (naming `names` when set)
-  Refused,     // some 4xx: a value of the right type the route refuses on its own terms
-  TooLarge,    // 413
-  Unsupported, // 415
-  Harmless,    // anything but a 5xx (a GET filter that matches nothing; a bridge post it skips)
+  Exactly400,   // malformed input: 400 (naming `names` when set)
+  Refused,      // some 4xx: a value of the right type the route refuses on its own terms
+  TooLarge,     // 413
+  Unsupported,  // 415
+  Harmless,     // anything but a 5xx (a GET filter that matches nothing; a bridge post it skips)
 };
 
 struct Hostile {
@@ -93,7 +92,7 @@ struct Example {
 // http.max_body_bytes for the suite: above every body it sends on purpose, and small enough that
 // a body past it still fits the loopback socket buffers when vcrmd answers 413 before reading it.
 constexpr std::size_t kMaxBodyBytes = 262144;
-const std::string kEuro = "\xE2\x82\xAC";        // three bytes: cuts in echoed text fall inside it
+const std::string kEuro = "\xE2\x82\xAC";  // three bytes: cuts in echoed text fall inside it
 
 std::string repeat(const std::string& s, std::size_t n) {
   std::string out;
@@ -104,7 +103,8 @@ std::string repeat(const std::string& s, std::size_t n) {
 
 std::string jsonText(const Var& v) {
   std::ostringstream out;
-  Poco::JSON::Stringifier::stringify(v, out, 0, -1, Poco::JSON_PRESERVE_KEY_ORDER | Poco::JSON_WRAP_STRINGS);
+  Poco::JSON::Stringifier::stringify(v, out, 0, -1,
+                                     Poco::JSON_PRESERVE_KEY_ORDER | Poco::JSON_WRAP_STRINGS);
   return out.str();
 }
 
@@ -115,7 +115,8 @@ ObjectPtr parseExample(const std::string& text) {
 
 // `o` as JSON text with member `key`'s value replaced by raw text (or left out when `replacement`
 // is nullopt), and `extra` raw members appended.
-std::string rewritten(const ObjectPtr& o, const std::string& key, const std::optional<std::string>& replacement,
+std::string rewritten(const ObjectPtr& o, const std::string& key,
+                      const std::optional<std::string>& replacement,
                       const std::string& extra = {}) {
   std::string out = "{";
   for (const auto& name : o->getNames()) {
@@ -133,27 +134,39 @@ std::string rewritten(const ObjectPtr& o, const std::string& key, const std::opt
   return out + "}";
 }
 
-bool isObject(const Var& v) { return v.type() == typeid(ObjectPtr); }
-bool isArray(const Var& v) { return v.type() == typeid(Poco::JSON::Array::Ptr); }
-bool isBool(const Var& v) { return v.type() == typeid(bool); }
+bool isObject(const Var& v) {
+  return v.type() == typeid(ObjectPtr);
+}
+bool isArray(const Var& v) {
+  return v.type() == typeid(Poco::JSON::Array::Ptr);
+}
+bool isBool(const Var& v) {
+  return v.type() == typeid(bool);
+}
 
 // Every value that is not `v`'s type, and the values of its type a request must not carry.
 void fieldVariants(const ObjectPtr& o, const std::string& where,
-                   const std::function<std::string(const std::string&)>& wrap, std::vector<Hostile>& out) {
-  auto add = [&](const std::string& key, const std::string& label, const std::string& raw, Want want,
-                 bool named = true, bool wellFormed = true) {
-    out.push_back({where + key + " = " + label, wrap(rewritten(o, key, raw)), want, named ? key : "", wellFormed});
+                   const std::function<std::string(const std::string&)>& wrap,
+                   std::vector<Hostile>& out) {
+  auto add = [&](const std::string& key, const std::string& label, const std::string& raw,
+                 Want want, bool named = true, bool wellFormed = true) {
+    out.push_back({where + key + " = " + label, wrap(rewritten(o, key, raw)), want,
+                   named ? key : "", wellFormed});
   };
   for (const auto& key : o->getNames()) {
     const Var v = o->get(key);
     add(key, "null", "null", Want::Refused, false);
     if (isObject(v)) {
-      for (const char* wrong : {R"("x")", "7", "true", "[]", "[{}]"}) add(key, wrong, wrong, Want::Exactly400);
+      for (const char* wrong : {R"("x")", "7", "true", "[]", "[{}]"})
+        add(key, wrong, wrong, Want::Exactly400);
       const ObjectPtr inner = v.extract<ObjectPtr>();
-      fieldVariants(inner, where + key + ".",
-                    [&, key](const std::string& innerText) { return wrap(rewritten(o, key, innerText)); }, out);
+      fieldVariants(
+          inner, where + key + ".",
+          [&, key](const std::string& innerText) { return wrap(rewritten(o, key, innerText)); },
+          out);
     } else if (isArray(v)) {
-      for (const char* wrong : {R"("MO")", "7", "true", "{}", "[7]", "[null]", "[{}]", "[[]]", "[true]"}) {
+      for (const char* wrong :
+           {R"("MO")", "7", "true", "{}", "[7]", "[null]", "[{}]", "[[]]", "[true]"}) {
         add(key, wrong, wrong, Want::Exactly400);
       }
       std::string many = "[";
@@ -164,7 +177,8 @@ void fieldVariants(const ObjectPtr& o, const std::string& where,
       add(key, "[euro signs]", "[\"" + repeat(kEuro, 30) + "\"]", Want::Refused, false);
       add(key, "[lone surrogate]", R"(["\ud800"])", Want::Exactly400, false, false);
     } else if (isBool(v)) {
-      for (const char* wrong : {R"("true")", "1", "0", "{}", "[]", "[true]"}) add(key, wrong, wrong, Want::Exactly400);
+      for (const char* wrong : {R"("true")", "1", "0", "{}", "[]", "[true]"})
+        add(key, wrong, wrong, Want::Exactly400);
     } else if (v.isInteger()) {
       for (const char* wrong : {R"("7")", "true", "{}", "[]", "[7]", "1.5", "1e2", "-0.0"}) {
         add(key, wrong, wrong, Want::Exactly400);
@@ -177,30 +191,46 @@ void fieldVariants(const ObjectPtr& o, const std::string& where,
         add(key, odd, odd, Want::Refused, false);
       }
     } else if (v.isString()) {
-      for (const char* wrong : {"7", "true", "{}", "[]", R"(["x"])", "1.5"}) add(key, wrong, wrong, Want::Exactly400);
+      for (const char* wrong : {"7", "true", "{}", "[]", R"(["x"])", "1.5"})
+        add(key, wrong, wrong, Want::Exactly400);
       add(key, "70000 bytes", "\"" + std::string(70000, 'a') + "\"", Want::Exactly400);
       add(key, "70000 bytes of euro signs", "\"" + repeat(kEuro, 23334) + "\"", Want::Exactly400);
       add(key, "NUL inside", R"("a\u0000b")", Want::Exactly400);
       add(key, "lone surrogate", R"("\ud800")", Want::Exactly400, false, false);
-      add(key, "invalid UTF-8", "\"a\xff\xfe" "b\"", Want::Exactly400, false, false);
-      add(key, "overlong UTF-8 NUL", "\"a\xc0\x80" "b\"", Want::Exactly400, false, false);
-      add(key, "UTF-8 surrogate", "\"a\xed\xa0\x80" "b\"", Want::Exactly400, false, false);
-      add(key, "raw control character", "\"a\x01" "b\"", Want::Exactly400, false, false);
+      add(key, "invalid UTF-8",
+          "\"a\xff\xfe"
+          "b\"",
+          Want::Exactly400, false, false);
+      add(key, "overlong UTF-8 NUL",
+          "\"a\xc0\x80"
+          "b\"",
+          Want::Exactly400, false, false);
+      add(key, "UTF-8 surrogate",
+          "\"a\xed\xa0\x80"
+          "b\"",
+          Want::Exactly400, false, false);
+      add(key, "raw control character",
+          "\"a\x01"
+          "b\"",
+          Want::Exactly400, false, false);
       add(key, "empty", R"("")", Want::Refused, false);
       add(key, "euro signs", "\"" + repeat(kEuro, 30) + "\"", Want::Refused, false);
     }
-    out.push_back({where + key + " twice", wrap(rewritten(o, key, jsonText(v), jsonText(Var(key)) + ":" + jsonText(v))),
+    out.push_back({where + key + " twice",
+                   wrap(rewritten(o, key, jsonText(v), jsonText(Var(key)) + ":" + jsonText(v))),
                    Want::Exactly400, key, false});
-    out.push_back({where + key + " nested 100000 deep", wrap(rewritten(o, key, std::string(100000, '['))),
-                   Want::Exactly400, "", false});
+    out.push_back({where + key + " nested 100000 deep",
+                   wrap(rewritten(o, key, std::string(100000, '['))), Want::Exactly400, "", false});
   }
-  out.push_back({where + "unknown field", wrap(rewritten(o, "", std::nullopt, R"("zz_unknown_field":1)")),
-                 Want::Exactly400, "zz_unknown_field", true});
+  out.push_back({where + "unknown field",
+                 wrap(rewritten(o, "", std::nullopt, R"("zz_unknown_field":1)")), Want::Exactly400,
+                 "zz_unknown_field", true});
 }
 
 std::vector<Hostile> derivedBodies(const std::string& example) {
   std::vector<Hostile> out;
-  fieldVariants(parseExample(example), "", [](const std::string& s) { return s; }, out);
+  fieldVariants(
+      parseExample(example), "", [](const std::string& s) { return s; }, out);
   return out;
 }
 
@@ -210,7 +240,8 @@ std::vector<Hostile> genericBodies(const std::string& example, bool emptyBodyAll
   auto bad = [&](std::string label, std::string body) {
     out.push_back({std::move(label), std::move(body), Want::Exactly400, "", false});
   };
-  out.push_back({"empty body", "", emptyBodyAllowed ? Want::Refused : Want::Exactly400, "", emptyBodyAllowed});
+  out.push_back({"empty body", "", emptyBodyAllowed ? Want::Refused : Want::Exactly400, "",
+                 emptyBodyAllowed});
   bad("blank body", " \r\n\t ");
   bad("lone {", "{");
   bad("lone }", "}");
@@ -226,7 +257,8 @@ std::vector<Hostile> genericBodies(const std::string& example, bool emptyBodyAll
   bad("trailing garbage", example + " x");
   bad("two documents", example + example);
   bad("trailing NUL byte", example + std::string(1, '\0'));
-  bad("NUL byte inside", example.substr(0, example.size() / 2) + std::string(1, '\0') + example.substr(example.size() / 2));
+  bad("NUL byte inside", example.substr(0, example.size() / 2) + std::string(1, '\0') +
+                             example.substr(example.size() / 2));
   bad("invalid UTF-8 outside strings", example + "\xff");
   for (const char* scalar : {"42", "-1", "\"text\"", "true", "false", "null", "1e400"}) {
     bad(std::string("scalar ") + scalar, scalar);
@@ -239,9 +271,11 @@ std::vector<Hostile> genericBodies(const std::string& example, bool emptyBodyAll
   bad("100000 balanced []", std::string(100000, '[') + std::string(100000, ']'));
   bad("33 balanced []", std::string(33, '[') + std::string(33, ']'));
   bad("deep inside a string-looking key", "{\"a\\\"\":" + std::string(50000, '[') + "}");
-  out.push_back({"body over the cap", "{\"x\":\"" + std::string(kMaxBodyBytes, 'a') + "\"}", Want::TooLarge});
+  out.push_back(
+      {"body over the cap", "{\"x\":\"" + std::string(kMaxBodyBytes, 'a') + "\"}", Want::TooLarge});
   out.push_back({"text/plain", example, Want::Unsupported, "", true, "text/plain"});
-  out.push_back({"a form type", example, Want::Unsupported, "", true, "application/x-www-form-urlencoded"});
+  out.push_back(
+      {"a form type", example, Want::Unsupported, "", true, "application/x-www-form-urlencoded"});
   return out;
 }
 
@@ -301,19 +335,22 @@ class BadInputsTest : public ::testing::Test {
     ASSERT_EQ(admin_->loginBearer("admin", app_->adminPassword()).status, 200);
     // A real bridge with bookings on it, so the routes that act on one reach their validation.
     bridge_ = new RegisteredBridge(registerJanusBridge(*admin_, "bi-main", 20));
-    auto spare = admin_->postJson("/api/v1/bridges",
-                                  R"({"name":"bi-spare","url":"http://127.0.0.1:9/janus","admin_url":"http://127.0.0.1:9/admin",)"
-                                  R"("admin_secret":"s","capacity_ports":5,"pool":"spare","state":"cordoned"})");
+    auto spare = admin_->postJson(
+        "/api/v1/bridges",
+        R"({"name":"bi-spare","url":"http://127.0.0.1:9/janus","admin_url":"http://127.0.0.1:9/admin",)"
+        R"("admin_secret":"s","capacity_ports":5,"pool":"spare","state":"cordoned"})");
     ASSERT_EQ(spare.status, 201) << spare.body;
-    auto single = admin_->postJson("/api/v1/conferences", R"({"name":"bad inputs single","start":")" +
-                                                              isoIn(std::chrono::hours(48)) +
-                                                              R"(","duration_minutes":30,"ports":10,"pin":"1234","bridge_id":)" +
-                                                              std::to_string(bridge_->id) + "}");
+    auto single = admin_->postJson(
+        "/api/v1/conferences",
+        R"({"name":"bad inputs single","start":")" + isoIn(std::chrono::hours(48)) +
+            R"(","duration_minutes":30,"ports":10,"pin":"1234","bridge_id":)" +
+            std::to_string(bridge_->id) + "}");
     ASSERT_EQ(single.status, 201) << single.body;
     conference_ = single.json()->getValue<std::string>("id");
-    auto series = admin_->postJson("/api/v1/conferences",
-                                   R"({"name":"bad inputs series","start":")" + isoIn(std::chrono::hours(72)) +
-                                       R"(","duration_minutes":30,"ports":2,"recurrence":{"frequency":"weekly","count":3}})");
+    auto series = admin_->postJson(
+        "/api/v1/conferences",
+        R"({"name":"bad inputs series","start":")" + isoIn(std::chrono::hours(72)) +
+            R"(","duration_minutes":30,"ports":2,"recurrence":{"frequency":"weekly","count":3}})");
     ASSERT_EQ(series.status, 201) << series.body;
     occurrence_ = series.json()->getArray("conferences")->getObject(0)->getValue<std::string>("id");
     auto cfg = admin_->get("/api/v1/bridges/" + std::to_string(bridge_->id) + "/janus-config");
@@ -346,8 +383,10 @@ class BadInputsTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    const auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
-    if (requests_ > 0) std::cout << "[ figures  ] " << requests_ << " hostile requests in " << seconds << " s\n";
+    const auto seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - started_).count();
+    if (requests_ > 0)
+      std::cout << "[ figures  ] " << requests_ << " hostile requests in " << seconds << " s\n";
     // Whatever it was sent, the daemon is still there and healthy.
     ASSERT_NE(app_, nullptr);
     EXPECT_EQ(::kill(app_->pid(), 0), 0) << "vcrmd is gone";
@@ -380,24 +419,31 @@ class BadInputsTest : public ::testing::Test {
     events.status = 204;
     Example cancel(B::None);
     cancel.queryParams = {"series"};
-    Example series = json(R"({"name":"renamed","start":"2020-01-01T09:00:00Z","duration_minutes":30,"ports":100000,)"
-                          R"("pin":"5678","auto_end_when_empty":true})",
-                          422, {{"id", occurrence_}});
+    Example series = json(
+        R"({"name":"renamed","start":"2020-01-01T09:00:00Z","duration_minutes":30,"ports":100000,)"
+        R"("pin":"5678","auto_end_when_empty":true})",
+        422, {{"id", occurrence_}});
     series.query = "series=true";
     return {
         {"GET /healthz", {none}},
         {"GET /api/v1/version", {none}},
         // A name that has no account: every complete request is a wrong password.
-        {"POST /api/v1/auth/login", {json(R"({"username":"nobody-here","password":"not the password"})", 401)}},
+        {"POST /api/v1/auth/login",
+         {json(R"({"username":"nobody-here","password":"not the password"})", 401)}},
         {"GET /api/v1/auth/session", {none}},
         {"POST /api/v1/auth/logout", {none}},
         {"POST /api/v1/auth/password",
-         {json(R"({"current_password":"not the current password","new_password":"another long password"})", 422)}},
+         {json(
+             R"({"current_password":"not the current password","new_password":"another long password"})",
+             422)}},
         {"GET /api/v1/users", {none}},
         // The user exists already.
-        {"POST /api/v1/users", {json(R"({"username":"admin","password":"a long enough password","roles":["admin"]})", 409)}},
+        {"POST /api/v1/users",
+         {json(R"({"username":"admin","password":"a long enough password","roles":["admin"]})",
+               409)}},
         {"GET /api/v1/users/{name}", {none}},
-        {"PATCH /api/v1/users/{name}", {json(R"({"roles":["noc"],"disabled":false,"password":"a long enough password"})", 404)}},
+        {"PATCH /api/v1/users/{name}",
+         {json(R"({"roles":["noc"],"disabled":false,"password":"a long enough password"})", 404)}},
         {"DELETE /api/v1/users/{name}", {none}},
         {"GET /api/v1/audit", {query({"limit", "before_id", "username", "action"})}},
         {"GET /api/v1/routes", {none}},
@@ -408,49 +454,58 @@ class BadInputsTest : public ::testing::Test {
         {"GET /api/v1/bridges", {none}},
         // The name is taken.
         {"POST /api/v1/bridges",
-         {json(R"({"name":"bi-spare","type":"janus","url":"http://127.0.0.1:9/janus","admin_url":"http://127.0.0.1:9/admin",)"
-               R"("admin_secret":"secret","capacity_ports":5,"pool":"spare","state":"enabled"})",
-               409)}},
+         {json(
+             R"({"name":"bi-spare","type":"janus","url":"http://127.0.0.1:9/janus","admin_url":"http://127.0.0.1:9/admin",)"
+             R"("admin_secret":"secret","capacity_ports":5,"pool":"spare","state":"enabled"})",
+             409)}},
         {"GET /api/v1/bridges/{id}", {none}},
         // Two refusals, so leaving out any one field still refuses: the name is taken and the
         // capacity is below what is booked.
         {"PATCH /api/v1/bridges/{id}",
-         {json(R"({"name":"bi-spare","url":"http://127.0.0.1:9/janus","admin_url":"http://127.0.0.1:9/admin",)"
-               R"("admin_secret":"secret","capacity_ports":5,"pool":"default","state":"enabled"})",
-               409, {{"id", mainBridge}})}},
+         {json(
+             R"({"name":"bi-spare","url":"http://127.0.0.1:9/janus","admin_url":"http://127.0.0.1:9/admin",)"
+             R"("admin_secret":"secret","capacity_ports":5,"pool":"default","state":"enabled"})",
+             409, {{"id", mainBridge}})}},
         {"DELETE /api/v1/bridges/{id}", {none}},
         {"GET /api/v1/bridges/{id}/janus-config", {none}},
         {"POST /api/v1/bridges/{id}/events", {events}},
         {"GET /api/v1/dashboard", {none}},
-        {"GET /api/v1/conferences", {query({"from", "to", "state", "owner", "series_id", "limit"})}},
+        {"GET /api/v1/conferences",
+         {query({"from", "to", "state", "owner", "series_id", "limit"})}},
         // A bridge and a pool that do not exist: nothing can be placed, with or without either.
         {"POST /api/v1/conferences",
-         {json(R"({"name":"bad inputs","start":")" + soon +
-                   R"(","duration_minutes":30,"start_now":false,"time_zone":"Europe/Berlin","ports":2,"pin":"4321",)"
-                   R"("bridge_id":987654321,"pool":"no-such-pool","auto_end_when_empty":true,)"
-                   R"("recurrence":{"frequency":"weekly","interval":1,"weekdays":["MO","TU"],"count":3}})",
-               409),
-          json(R"({"name":"bad inputs","start":")" + soon + R"(","end":")" + isoIn(std::chrono::hours(51)) +
+         {json(
+              R"({"name":"bad inputs","start":")" + soon +
+                  R"(","duration_minutes":30,"start_now":false,"time_zone":"Europe/Berlin","ports":2,"pin":"4321",)"
+                  R"("bridge_id":987654321,"pool":"no-such-pool","auto_end_when_empty":true,)"
+                  R"("recurrence":{"frequency":"weekly","interval":1,"weekdays":["MO","TU"],"count":3}})",
+              409),
+          json(R"({"name":"bad inputs","start":")" + soon + R"(","end":")" +
+                   isoIn(std::chrono::hours(51)) +
                    R"(","ports":2,"bridge_id":987654321,"pool":"no-such-pool",)"
-                   R"("recurrence":{"frequency":"daily","until":")" + isoIn(std::chrono::hours(24 * 9)) + R"("}})",
+                   R"("recurrence":{"frequency":"daily","until":")" +
+                   isoIn(std::chrono::hours(24 * 9)) + R"("}})",
                409)}},
         {"GET /api/v1/conferences/{id}.ics", {none}},
         {"GET /api/v1/conferences/{id}", {none}},
         // A start in the past and more ports than any bridge has: two refusals again.
         {"PATCH /api/v1/conferences/{id}",
-         {json(R"({"name":"renamed","start":"2020-01-01T09:00:00Z","duration_minutes":30,"ports":100000,)"
-               R"("pin":"5678","auto_end_when_empty":true})",
+         {json(
+              R"({"name":"renamed","start":"2020-01-01T09:00:00Z","duration_minutes":30,"ports":100000,)"
+              R"("pin":"5678","auto_end_when_empty":true})",
+              422, {{"id", conference_}}),
+          json(R"({"start":"2020-01-01T09:00:00Z","end":"2020-01-01T10:00:00Z","ports":100000})",
                422, {{"id", conference_}}),
-          json(R"({"start":"2020-01-01T09:00:00Z","end":"2020-01-01T10:00:00Z","ports":100000})", 422,
-               {{"id", conference_}}),
           series}},
         {"DELETE /api/v1/conferences/{id}", {cancel}},
         {"POST /api/v1/conferences/{id}/terminate", {none}},
         {"POST /api/v1/conferences/{id}/extend", {json(R"({"minutes":15})", 404)}},
         {"POST /api/v1/conferences/{id}/participants/{pid}/mute", {mute}},
         {"POST /api/v1/conferences/{id}/participants/{pid}/drop", {none}},
-        {"GET /api/v1/cdrs/conferences", {query({"from", "to", "conference_id", "limit", "cursor", "format"})}},
-        {"GET /api/v1/cdrs/participants", {query({"from", "to", "conference_id", "limit", "cursor", "format"})}},
+        {"GET /api/v1/cdrs/conferences",
+         {query({"from", "to", "conference_id", "limit", "cursor", "format"})}},
+        {"GET /api/v1/cdrs/participants",
+         {query({"from", "to", "conference_id", "limit", "cursor", "format"})}},
     };
   }
 
@@ -460,8 +515,9 @@ class BadInputsTest : public ::testing::Test {
     static const SnapshotExclusions changesByItself{
         {"audit_log"},  // every refusal is recorded
         {{"sessions", {"last_seen_at"}},
-         {"bridges", {"health", "health_cause", "health_message", "latency_ms", "bridge_version",
-                      "health_checked_at", "health_changed_at"}}}};
+         {"bridges",
+          {"health", "health_cause", "health_message", "latency_ms", "bridge_version",
+           "health_checked_at", "health_changed_at"}}}};
     return databaseSnapshot(*db_, changesByItself);
   }
 
@@ -474,14 +530,25 @@ class BadInputsTest : public ::testing::Test {
   }
 
   // The answer is what `want` says, with the error body http_errors.cc makes.
-  static void check(const std::string& what, const HttpResult& r, Want want, const std::string& names) {
+  static void check(const std::string& what, const HttpResult& r, Want want,
+                    const std::string& names) {
     SCOPED_TRACE(what);
     switch (want) {
-      case Want::Exactly400: EXPECT_EQ(r.status, 400) << r.body.substr(0, 300); break;
-      case Want::Refused: EXPECT_TRUE(r.status >= 400 && r.status < 500) << r.status << " " << r.body.substr(0, 300); break;
-      case Want::TooLarge: EXPECT_EQ(r.status, 413) << r.body.substr(0, 300); break;
-      case Want::Unsupported: EXPECT_EQ(r.status, 415) << r.body.substr(0, 300); break;
-      case Want::Harmless: EXPECT_LT(r.status, 500) << r.body.substr(0, 300); break;
+      case Want::Exactly400:
+        EXPECT_EQ(r.status, 400) << r.body.substr(0, 300);
+        break;
+      case Want::Refused:
+        EXPECT_TRUE(r.status >= 400 && r.status < 500) << r.status << " " << r.body.substr(0, 300);
+        break;
+      case Want::TooLarge:
+        EXPECT_EQ(r.status, 413) << r.body.substr(0, 300);
+        break;
+      case Want::Unsupported:
+        EXPECT_EQ(r.status, 415) << r.body.substr(0, 300);
+        break;
+      case Want::Harmless:
+        EXPECT_LT(r.status, 500) << r.body.substr(0, 300);
+        break;
     }
     if (r.status < 400) return;
     EXPECT_LT(r.status, 500) << r.body.substr(0, 300);
@@ -503,7 +570,8 @@ class BadInputsTest : public ::testing::Test {
     const std::string message = error->getValue<std::string>("message");
     EXPECT_FALSE(message.empty()) << r.body;
     if (!names.empty() && r.status == 400) {
-      EXPECT_NE(message.find(names), std::string::npos) << "the message names \"" << names << "\": " << message;
+      EXPECT_NE(message.find(names), std::string::npos)
+          << "the message names \"" << names << "\": " << message;
     }
   }
 
@@ -516,7 +584,8 @@ class BadInputsTest : public ::testing::Test {
     check(what, r, h.want, h.names);
     const std::string after = snapshot();
     EXPECT_TRUE(after == before) << what << " changed stored data (answer " << r.status << ": "
-                                 << r.body.substr(0, 200) << "):\n" << difference(before, after);
+                                 << r.body.substr(0, 200) << "):\n"
+                                 << difference(before, after);
     before = after;
   }
 
@@ -531,8 +600,10 @@ class BadInputsTest : public ::testing::Test {
     const auto a = lines(before);
     const auto b = lines(after);
     std::string out;
-    for (const auto& l : a) if (!b.count(l)) out += "- " + l + "\n";
-    for (const auto& l : b) if (!a.count(l)) out += "+ " + l + "\n";
+    for (const auto& l : a)
+      if (!b.count(l)) out += "- " + l + "\n";
+    for (const auto& l : b)
+      if (!a.count(l)) out += "+ " + l + "\n";
     return out;
   }
 
@@ -562,9 +633,10 @@ TEST_F(BadInputsTest, EveryServedRouteHasAnExample) {
   for (const auto& r : served()) {
     seen.insert(r.key());
     auto it = table.find(r.key());
-    ASSERT_NE(it, table.end()) << r.key()
-                               << " is served but this file has no example of it: add one to examples() (a valid "
-                                  "body for a JSON route, the query parameters of a GET)";
+    ASSERT_NE(it, table.end())
+        << r.key()
+        << " is served but this file has no example of it: add one to examples() (a valid "
+           "body for a JSON route, the query parameters of a GET)";
     for (const auto& e : it->second) {
       if (e.body == Example::Body::Json || e.body == Example::Body::BridgeEvents) {
         EXPECT_NO_THROW(parseExample(e.json)) << r.key() << ": " << e.json;
@@ -591,7 +663,8 @@ TEST_F(BadInputsTest, HostileBodiesGet400sAndChangeNothing) {
         }
       }
       if (e.body != Example::Body::Json) continue;
-      const std::string path = pathFor(route.pattern, e.path) + (e.query.empty() ? "" : "?" + e.query);
+      const std::string path =
+          pathFor(route.pattern, e.path) + (e.query.empty() ? "" : "?" + e.query);
       // The example itself first: it reaches the end of the route's validation.
       const auto r = send(route.method, path, {"the example", e.json});
       ASSERT_EQ(r.status, e.status) << route.key() << " " << e.json << " -> " << r.body;
@@ -659,7 +732,9 @@ TEST_F(BadInputsTest, HostileQueryParametersAreRefusedOrIgnored) {
         expectRefused(route.method, path + "?" + p + "=1&" + p + "=abc", twice, before);
       }
       Hostile tooLong{"a query over the header cap", "", Want::Refused};
-      expectRefused(route.method, path + "?" + e.queryParams.front() + "=" + std::string(20000, 'a'), tooLong, before);
+      expectRefused(route.method,
+                    path + "?" + e.queryParams.front() + "=" + std::string(20000, 'a'), tooLong,
+                    before);
     }
   }
   EXPECT_GT(sent, 100);

@@ -12,11 +12,11 @@
 #include "route_table.h"
 #include "vcrmd_process.h"
 
+using vcrm::test::changesState;
 using vcrm::test::HttpResult;
 using vcrm::test::HttpsClient;
-using vcrm::test::ServedRoute;
-using vcrm::test::changesState;
 using vcrm::test::pathFor;
+using vcrm::test::ServedRoute;
 using vcrm::test::servedRoutes;
 using vcrm::test::VcrmdProcess;
 

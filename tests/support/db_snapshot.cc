@@ -11,16 +11,19 @@ std::string databaseSnapshot(db::Connection& c, const SnapshotExclusions& leaveO
   // Statement text is only ever a literal here (db::Sql), so the per-table queries are built by
   // PostgreSQL itself, in a function of this session only.
   c.exec(
-      "CREATE OR REPLACE FUNCTION pg_temp.vcrm_snapshot(skip text[], minus jsonb) RETURNS SETOF text "
+      "CREATE OR REPLACE FUNCTION pg_temp.vcrm_snapshot(skip text[], minus jsonb) RETURNS SETOF "
+      "text "
       "LANGUAGE plpgsql AS $$ "
       "DECLARE t text; n bigint; r text; "
       "BEGIN "
       "  FOR t IN SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' "
-      "           AND table_type = 'BASE TABLE' AND NOT table_name = ANY(skip) ORDER BY table_name LOOP "
+      "           AND table_type = 'BASE TABLE' AND NOT table_name = ANY(skip) ORDER BY table_name "
+      "LOOP "
       "    EXECUTE format('SELECT count(*) FROM %I', t) INTO n; "
       "    RETURN NEXT '== ' || t || ' (' || n || ' rows)'; "
       // jsonb text is canonical (keys sorted), so equal rows print alike in any column order.
-      "    FOR r IN EXECUTE format('SELECT (to_jsonb(x) - %L::text[])::text AS r FROM %I x ORDER BY r', "
+      "    FOR r IN EXECUTE format('SELECT (to_jsonb(x) - %L::text[])::text AS r FROM %I x ORDER "
+      "BY r', "
       "        coalesce(ARRAY(SELECT jsonb_array_elements_text(minus -> t)), '{}'), t) LOOP "
       "      RETURN NEXT r; "
       "    END LOOP; "
@@ -39,7 +42,8 @@ std::string databaseSnapshot(db::Connection& c, const SnapshotExclusions& leaveO
   skip.stringify(skipJson);
   minus.stringify(minusJson);
   auto rows = c.exec(
-      "SELECT s FROM pg_temp.vcrm_snapshot(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)), $2::jsonb) s",
+      "SELECT s FROM pg_temp.vcrm_snapshot(ARRAY(SELECT jsonb_array_elements_text($1::jsonb)), "
+      "$2::jsonb) s",
       {skipJson.str(), minusJson.str()});
   std::string out;
   for (int i = 0; i < rows.rows(); ++i) out += rows.text(i, 0) + "\n";

@@ -14,7 +14,7 @@
 namespace vcrm::test {
 
 struct SnapshotExclusions {
-  std::set<std::string> tables;                              // left out whole
+  std::set<std::string> tables;                             // left out whole
   std::map<std::string, std::vector<std::string>> columns;  // table -> columns left out
 };
 

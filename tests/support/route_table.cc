@@ -8,7 +8,8 @@ namespace vcrm::test {
 
 std::vector<std::string> ServedRoute::params() const {
   std::vector<std::string> out;
-  for (auto open = pattern.find('{'); open != std::string::npos; open = pattern.find('{', open + 1)) {
+  for (auto open = pattern.find('{'); open != std::string::npos;
+       open = pattern.find('{', open + 1)) {
     out.push_back(pattern.substr(open + 1, pattern.find('}', open) - open - 1));
   }
   return out;
@@ -16,15 +17,20 @@ std::vector<std::string> ServedRoute::params() const {
 
 std::vector<ServedRoute> servedRoutes(HttpsClient& admin) {
   auto r = admin.get("/api/v1/routes");
-  if (r.status != 200) throw std::runtime_error("GET /api/v1/routes answered " + std::to_string(r.status) + ": " + r.body);
+  if (r.status != 200)
+    throw std::runtime_error("GET /api/v1/routes answered " + std::to_string(r.status) + ": " +
+                             r.body);
   std::vector<ServedRoute> out;
   auto arr = r.json()->getArray("routes");
   for (std::size_t i = 0; i < arr->size(); ++i) {
     auto o = arr->getObject(static_cast<unsigned>(i));
-    ServedRoute s{o->getValue<std::string>("method"), o->getValue<std::string>("pattern"),
-                  o->getValue<std::string>("access"), {}};
+    ServedRoute s{o->getValue<std::string>("method"),
+                  o->getValue<std::string>("pattern"),
+                  o->getValue<std::string>("access"),
+                  {}};
     auto roles = o->getArray("roles");
-    for (std::size_t j = 0; j < roles->size(); ++j) s.roles.push_back(roles->getElement<std::string>(static_cast<unsigned>(j)));
+    for (std::size_t j = 0; j < roles->size(); ++j)
+      s.roles.push_back(roles->getElement<std::string>(static_cast<unsigned>(j)));
     out.push_back(s);
   }
   return out;
@@ -46,6 +52,8 @@ std::string pathFor(const std::string& pattern, const std::map<std::string, std:
   return out;
 }
 
-bool changesState(const std::string& method) { return method != "GET" && method != "HEAD"; }
+bool changesState(const std::string& method) {
+  return method != "GET" && method != "HEAD";
+}
 
 }  // namespace vcrm::test

@@ -27,7 +27,8 @@ std::vector<ServedRoute> servedRoutes(HttpsClient& admin);
 // A concrete path for a pattern: each parameter takes its value from `values`, else one that
 // names nothing ("no-such-user" for a name, "987654321" for an id), so a caller gets the
 // route's own answer (404, 400) and nothing existing is changed.
-std::string pathFor(const std::string& pattern, const std::map<std::string, std::string>& values = {});
+std::string pathFor(const std::string& pattern,
+                    const std::map<std::string, std::string>& values = {});
 
 // Whether the method may change state (everything but GET and HEAD).
 bool changesState(const std::string& method);

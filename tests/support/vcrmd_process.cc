@@ -222,7 +222,8 @@ db::Connection VcrmdProcess::database() const {
 }
 
 double VcrmdProcess::databaseClock() const {
-  return std::stod(database().exec("SELECT extract(epoch FROM clock_timestamp())::text").text(0, 0));
+  return std::stod(
+      database().exec("SELECT extract(epoch FROM clock_timestamp())::text").text(0, 0));
 }
 
 }  // namespace vcrm::test

@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "https_client.h"
-#include "vcrm/common/db.h"
 #include "temp_dir.h"
+#include "vcrm/common/db.h"
 
 namespace vcrm::test {
 

@@ -37,7 +37,8 @@ std::optional<bool> optBool(const ObjectPtr& o, const std::string& key);
 std::optional<std::int64_t> optInt(const ObjectPtr& o, const std::string& key);
 // Each item as optString checks it: no NUL, at most `maxItemLen` bytes.
 std::optional<std::vector<std::string>> optStringArray(const ObjectPtr& o, const std::string& key,
-                                                       std::size_t maxItems = 64, std::size_t maxItemLen = 256);
+                                                       std::size_t maxItems = 64,
+                                                       std::size_t maxItemLen = 256);
 // Refuses keys outside `allowed` so a typo is an error rather than silently ignored.
 void onlyKeys(const ObjectPtr& o, const std::vector<std::string>& allowed);
 // Refuses a change that gives none of `fields` (or only nulls): "nothing to change".

@@ -11,7 +11,9 @@ namespace vcrm::utf8 {
 // How many leading bytes of `text` are valid UTF-8 (no overlong forms, no surrogates, nothing
 // past U+10FFFF): text.size() when all of it is.
 std::size_t validPrefix(std::string_view text);
-inline bool isValid(std::string_view text) { return validPrefix(text) == text.size(); }
+inline bool isValid(std::string_view text) {
+  return validPrefix(text) == text.size();
+}
 
 // `text` with each byte that is not part of a valid sequence replaced by U+FFFD, so text that
 // echoes input (an error message quoting a value cut short) is always valid.
