@@ -352,7 +352,7 @@ TlsContext::TlsContext(const std::string& certFile, const std::string& keyFile) 
 // reactor owns it while it waits for a whole request; a worker owns it while serving one.
 class Connection {
  public:
-  enum class Phase { Handshake, Head, Body, Idle, Busy };
+  enum class Phase { Handshake, Head, Body, Idle, Busy, Lingering };
   enum class Io { Done, WantRead, WantWrite, Closed };
 
   Connection(int fd, SSL_CTX* tls, std::string peerAddress) : peer(std::move(peerAddress)), fd_(fd) {
@@ -486,6 +486,8 @@ class Connection {
   ChunkedDecoder chunks;
   std::string body;
   std::string pendingOut;  // a 100 Continue the reactor still has to write
+  bool linger = false;     // set by the worker: drop what the client still sends, then close
+  std::size_t dropped = 0;
 
  private:
   Io classify(int r) {
@@ -619,18 +621,8 @@ std::istream& Exchange::bodyStream() {
   return *bodyStream_;
 }
 
-void Exchange::discardBody() {
-  keepAlive_ = false;
-  if (kind_ != Body::Streamed && kind_ != Body::TooLarge) return;
-  const auto until = Clock::now() + std::chrono::seconds(2);
-  char buf[16384];
-  std::size_t dropped = conn_.in.size();
-  conn_.in.clear();
-  while (dropped < (1u << 20) && Clock::now() < until) {
-    const std::size_t got = conn_.readBlocking(buf, sizeof buf, std::chrono::milliseconds(200));
-    if (got == 0) break;
-    dropped += got;
-  }
+bool Exchange::bodyUnread() const {
+  return kind_ == Body::TooLarge || (kind_ == Body::Streamed && (!bodyBuf_ || !bodyBuf_->complete()));
 }
 
 void Exchange::writeHead(int status, const Headers& headers, const std::string& framing) {
@@ -642,6 +634,7 @@ void Exchange::writeHead(int status, const Headers& headers, const std::string& 
     out += k + ": " + v + "\r\n";
   }
   out += framing;
+  if (bodyUnread()) keepAlive_ = false;
   if (!keepAlive_) out += "Connection: close\r\n";
   out += "\r\n";
   responded_ = true;
@@ -662,12 +655,12 @@ std::ostream& Exchange::sendChunked(int status, const Headers& headers) {
   return *chunkStream_;
 }
 
-bool Exchange::finish() {
+Exchange::After Exchange::finish() {
   if (chunkBuf_ && !broken_ && !chunkBuf_->end()) broken_ = true;
-  if (!responded_) broken_ = true;
+  if (!responded_ || broken_) return After::Close;
   // An unread or partly read body: what follows on the connection is not a request.
-  if (kind_ == Body::Streamed && (!bodyBuf_ || !bodyBuf_->complete())) return false;
-  return keepAlive_ && !broken_;
+  if (bodyUnread()) return After::Linger;
+  return keepAlive_ ? After::KeepAlive : After::Close;
 }
 
 // The reactor and the workers of one listener.
@@ -913,9 +906,14 @@ class HttpListener::Impl {
     }
     for (auto& c : back) {
       --busyCount_;
-      c->phase = Connection::Phase::Idle;
+      c->phase = c->linger ? Connection::Phase::Lingering : Connection::Phase::Idle;
       c->since = Clock::now();
-      c->deadline = Clock::now() + options_.limits.idleTimeout;
+      c->deadline = Clock::now() + (c->linger ? options_.limits.lingerTimeout : options_.limits.idleTimeout);
+      if (c->linger) {
+        c->dropped = c->in.size();
+        c->in.clear();
+        if (!c->tls()) ::shutdown(c->fd(), SHUT_WR);  // the answer is complete; TLS keeps its channel
+      }
       c->head = RequestHead{};
       c->framing = Framing{};
       c->chunks = ChunkedDecoder{};
@@ -949,6 +947,15 @@ class HttpListener::Impl {
       if (io == Io::Closed) return close(c);
       if (io != Io::Done) return rearm(c, io);
       setPhase(c, Phase::Head);  // the header deadline still counts from connect
+    }
+    if (c.phase == Phase::Lingering) {
+      for (;;) {
+        char buf[16384];
+        std::size_t got = 0;
+        const Io io = c.readOnce(buf, sizeof buf, got);
+        if (io == Io::Closed || (c.dropped += got) > options_.limits.lingerBytes) return close(c);
+        if (io != Io::Done) return rearm(c, io);
+      }
     }
     if (!c.pendingOut.empty()) {
       std::size_t sent = 0;
@@ -1047,15 +1054,16 @@ class HttpListener::Impl {
         q->jobs.pop_front();
       }
       const int fd = job.conn->fd();
-      bool again = false;
+      Exchange::After after = Exchange::After::Close;
       try {
-        again = serve(job);
+        after = serve(job);
       } catch (const std::exception& e) {
         log_.error(kComponent, "REQUEST_FAILED", options_.name + ": " + e.what());
       }
+      job.conn->linger = after == Exchange::After::Linger;
       auto q = queue_.lock();
       q->busy.erase(fd);
-      if (again && !q->stopping) {
+      if (after != Exchange::After::Close && !q->stopping) {
         q->returned.push_back(std::move(job.conn));
         wakeReactor();
       } else {
@@ -1065,13 +1073,13 @@ class HttpListener::Impl {
     }
   }
 
-  bool serve(Job& job) {
+  Exchange::After serve(Job& job) {
     Connection& conn = *job.conn;
     Exchange ex(conn, std::move(conn.head), job.kind, std::move(conn.body), std::move(job.error), options_.limits);
     conn.head = RequestHead{};
     conn.body.clear();
     if (!ex.framingError() && job.kind == Exchange::Body::Streamed && ex.head().header("expect") != nullptr) {
-      if (!conn.writeAll("HTTP/1.1 100 Continue\r\n\r\n", options_.limits.ioTimeout)) return false;
+      if (!conn.writeAll("HTTP/1.1 100 Continue\r\n\r\n", options_.limits.ioTimeout)) return Exchange::After::Close;
     }
     handler_(ex);
     return ex.finish();

@@ -85,7 +85,6 @@ void serveApi(Api& api, Logger& log, bool eventsOnly, httpd::Exchange& ex) {
     static const std::regex eventsPath("^/api/v1/bridges/[0-9]{1,18}/events$");
     if (req.method != "POST" || !std::regex_match(req.path, eventsPath)) {
       api.auditRefused(req, 404);
-      ex.discardBody();
       send(ex, http::Response::error(404, "not_found",
                                      "this listener only takes bridge event posts; use HTTPS for everything else"),
            false);
@@ -95,7 +94,6 @@ void serveApi(Api& api, Logger& log, bool eventsOnly, httpd::Exchange& ex) {
   switch (ex.bodyKind()) {
     case httpd::Exchange::Body::TooLarge:
       api.auditRefused(req, 413);
-      ex.discardBody();
       send(ex, http::Response::error(413, "too_large",
                                      "the request body is larger than " + std::to_string(api.maxBodyBytes()) + " bytes"),
            false);
@@ -111,9 +109,6 @@ void serveApi(Api& api, Logger& log, bool eventsOnly, httpd::Exchange& ex) {
   }
   const auto started = std::chrono::steady_clock::now();
   http::Response r = api.handle(req);
-  // A refused streamed body may be unread: drop a little of it and close, since what follows on
-  // the connection is not a request.
-  if (ex.bodyKind() == httpd::Exchange::Body::Streamed && r.status >= 400) ex.discardBody();
   send(ex, r, req.method == "HEAD");
   if (log.enabled(LogLevel::Debug)) {
     const auto ms =
@@ -129,7 +124,6 @@ void serveRedirect(int httpsPort, httpd::Exchange& ex) {
     send(ex, http::Response::error(error->status, error->code, error->message), false);
     return;
   }
-  ex.discardBody();
   const std::string* hostHeader = ex.head().header("host");
   std::string host = hostHeader ? *hostHeader : "";
   // Strip any port; accept only host-name or address characters to keep the header clean.

@@ -43,6 +43,10 @@ struct Limits {
   std::chrono::milliseconds headerTimeout{5000};
   // How long a keep-alive connection may wait for its next request.
   std::chrono::milliseconds idleTimeout{5000};
+  // After answering a request whose body was not read (too large, or refused): how long, and
+  // how many bytes, the reactor keeps reading and dropping it before it closes.
+  std::chrono::milliseconds lingerTimeout{5000};
+  std::size_t lingerBytes = 64u << 20;
   // A buffered body must arrive within headerTimeout plus its length at this rate.
   std::size_t minBodyBytesPerSecond = 64 * 1024;
   // A worker's wait for one read (a streamed upload body) or one write (any response).
@@ -94,9 +98,6 @@ class Exchange {
   std::string& body() { return body_; }
   // For Body::Streamed: the body as it arrives (each read waits at most ioTimeout).
   std::istream& bodyStream();
-  // Reads and drops what is left of a refused body, within a small bound of bytes and time, so
-  // the client sees the answer rather than a reset; the connection closes after the answer.
-  void discardBody();
 
   // Sends a whole response. `headOnly` leaves out the body but keeps its Content-Length.
   void send(int status, const Headers& headers, std::string_view body, bool headOnly = false);
@@ -106,13 +107,17 @@ class Exchange {
   // No keep-alive after this response.
   void closeAfterResponse() { keepAlive_ = false; }
 
-  bool keepAlive() const { return keepAlive_; }
-  bool finish();  // ends a chunked body; true when the connection may serve another request
+  // What becomes of the connection once the handler has returned: another request, a close,
+  // or a close once the client has stopped sending a body nobody read (so that it sees the
+  // answer rather than a reset).
+  enum class After { KeepAlive, Close, Linger };
+  After finish();  // also ends a chunked body
 
  private:
   class BodyBuf;
   class ChunkBuf;
   void writeHead(int status, const Headers& headers, const std::string& framing);
+  bool bodyUnread() const;
 
   Connection& conn_;
   RequestHead head_;
