@@ -245,11 +245,20 @@ void SealedReader::loadChunk() {
     hasLookahead_ = true;
     lookahead_ = next;
   }
-  if (!openAs(chunk_, atEnd)) refuseChunk(atEnd);
+  bool last = atEnd;
+  if (!openAs(chunk_, atEnd)) {
+    // Authentic at this position but not the last: the file ends early. Its data is handed
+    // out and the next read reports the truncation, so the error names where data ran out.
+    if (atEnd && openAs(chunk_, false)) {
+      last = false;
+    } else {
+      refuseChunk(atEnd);
+    }
+  }
 
   const std::size_t capacity = chunkSize_ - kLengthSize;
   const auto length = static_cast<std::size_t>(getBe(frame_, 0, 4));
-  const bool lengthOk = atEnd ? length <= capacity : length == capacity;
+  const bool lengthOk = last ? length <= capacity : length == capacity;
   if (!lengthOk || std::any_of(frame_.begin() + static_cast<std::ptrdiff_t>(kLengthSize + length),
                                frame_.end(), [](char c) { return c != 0; })) {
     // Authentic but not laid out as vcrm writes chunks: made by something else with the key.
@@ -260,7 +269,7 @@ void SealedReader::loadChunk() {
   }
   dataBegin_ = kLengthSize;
   dataEnd_ = kLengthSize + length;
-  ended_ = atEnd;
+  ended_ = last;
   ++chunk_;
 }
 
@@ -268,13 +277,8 @@ void SealedReader::refuseChunk(bool atEnd) {
   const std::string where = "chunk " + std::to_string(chunk_) + " (bytes " +
                             std::to_string(chunkOffset(chunk_)) + "-" +
                             std::to_string(chunkOffset(chunk_ + 1) - 1) + " of the file)";
-  if (openAs(chunk_, !atEnd)) {
+  if (!atEnd && openAs(chunk_, true)) {
     crypto::wipe(frame_);
-    if (atEnd) {
-      throw ArchiveError(ArchiveReason::Truncated,
-                         "the archive is truncated: it ends after " + where +
-                             " without its end marker; copy it again from where it was stored");
-    }
     throw ArchiveError(ArchiveReason::TrailingData,
                        "the archive ends at " + where +
                            " but more bytes follow; the file has data appended to it");
