@@ -549,3 +549,32 @@ TEST(BadArchiveSuite, TheUndamagedArchiveIsAccepted) {
 
 }  // namespace
 }  // namespace vcrm::upgrade
+
+namespace vcrm::upgrade {
+namespace {
+
+// The fuzz target's seed corpus (tests/fuzz/corpus/backup_archive, replayed as fuzz_replay_*)
+// stays meaningful: the valid seeds are accepted, every other seed is refused. Mode byte 0 is
+// an archive file, 1 a plaintext tar the fuzz target seals itself.
+TEST(FuzzCorpusTest, ValidSeedsAreAcceptedAndTheOthersRefused) {
+  const fs::path dir = fs::path(VCRM_SOURCE_DIR) / "tests/fuzz/corpus/backup_archive";
+  std::size_t seeds = 0;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    const std::string bytes = files::readFile(entry.path());
+    ASSERT_FALSE(bytes.empty()) << entry.path();
+    std::string archive = bytes.substr(1);
+    if (bytes[0] == 1) archive = sealBytes(archive, fastSeal(), "fuzz");
+    StringSource in(archive);
+    const bool valid = entry.path().filename().string().ends_with("_valid");
+    if (valid) {
+      EXPECT_NO_THROW(verifyArchive(in, "fuzz", fastRead())) << entry.path();
+    } else {
+      EXPECT_THROW(verifyArchive(in, "fuzz", fastRead()), ArchiveError) << entry.path();
+    }
+    ++seeds;
+  }
+  EXPECT_GE(seeds, 10u);
+}
+
+}  // namespace
+}  // namespace vcrm::upgrade
