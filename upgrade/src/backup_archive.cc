@@ -109,7 +109,7 @@ ArchiveMember digestOf(const MemberSource& member) {
 
 // ------------------------------------------------------------------------------ manifest JSON
 
-std::string manifestJson(const ArchiveInfo& info, const std::vector<ArchiveMember>& members) {
+std::string manifestText(const ArchiveInfo& info, const std::vector<ArchiveMember>& members) {
   json::ObjectPtr o = new json::Object;
   o->set("format", info.formatVersion);
   o->set("product", info.product);
@@ -636,6 +636,10 @@ std::uint64_t Manifest::totalBytes() const {
   return total;
 }
 
+std::string manifestJson(const Manifest& manifest) {
+  return manifestText(manifest.info, manifest.members);
+}
+
 MemberSource memberFromFile(std::string path, std::filesystem::path file) {
   return MemberSource{std::move(path), [file = std::move(file)]() -> std::unique_ptr<ByteSource> {
                         return std::make_unique<FileSource>(file);
@@ -694,12 +698,12 @@ Manifest writeArchive(ByteSink& out, std::string_view passphrase, const ArchiveI
     }
     manifest.members.push_back(digestOf(member));
   }
-  const std::string manifestText = manifestJson(manifest.info, manifest.members);
+  const std::string text = manifestText(manifest.info, manifest.members);
 
   SealedWriter sealed(out, passphrase, options.seal);
   TarWriter tar(sealed, std::chrono::system_clock::to_time_t(std::chrono::system_clock::now()));
-  tar.header(std::string(kManifestName), manifestText.size());
-  tar.data(manifestText);
+  tar.header(std::string(kManifestName), text.size());
+  tar.data(text);
 
   const std::uint64_t total = manifest.totalBytes();
   std::uint64_t done = 0;

@@ -50,6 +50,10 @@ struct Manifest {
   std::uint64_t totalBytes() const;
 };
 
+// The manifest as JSON text, exactly as it is stored in an archive (README, "Backup archive
+// file format"); what the API and vcrmctl show of an archive.
+std::string manifestJson(const Manifest& manifest);
+
 // One member to write: its name in the archive and a way to read its bytes from the start.
 // It is opened twice — once to hash it for the manifest, once to copy it — and refused if the
 // two reads differ.
