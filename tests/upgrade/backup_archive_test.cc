@@ -189,6 +189,11 @@ TEST(BackupArchiveTest, WriterRefusesUnsafeOrDuplicateNames) {
                  InvalidInput)
         << name;
   }
+  StringSink clash;
+  EXPECT_THROW(writeArchive(clash, kPassphrase, sampleInfo(),
+                            {memberFromBytes("a/b", "x"), memberFromBytes("a", "y")},
+                            WriteOptions{.seal = fastSeal(), .progress = {}}),
+               InvalidInput);
   StringSink out;
   EXPECT_THROW(writeArchive(out, kPassphrase, sampleInfo(),
                             {memberFromBytes("a", "x"), memberFromBytes("a", "y")},
@@ -405,6 +410,11 @@ std::vector<BadArchive> badArchives() {
       ArchiveReason::MissingMember, "member \"tls/server.crt\" listed in the archive's manifest is missing");
   add("DuplicateMember", [=] { return sealedTar(m, with(m, m[2])); },
       ArchiveReason::DuplicateMember, "member \"licence/licence.vcrmlic\" twice");
+  add("FileAndDirectoryOfTheSameName", [=] {
+        const auto both = with(m, {.name = "tls", .data = "x"});
+        return sealedTar(both, both);
+      },
+      ArchiveReason::ManifestInvalid, "\"tls\" both as a file and as a directory");
   add("SecondManifest", [=] {
         return sealedTar(m, with(m, {.name = "manifest.json", .data = manifestFor(m)}));
       },

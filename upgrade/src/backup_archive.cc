@@ -78,6 +78,18 @@ std::string pathProblem(std::string_view path) {
   return {};
 }
 
+// A name that is also the directory of another ("tls" and "tls/server.key") cannot be
+// extracted; returns such a name, or empty.
+std::string fileDirectoryClash(const std::set<std::string>& names) {
+  for (const std::string& name : names) {
+    for (std::size_t slash = name.find('/'); slash != std::string::npos;
+         slash = name.find('/', slash + 1)) {
+      if (names.count(name.substr(0, slash)) != 0) return name.substr(0, slash);
+    }
+  }
+  return {};
+}
+
 bool isSha256Hex(std::string_view s) {
   return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
            return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
@@ -213,6 +225,9 @@ Manifest parseManifest(std::string_view text, const ReadOptions& options) {
                            " is not 64 lowercase hex digits");
       }
       m.members.push_back(std::move(member));
+    }
+    if (const std::string clash = fileDirectoryClash(names); !clash.empty()) {
+      throw InvalidInput("it lists " + printable(clash) + " both as a file and as a directory");
     }
   } catch (const InvalidInput& e) {
     refuse(ArchiveReason::ManifestInvalid,
@@ -697,6 +712,10 @@ Manifest writeArchive(ByteSink& out, std::string_view passphrase, const ArchiveI
       throw InvalidInput("backup member " + printable(member.path) + " is named twice");
     }
     manifest.members.push_back(digestOf(member));
+  }
+  if (const std::string clash = fileDirectoryClash(names); !clash.empty()) {
+    throw InvalidInput("backup member " + printable(clash) + " is named both as a file and as "
+                       "the directory of another member");
   }
   const std::string text = manifestText(manifest.info, manifest.members);
 
