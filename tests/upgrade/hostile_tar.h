@@ -32,9 +32,9 @@ struct TarEntry {
   std::string data{};
   unsigned type = AE_IFREG;
   int perm = 0600;
-  std::string symlink{}; // for AE_IFLNK
-  std::string hardlink{};// makes a hard-link entry
-  bool sparse = false;   // a GNU sparse map declaring far more than is stored
+  std::string symlink{};           // for AE_IFLNK
+  std::string hardlink{};          // makes a hard-link entry
+  bool sparse = false;             // a GNU sparse map declaring far more than is stored
   std::int64_t declaredSize = -1;  // the header's size when not data.size()
 };
 
@@ -61,11 +61,12 @@ inline std::string tarOf(const std::vector<TarEntry>& entries, bool gzip = false
     archive_entry_set_mtime(entry.get(), 1700000000, 0);
     if (!e.symlink.empty()) archive_entry_set_symlink(entry.get(), e.symlink.c_str());
     if (!e.hardlink.empty()) archive_entry_set_hardlink(entry.get(), e.hardlink.c_str());
-    if (e.type == AE_IFCHR || e.type == AE_IFBLK) archive_entry_set_rdev(entry.get(), makedev(1, 3));
+    if (e.type == AE_IFCHR || e.type == AE_IFBLK)
+      archive_entry_set_rdev(entry.get(), makedev(1, 3));
     const bool hasData = e.type == AE_IFREG && e.hardlink.empty();
-    archive_entry_set_size(entry.get(),
-                           e.declaredSize >= 0 ? e.declaredSize
-                                               : static_cast<la_int64_t>(hasData ? e.data.size() : 0));
+    archive_entry_set_size(entry.get(), e.declaredSize >= 0
+                                            ? e.declaredSize
+                                            : static_cast<la_int64_t>(hasData ? e.data.size() : 0));
     if (e.sparse) {
       archive_entry_set_size(entry.get(), la_int64_t{1} << 40);  // 1 TiB once expanded
       archive_entry_sparse_add_entry(entry.get(), 0, static_cast<la_int64_t>(e.data.size()));
@@ -141,7 +142,8 @@ inline std::vector<TarEntry> typicalMembers() {
 inline std::string archiveTar(const std::vector<TarEntry>& listed,
                               const std::vector<TarEntry>& present,
                               const std::function<void(json::Object&)>& edit = {}) {
-  std::vector<TarEntry> entries{{.name = std::string(kManifestName), .data = manifestFor(listed, edit)}};
+  std::vector<TarEntry> entries{
+      {.name = std::string(kManifestName), .data = manifestFor(listed, edit)}};
   entries.insert(entries.end(), present.begin(), present.end());
   return tarOf(entries);
 }

@@ -82,12 +82,14 @@ constexpr std::size_t kSmallChunk = 256;  // 252 data bytes per chunk
 constexpr std::size_t kCapacity = kSmallChunk - 4;
 constexpr std::size_t kSealedChunk = kSmallChunk + kSealedTagSize;
 
-std::size_t chunkAt(std::size_t i) { return kSealedHeaderSize + i * kSealedChunk; }
+std::size_t chunkAt(std::size_t i) {
+  return kSealedHeaderSize + i * kSealedChunk;
+}
 
 TEST(SealedStreamTest, RoundTripAtEverySizeAroundChunkBoundaries) {
-  for (std::size_t size : {std::size_t{0}, std::size_t{1}, kCapacity - 1, kCapacity,
-                           kCapacity + 1, 2 * kCapacity, 2 * kCapacity + 1, 10 * kCapacity + 17,
-                           std::size_t{100000}}) {
+  for (std::size_t size :
+       {std::size_t{0}, std::size_t{1}, kCapacity - 1, kCapacity, kCapacity + 1, 2 * kCapacity,
+        2 * kCapacity + 1, 10 * kCapacity + 17, std::size_t{100000}}) {
     const std::string data = randomData(size, static_cast<std::uint32_t>(size));
     const std::string sealed = seal(data, fastOptions(kSmallChunk));
     // Every chunk has the same size on disk, the last one included.
@@ -149,8 +151,8 @@ TEST(SealedStreamTest, NewerFormatVersionIsRefusedSayingSo) {
 TEST(SealedStreamTest, HostileKeyDerivationParametersAreRefusedWithoutRunningThem) {
   // N = 2^40; N = 2^20 with r = 8 (1 GiB); p = 100; a chunk size of 16 MiB + 1; version 0.
   std::string sealed = seal("abc", fastOptions(kSmallChunk));
-  for (auto [offset, value] : std::vector<std::pair<std::size_t, char>>{
-           {10, 40}, {10, 20}, {12, 100}, {13, 1}, {8, 0}}) {
+  for (auto [offset, value] :
+       std::vector<std::pair<std::size_t, char>>{{10, 40}, {10, 20}, {12, 100}, {13, 1}, {8, 0}}) {
     std::string hostile = sealed;
     hostile[offset] = value;
     if (offset == 8) hostile[9] = 0;  // version 0
@@ -208,11 +210,11 @@ TEST(SealedStreamTest, DroppedSwappedAndRepeatedChunksAreRefusedAsOutOfOrder) {
   EXPECT_NE(message.find("chunk 1 (bytes"), std::string::npos) << message;
   EXPECT_NE(message.find("is chunk 2"), std::string::npos) << message;
 
-  const std::string swapped = header + chunk(0) + chunk(2) + chunk(1) + chunk(3) + chunk(4) +
-                              chunk(5);
+  const std::string swapped =
+      header + chunk(0) + chunk(2) + chunk(1) + chunk(3) + chunk(4) + chunk(5);
   EXPECT_EQ(refusal(swapped), ArchiveReason::ChunksOutOfOrder);
-  const std::string repeated = header + chunk(0) + chunk(1) + chunk(1) + chunk(2) + chunk(3) +
-                               chunk(4) + chunk(5);
+  const std::string repeated =
+      header + chunk(0) + chunk(1) + chunk(1) + chunk(2) + chunk(3) + chunk(4) + chunk(5);
   EXPECT_EQ(refusal(repeated), ArchiveReason::ChunksOutOfOrder);
   // The last chunk moved forward: the end marker is where it should not be.
   const std::string endEarly = header + chunk(0) + chunk(5);
@@ -328,8 +330,9 @@ TEST(SealedStreamTest, MultiGibStreamThroughAPipeInConstantMemory) {
   const std::size_t growth = peakRss() > rssBefore ? peakRss() - rssBefore : 0;
   EXPECT_LT(growth, 32u << 20) << "peak memory grew by " << (growth >> 20) << " MiB";
   RecordProperty("seconds", std::to_string(seconds));
-  std::printf("3 GiB sealed and unsealed through a pipe in %.1f s (%.0f MiB/s), peak RSS +%zu KiB\n",
-              seconds, 3072.0 / seconds, growth >> 10);
+  std::printf(
+      "3 GiB sealed and unsealed through a pipe in %.1f s (%.0f MiB/s), peak RSS +%zu KiB\n",
+      seconds, 3072.0 / seconds, growth >> 10);
 }
 
 }  // namespace

@@ -69,8 +69,8 @@ std::string pathProblem(std::string_view path) {
     if (part == "..") return "climbs out of the archive with \"..\"";
     if (part.empty() || part == ".") return "has an empty or \".\" path component";
     for (char c : part) {
-      const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-                      (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '-';
+      const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                      c == '.' || c == '_' || c == '-';
       if (!ok) return "has a character outside A-Z, a-z, 0-9, '.', '_', '-' and '/' in its name";
     }
     start = slash + 1;
@@ -170,12 +170,13 @@ Manifest parseManifest(std::string_view text, const ReadOptions& options) {
              "this archive was made by " + printable(m.info.product) +
                  ", not by vcrm; only vcrm backup archives can be restored here");
     }
-    json::onlyKeys(o, {"format", "product", "product_version", "schema_version", "source_serial",
-                       "source_role", "created_at", "postgresql_version", "pg_dump_version",
-                       "members"});
+    json::onlyKeys(
+        o, {"format", "product", "product_version", "schema_version", "source_serial",
+            "source_role", "created_at", "postgresql_version", "pg_dump_version", "members"});
     m.info.productVersion = json::requireString(o, "product_version", 64);
     const std::int64_t schema = requireInt(o, "schema_version");
-    if (schema < 0 || schema > 1000000) throw InvalidInput("field \"schema_version\" is out of range");
+    if (schema < 0 || schema > 1000000)
+      throw InvalidInput("field \"schema_version\" is out of range");
     m.info.schemaVersion = static_cast<int>(schema);
     m.info.sourceSerial = json::requireString(o, "source_serial", 128);
     m.info.sourceRole = json::requireString(o, "source_role", 32);
@@ -237,17 +238,16 @@ Manifest parseManifest(std::string_view text, const ReadOptions& options) {
   if (options.compatibleWith) {
     const Compatibility& c = *options.compatibleWith;
     if (compareVersions(m.info.productVersion, c.productVersion) > 0) {
-      refuse(ArchiveReason::TooNew,
-             "the archive was made by vcrm " + m.info.productVersion +
-                 ", newer than this vcrm " + c.productVersion +
-                 "; upgrade this server to " + m.info.productVersion +
-                 " or later before restoring it");
+      refuse(ArchiveReason::TooNew, "the archive was made by vcrm " + m.info.productVersion +
+                                        ", newer than this vcrm " + c.productVersion +
+                                        "; upgrade this server to " + m.info.productVersion +
+                                        " or later before restoring it");
     }
     if (m.info.schemaVersion > c.schemaVersion) {
       refuse(ArchiveReason::TooNew,
-             "the archive's database schema is version " +
-                 std::to_string(m.info.schemaVersion) + ", newer than this vcrm knows (" +
-                 std::to_string(c.schemaVersion) + "); upgrade this server before restoring it");
+             "the archive's database schema is version " + std::to_string(m.info.schemaVersion) +
+                 ", newer than this vcrm knows (" + std::to_string(c.schemaVersion) +
+                 "); upgrade this server before restoring it");
     }
   }
   return m;
@@ -383,9 +383,9 @@ class TarReader {
     if (!entry) refuse(ArchiveReason::ManifestInvalid, "the archive is empty: it has no manifest");
     const char* name = archive_entry_pathname(entry);
     if (!name || std::string_view(name) != kManifestName) {
-      refuse(ArchiveReason::ManifestInvalid,
-             "the archive does not start with its manifest (" + std::string(kManifestName) +
-                 "); it was not written by vcrm");
+      refuse(ArchiveReason::ManifestInvalid, "the archive does not start with its manifest (" +
+                                                 std::string(kManifestName) +
+                                                 "); it was not written by vcrm");
     }
     checkEntryType(entry, std::string(kManifestName));
     const std::uint64_t size = static_cast<std::uint64_t>(archive_entry_size(entry));
@@ -401,8 +401,8 @@ class TarReader {
       refuse(ArchiveReason::Truncated, "archive truncated inside the manifest");
     }
     Manifest m = parseManifest(text.data(), options_);
-    ctx_.budget = size + kTarOverheadFixed + m.totalBytes() +
-                  kTarOverheadPerMember * (m.members.size() + 1);
+    ctx_.budget =
+        size + kTarOverheadFixed + m.totalBytes() + kTarOverheadPerMember * (m.members.size() + 1);
     ctx_.where = "after the manifest";
     return m;
   }
@@ -445,17 +445,17 @@ class TarReader {
         if (options_.progress) options_.progress(done, total);
       });
       if (!crypto::constantTimeEqual(digest, want.sha256)) {
-        refuse(ArchiveReason::HashMismatch,
-               "member " + printable(name) + " does not match its SHA-256 in the manifest; the "
-                                          "archive was altered after it was made");
+        refuse(ArchiveReason::HashMismatch, "member " + printable(name) +
+                                                " does not match its SHA-256 in the manifest; the "
+                                                "archive was altered after it was made");
       }
       visitor.end(want);
       ctx_.where = "after member " + printable(name);
     }
     for (const ArchiveMember& member : m.members) {
       if (seen.count(member.path) == 0) {
-        refuse(ArchiveReason::MissingMember, "member " + printable(member.path) +
-                                                 " listed in the archive's manifest is missing");
+        refuse(ArchiveReason::MissingMember,
+               "member " + printable(member.path) + " listed in the archive's manifest is missing");
       }
     }
     // The tar's end padding, then the container's authenticated end.
@@ -488,7 +488,8 @@ class TarReader {
     std::uint64_t got = 0;
     for (;;) {
       const la_ssize_t n = archive_read_data(a_.get(), buf.data(), buf.size());
-      if (n < 0) fail("the tar inside the archive is malformed in member " + printable(member.path));
+      if (n < 0)
+        fail("the tar inside the archive is malformed in member " + printable(member.path));
       if (n == 0) break;
       const std::string_view piece(buf.data(), static_cast<std::size_t>(n));
       got += piece.size();
@@ -521,8 +522,8 @@ class TarReader {
                                               kind + "; a vcrm archive holds only regular files");
     }
     if ((archive_entry_mode(entry) & 07000) != 0) {
-      refuse(ArchiveReason::UnsafeMember, "the archive's member " + printable(name) +
-                                              " has setuid, setgid or sticky bits");
+      refuse(ArchiveReason::UnsafeMember,
+             "the archive's member " + printable(name) + " has setuid, setgid or sticky bits");
     }
     if (archive_entry_sparse_count(entry) > 0) {
       refuse(ArchiveReason::LimitExceeded,
@@ -582,8 +583,8 @@ class ExtractVisitor : public MemberVisitor {
       parent = it->second.get();
     }
     const std::string leaf(rest);
-    file_ = files::Fd(::openat(parent, leaf.c_str(),
-                               O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    file_ = files::Fd(
+        ::openat(parent, leaf.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
     if (!file_) {
       throw IoError("cannot create " + (dir_ / member.path).string() + ": " + errnoText(errno));
     }
@@ -714,7 +715,8 @@ Manifest writeArchive(ByteSink& out, std::string_view passphrase, const ArchiveI
     manifest.members.push_back(digestOf(member));
   }
   if (const std::string clash = fileDirectoryClash(names); !clash.empty()) {
-    throw InvalidInput("backup member " + printable(clash) + " is named both as a file and as "
+    throw InvalidInput("backup member " + printable(clash) +
+                       " is named both as a file and as "
                        "the directory of another member");
   }
   const std::string text = manifestText(manifest.info, manifest.members);

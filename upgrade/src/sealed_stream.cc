@@ -136,8 +136,7 @@ void SealedWriter::sealChunk(bool last) {
 
 // ----------------------------------------------------------------------------------- reader
 
-SealedReader::SealedReader(ByteSource& in, std::string_view passphrase,
-                           const UnsealLimits& limits)
+SealedReader::SealedReader(ByteSource& in, std::string_view passphrase, const UnsealLimits& limits)
     : in_(in) {
   header_.assign(kSealedHeaderSize, '\0');
   const std::size_t got = readFull(in_, header_);
@@ -156,8 +155,7 @@ SealedReader::SealedReader(ByteSource& in, std::string_view passphrase,
   if (version > kSealedFormatVersion) {
     throw ArchiveError(ArchiveReason::UnsupportedFormat,
                        "the archive uses container format version " + std::to_string(version) +
-                           ", newer than this vcrm reads (" +
-                           std::to_string(kSealedFormatVersion) +
+                           ", newer than this vcrm reads (" + std::to_string(kSealedFormatVersion) +
                            "); restore it with the vcrm version that created it or a newer one");
   }
   const auto logN = static_cast<std::uint32_t>(getBe(header_, 10, 1));
@@ -166,8 +164,7 @@ SealedReader::SealedReader(ByteSource& in, std::string_view passphrase,
   chunkSize_ = static_cast<std::size_t>(getBe(header_, 13, 4));
   const bool paramsOk = version >= 1 && logN >= 1 && logN <= limits.maxScryptLogN && r >= 1 &&
                         p >= 1 && p <= limits.maxScryptP &&
-                        scryptMemory(std::uint64_t{1} << logN, r, p) <=
-                            limits.maxScryptMemoryBytes;
+                        scryptMemory(std::uint64_t{1} << logN, r, p) <= limits.maxScryptMemoryBytes;
   if (!paramsOk || chunkSize_ < kMinChunkSize || chunkSize_ > kMaxChunkSize) {
     throw ArchiveError(ArchiveReason::BadHeader,
                        "the archive header is damaged (its version, key-derivation parameters or "
@@ -212,8 +209,8 @@ std::size_t SealedReader::read(std::span<char> buffer) {
 
 bool SealedReader::openAs(std::uint64_t counter, bool last) {
   const std::string_view sealed(sealed_);
-  return cipher_->open(nonceFor(noncePrefix_, counter, last), header_,
-                       sealed.substr(0, chunkSize_), sealed.substr(chunkSize_), frame_);
+  return cipher_->open(nonceFor(noncePrefix_, counter, last), header_, sealed.substr(0, chunkSize_),
+                       sealed.substr(chunkSize_), frame_);
 }
 
 void SealedReader::loadChunk() {
@@ -297,8 +294,9 @@ void SealedReader::refuseChunk(bool atEnd) {
     }
   }
   throw ArchiveError(ArchiveReason::ChunkAltered,
-                     where + " fails authentication: the archive was altered or damaged; copy "
-                             "it again from where it was stored");
+                     where +
+                         " fails authentication: the archive was altered or damaged; copy "
+                         "it again from where it was stored");
 }
 
 }  // namespace vcrm::upgrade

@@ -29,13 +29,13 @@ inline constexpr std::string_view kManifestName = "manifest.json";
 struct ArchiveInfo {
   int formatVersion = kArchiveFormatVersion;
   std::string product{kArchiveProduct};
-  std::string productVersion{};// "0.1.0"
-  int schemaVersion = 0;       // the highest migration applied to the dumped database
+  std::string productVersion{};  // "0.1.0"
+  int schemaVersion = 0;         // the highest migration applied to the dumped database
   std::string sourceSerial{};
-  std::string sourceRole{};     // "standalone", "primary", "redundant"
-  std::string createdAt{};      // ISO 8601 UTC; filled with the current time when empty
-  std::string postgresVersion{};// of the server dumped
-  std::string pgDumpVersion{};  // of the pg_dump that made the dump
+  std::string sourceRole{};       // "standalone", "primary", "redundant"
+  std::string createdAt{};        // ISO 8601 UTC; filled with the current time when empty
+  std::string postgresVersion{};  // of the server dumped
+  std::string pgDumpVersion{};    // of the pg_dump that made the dump
 };
 
 struct ArchiveMember {

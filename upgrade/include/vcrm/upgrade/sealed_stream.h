@@ -55,7 +55,7 @@ class SealedWriter : public ByteSink {
   std::size_t capacity_;  // data bytes per chunk
   std::string frame_;     // 4-byte length || data || zero padding
   std::size_t filled_ = 0;
-  std::string sealed_;    // ciphertext || tag of one chunk
+  std::string sealed_;  // ciphertext || tag of one chunk
   std::uint64_t chunk_ = 0;
   std::uint64_t plaintextBytes_ = 0;
   bool finished_ = false;
@@ -98,8 +98,8 @@ class SealedReader : public ByteSource {
   std::string header_;
   std::string noncePrefix_;
   std::size_t chunkSize_ = 0;
-  std::string sealed_;   // the chunk being checked
-  std::string frame_;    // its plaintext once verified
+  std::string sealed_;  // the chunk being checked
+  std::string frame_;   // its plaintext once verified
   std::size_t dataBegin_ = 0;
   std::size_t dataEnd_ = 0;
   bool hasLookahead_ = false;
