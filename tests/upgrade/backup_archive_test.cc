@@ -34,6 +34,7 @@ ArchiveInfo sampleInfo() {
 
 std::vector<MemberSource> sourcesOf(const std::vector<TarEntry>& entries) {
   std::vector<MemberSource> out;
+  out.reserve(entries.size());
   for (const TarEntry& e : entries) out.push_back(memberFromBytes(e.name, e.data));
   return out;
 }
@@ -96,8 +97,8 @@ TEST(BackupArchiveTest, RoundTripVerifiesAndExtractsEveryMember) {
 TEST(BackupArchiveTest, MembersOfEverySizeAroundTarAndChunkBoundaries) {
   std::vector<TarEntry> members;
   for (std::size_t size : {0u, 1u, 511u, 512u, 513u, 4091u, 4092u, 4093u, 10000u}) {
-    members.push_back(
-        {.name = "m/" + std::to_string(size), .data = std::string(size, 'a' + size % 26)});
+    members.push_back({.name = "m/" + std::to_string(size),
+                       .data = std::string(size, static_cast<char>('a' + size % 26))});
   }
   StringSink out;
   writeArchive(out, kPassphrase, sampleInfo(), sourcesOf(members),
@@ -131,7 +132,7 @@ class CountingSource : public ByteSource {
     read_ += n;
     return n;
   }
-  std::size_t bytesRead() const { return read_; }
+  [[nodiscard]] std::size_t bytesRead() const { return read_; }
 
  private:
   StringSource inner_;

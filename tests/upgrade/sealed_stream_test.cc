@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <array>
 #include <chrono>
 #include <cstring>
 #include <fstream>
@@ -279,8 +280,8 @@ class FastBytes {
 TEST(SealedStreamTest, MultiGibStreamThroughAPipeInConstantMemory) {
   constexpr std::uint64_t kTotal = 3ull << 30;  // 3 GiB
   constexpr std::size_t kPiece = 64u << 10;
-  int fds[2];
-  ASSERT_EQ(::pipe(fds), 0);
+  std::array<int, 2> fds{};
+  ASSERT_EQ(::pipe(fds.data()), 0);
   files::Fd readEnd(fds[0]);
   files::Fd writeEnd(fds[1]);
   { std::ofstream("/proc/self/clear_refs") << "5"; }  // resets the peak RSS

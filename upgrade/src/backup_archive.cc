@@ -388,7 +388,7 @@ class TarReader {
                                                  "); it was not written by vcrm");
     }
     checkEntryType(entry, std::string(kManifestName));
-    const std::uint64_t size = static_cast<std::uint64_t>(archive_entry_size(entry));
+    const auto size = static_cast<std::uint64_t>(archive_entry_size(entry));
     if (size > options_.limits.maxManifestBytes) {
       refuse(ArchiveReason::LimitExceeded,
              "the archive's manifest is " + std::to_string(size) + " bytes, more than the " +

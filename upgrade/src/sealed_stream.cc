@@ -47,8 +47,12 @@ std::uint64_t scryptMemory(std::uint64_t n, std::uint64_t r, std::uint64_t p) {
 // scrypt's 64 bytes: the AES key, then the key of the header check.
 struct Keys {
   std::string derived;
-  std::string_view cipherKey() const { return std::string_view(derived).substr(0, 32); }
-  std::string_view checkKey() const { return std::string_view(derived).substr(32, 32); }
+  [[nodiscard]] std::string_view cipherKey() const {
+    return std::string_view(derived).substr(0, 32);
+  }
+  [[nodiscard]] std::string_view checkKey() const {
+    return std::string_view(derived).substr(32, 32);
+  }
   ~Keys() { crypto::wipe(derived); }
 };
 

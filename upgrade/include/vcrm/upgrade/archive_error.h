@@ -39,7 +39,7 @@ class ArchiveError : public Unprocessable {
  public:
   ArchiveError(ArchiveReason reason, const std::string& message)
       : Unprocessable(message, std::string(archiveReasonCode(reason))), reason_(reason) {}
-  ArchiveReason reason() const noexcept { return reason_; }
+  [[nodiscard]] ArchiveReason reason() const noexcept { return reason_; }
 
  private:
   ArchiveReason reason_;

@@ -47,7 +47,7 @@ struct ArchiveMember {
 struct Manifest {
   ArchiveInfo info;
   std::vector<ArchiveMember> members;  // in archive order, the manifest itself excluded
-  std::uint64_t totalBytes() const;
+  [[nodiscard]] std::uint64_t totalBytes() const;
 };
 
 // The manifest as JSON text, exactly as it is stored in an archive (README, "Backup archive

@@ -47,7 +47,7 @@ class FdSource : public ByteSource {
 class StringSink : public ByteSink {
  public:
   void write(std::string_view bytes) override { data_.append(bytes); }
-  const std::string& data() const { return data_; }
+  [[nodiscard]] const std::string& data() const { return data_; }
   std::string take() { return std::move(data_); }
 
  private:

@@ -43,7 +43,7 @@ class SealedWriter : public ByteSink {
 
   void write(std::string_view bytes) override;
   void finish();
-  std::uint64_t plaintextBytes() const { return plaintextBytes_; }
+  [[nodiscard]] std::uint64_t plaintextBytes() const { return plaintextBytes_; }
 
  private:
   void sealChunk(bool last);
@@ -83,15 +83,15 @@ class SealedReader : public ByteSource {
 
   std::size_t read(std::span<char> buffer) override;
   // Plaintext bytes handed out so far.
-  std::uint64_t position() const { return position_; }
+  [[nodiscard]] std::uint64_t position() const { return position_; }
   // Chunk size and scrypt parameters from the header (for "what does this archive hold").
-  std::size_t chunkSize() const { return chunkSize_; }
+  [[nodiscard]] std::size_t chunkSize() const { return chunkSize_; }
 
  private:
   void loadChunk();
   [[noreturn]] void refuseChunk(bool atEnd);
   bool openAs(std::uint64_t counter, bool last);
-  std::uint64_t chunkOffset(std::uint64_t index) const;
+  [[nodiscard]] std::uint64_t chunkOffset(std::uint64_t index) const;
 
   ByteSource& in_;
   std::unique_ptr<crypto::Aes256Gcm> cipher_;
