@@ -14,6 +14,7 @@
 #include <random>
 #include <thread>
 
+#include "stream_probe.h"
 #include "vcrm/common/error.h"
 #include "vcrm/common/files.h"
 #include "vcrm/upgrade/archive_error.h"
@@ -250,87 +251,43 @@ TEST(SealedStreamTest, WriterWithoutFinishLeavesATruncatedStream) {
   EXPECT_EQ(refusal(out.data()), ArchiveReason::Truncated);
 }
 
-// Peak resident memory of this process since the last reset, in bytes.
-std::size_t peakRss() {
-  std::ifstream status("/proc/self/status");
-  std::string line;
-  while (std::getline(status, line)) {
-    if (line.starts_with("VmHWM:")) return std::stoull(line.substr(6)) * 1024;
-  }
-  return 0;
-}
-
-// Deterministic bytes at several GB/s, so the stream's cost is the container's, not the data's.
-class FastBytes {
- public:
-  explicit FastBytes(std::uint64_t seed) : state_(seed) {}
-  void fill(std::span<char> out) {
-    for (std::size_t i = 0; i < out.size(); i += 8) {
-      state_ ^= state_ << 13;
-      state_ ^= state_ >> 7;
-      state_ ^= state_ << 17;
-      std::memcpy(out.data() + i, &state_, std::min<std::size_t>(8, out.size() - i));
-    }
-  }
-
- private:
-  std::uint64_t state_;
-};
-
 TEST(SealedStreamTest, MultiGibStreamThroughAPipeInConstantMemory) {
   constexpr std::uint64_t kTotal = 3ull << 30;  // 3 GiB
   constexpr std::size_t kPiece = 64u << 10;
-  std::array<int, 2> fds{};
-  ASSERT_EQ(::pipe(fds.data()), 0);
-  files::Fd readEnd(fds[0]);
-  files::Fd writeEnd(fds[1]);
-  { std::ofstream("/proc/self/clear_refs") << "5"; }  // resets the peak RSS
-  const std::size_t rssBefore = peakRss();
+  test::resetPeakRss();
+  const std::size_t rssBefore = test::peakRss();
   const auto start = std::chrono::steady_clock::now();
-
-  std::exception_ptr writerError;
-  std::thread producer([&] {
-    try {
-      FdSink sink(writeEnd.get(), "pipe");
-      SealedWriter writer(sink, "a long passphrase", fastOptions());
-      FastBytes gen(42);
-      std::string piece(kPiece, '\0');
-      for (std::uint64_t done = 0; done < kTotal; done += kPiece) {
-        gen.fill(piece);
-        writer.write(piece);
-      }
-      writer.finish();
-    } catch (...) {
-      writerError = std::current_exception();
-    }
-    writeEnd.reset();
-  });
-
-  FdSource source(readEnd.get(), "pipe");
   std::uint64_t received = 0;
   bool same = true;
-  {
-    SealedReader reader(source, "a long passphrase");
-    FastBytes expected(42);
-    std::string want(kPiece, '\0');
-    std::string got(kPiece, '\0');
-    for (;;) {
-      const std::size_t n = readFull(reader, got);
-      if (n == 0) break;
-      expected.fill(std::span<char>(want).first(n));
-      same = same && std::memcmp(want.data(), got.data(), n) == 0;
-      received += n;
-    }
-  }
-  producer.join();
+  test::throughPipe(
+      [&](ByteSink& sink) {
+        SealedWriter writer(sink, "a long passphrase", fastOptions());
+        test::FastBytes gen(42);
+        std::string piece(kPiece, '\0');
+        for (std::uint64_t done = 0; done < kTotal; done += kPiece) {
+          gen.fill(piece);
+          writer.write(piece);
+        }
+        writer.finish();
+      },
+      [&](ByteSource& source) {
+        SealedReader reader(source, "a long passphrase");
+        test::FastBytes expected(42);
+        std::string want(kPiece, '\0');
+        std::string got(kPiece, '\0');
+        while (const std::size_t n = readFull(reader, got)) {
+          expected.fill(std::span<char>(want).first(n));
+          same = same && std::memcmp(want.data(), got.data(), n) == 0;
+          received += n;
+        }
+      });
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  if (writerError) std::rethrow_exception(writerError);
   EXPECT_EQ(received, kTotal);
   EXPECT_TRUE(same) << "the plaintext read back differs from what was written";
-  const std::size_t growth = peakRss() > rssBefore ? peakRss() - rssBefore : 0;
+  const std::size_t peak = test::peakRss();
+  const std::size_t growth = peak > rssBefore ? peak - rssBefore : 0;
   EXPECT_LT(growth, 32u << 20) << "peak memory grew by " << (growth >> 20) << " MiB";
-  RecordProperty("seconds", std::to_string(seconds));
   std::printf(
       "3 GiB sealed and unsealed through a pipe in %.1f s (%.0f MiB/s), peak RSS +%zu KiB\n",
       seconds, 3072.0 / seconds, growth >> 10);
