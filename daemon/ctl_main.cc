@@ -1,6 +1,10 @@
 // vcrmctl: one API request from the command line, e.g.
 //   vcrmctl --root /var/lib/vcrm-dev GET /api/v1/bridges
 //   vcrmctl POST /api/v1/bridges '{"name":"b1",...}' --field id
+// and local commands that need no vcrmd:
+//   vcrmctl backup verify FILE
+#include <fcntl.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -9,6 +13,9 @@
 #include "vcrm/common/files.h"
 #include "vcrm/common/json.h"
 #include "vcrm/daemon/api_client.h"
+#include "vcrm/daemon/migrations.h"
+#include "vcrm/upgrade/archive_error.h"
+#include "vcrm/upgrade/backup_archive.h"
 
 namespace {
 
@@ -20,7 +27,13 @@ void usage(std::ostream& out) {
          "  --user NAME          default admin\n"
          "  --password-file F    default <root>/var/lib/vcrm/initial-admin-password; or set VCRM_PASSWORD\n"
          "  --field NAME         print only this top-level field of the JSON answer\n"
-         "exit status: 0 for a 2xx answer, 1 otherwise (the error message goes to stderr)\n";
+         "exit status: 0 for a 2xx answer, 1 otherwise (the error message goes to stderr)\n"
+         "\n"
+         "usage: vcrmctl backup verify FILE [--passphrase-file F]\n"
+         "  checks a whole backup archive without restoring it (every authentication tag, the\n"
+         "  manifest, every member's size and hash) and prints its manifest as JSON; the\n"
+         "  passphrase is the first line of F or VCRM_BACKUP_PASSPHRASE.\n"
+         "exit status: 0 for a sound archive, 1 when it is refused (the reason goes to stderr)\n";
 }
 
 std::string trimNewline(std::string s) {
@@ -28,9 +41,58 @@ std::string trimNewline(std::string s) {
   return s;
 }
 
+// vcrmctl backup verify FILE: local, no vcrmd needed.
+int backupCommand(const std::vector<std::string>& args) {
+  std::string file, passphraseFile;
+  for (std::size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "--passphrase-file" && i + 1 < args.size()) {
+      passphraseFile = args[++i];
+    } else if (file.empty() && args[i].rfind("--", 0) != 0) {
+      file = args[i];
+    } else {
+      usage(std::cerr);
+      return 2;
+    }
+  }
+  if (args.empty() || args[0] != "verify" || file.empty()) {
+    usage(std::cerr);
+    return 2;
+  }
+  try {
+    std::string passphrase;
+    if (!passphraseFile.empty()) {
+      passphrase = trimNewline(vcrm::files::readFile(passphraseFile, 4096));
+    } else if (const char* env = std::getenv("VCRM_BACKUP_PASSPHRASE"); env && *env) {
+      passphrase = env;
+    } else {
+      std::cerr << "vcrmctl: give --passphrase-file or set VCRM_BACKUP_PASSPHRASE\n";
+      return 2;
+    }
+    const vcrm::files::Fd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd) throw vcrm::IoError("cannot open " + file + ": " + vcrm::errnoText(errno));
+    vcrm::upgrade::FdSource source(fd.get(), file);
+    vcrm::upgrade::ReadOptions options;
+    options.compatibleWith = vcrm::upgrade::Compatibility{
+        .productVersion = VCRM_VERSION_STRING,
+        .schemaVersion = vcrm::loadMigrations().back().version};
+    const auto manifest = vcrm::upgrade::verifyArchive(source, passphrase, options);
+    std::cout << vcrm::upgrade::manifestJson(manifest) << "\n";
+    return 0;
+  } catch (const vcrm::upgrade::ArchiveError& e) {
+    std::cerr << "vcrmctl: backup refused (" << e.code() << "): " << e.what() << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "vcrmctl: " << e.what() << "\n";
+    return 1;
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc >= 2 && std::string(argv[1]) == "backup") {
+    return backupCommand(std::vector<std::string>(argv + 2, argv + argc));
+  }
   std::string root, host = "127.0.0.1", ca, user = "admin", passwordFile, field;
   int port = 0;
   std::vector<std::string> positional;

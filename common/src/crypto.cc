@@ -270,6 +270,10 @@ Bytes base64Decode(std::string_view text) {
   return out;
 }
 
+void wipe(std::string& secret) {
+  OPENSSL_cleanse(secret.data(), secret.size());
+}
+
 bool constantTimeEqual(std::string_view a, std::string_view b) {
   // Lengths are not secret here (MACs and hashes have fixed sizes), only the contents are.
   if (a.size() != b.size()) return false;
@@ -478,105 +482,150 @@ bool ed25519Verify(std::string_view publicKey32, std::string_view message,
 // ---------------------------------------------------------------------------------------------
 
 Bytes aes256GcmSeal(std::string_view key32, std::string_view plaintext, std::string_view aad) {
+  Aes256Gcm cipher(key32);
+  // A random 96-bit nonce per message: with one key sealing far fewer than 2^32 messages the
+  // chance of a repeat (which would break GCM) is negligible.
+  const Bytes nonce = randomBytes(kGcmNonceSize);
+  Bytes out(kGcmNonceSize + plaintext.size() + kGcmTagSize, '\0');
+  std::copy(nonce.begin(), nonce.end(), out.begin());
+  const std::span<char> all(out);
+  cipher.seal(nonce, aad, plaintext, all.subspan(kGcmNonceSize, plaintext.size()),
+              all.last<kGcmTagSize>());
+  return out;
+}
+
+Bytes aes256GcmOpen(std::string_view key32, std::string_view sealed, std::string_view aad) {
+  Aes256Gcm cipher(key32);
+  if (sealed.size() < kGcmNonceSize + kGcmTagSize) throw CryptoError(std::string(kAuthFailed));
+  const std::string_view ciphertext =
+      sealed.substr(kGcmNonceSize, sealed.size() - kGcmNonceSize - kGcmTagSize);
+  Bytes plain(ciphertext.size(), '\0');
+  if (!cipher.open(sealed.substr(0, kGcmNonceSize), aad, ciphertext,
+                   sealed.substr(sealed.size() - kGcmTagSize), plain)) {
+    throw CryptoError(std::string(kAuthFailed));
+  }
+  return plain;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+struct Aes256Gcm::Impl {
+  std::array<unsigned char, kAesKeySize> key{};
+  CipherCtxPtr ctx;
+  ~Impl() { OPENSSL_cleanse(key.data(), key.size()); }
+};
+
+namespace {
+
+void checkGcmSizes(std::string_view nonce, std::size_t in, std::size_t out) {
+  if (nonce.size() != kGcmNonceSize) {
+    throw InvalidInput("AES-256-GCM nonce must be 12 bytes, got " + std::to_string(nonce.size()));
+  }
+  if (in != out) {
+    throw InvalidInput("AES-256-GCM: the output buffer (" + std::to_string(out) +
+                       " bytes) must be as large as the input (" + std::to_string(in) + ")");
+  }
+}
+
+}  // namespace
+
+Aes256Gcm::Aes256Gcm(std::string_view key32) : impl_(std::make_unique<Impl>()) {
   if (key32.size() != kAesKeySize) {
     throw InvalidInput("AES-256-GCM key must be 32 bytes, got " + std::to_string(key32.size()));
   }
-  // A random 96-bit nonce per message: with one key sealing far fewer than 2^32 messages the
-  // chance of a repeat (which would break GCM) is negligible.
-  Bytes out = randomBytes(kGcmNonceSize);
-  out.resize(kGcmNonceSize + plaintext.size() + kGcmTagSize);
+  std::copy_n(bytesOf(key32), kAesKeySize, impl_->key.begin());
+  impl_->ctx.reset(EVP_CIPHER_CTX_new());
+  if (!impl_->ctx) throwOpenSsl("AES-256-GCM: cannot allocate a cipher context");
+}
 
-  CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
-  if (!ctx) throwOpenSsl("AES-256-GCM: cannot allocate a cipher context");
-  if (EVP_EncryptInit_ex2(ctx.get(), EVP_aes_256_gcm(), bytesOf(key32), bytesOf(out), nullptr) !=
+Aes256Gcm::~Aes256Gcm() = default;
+Aes256Gcm::Aes256Gcm(Aes256Gcm&&) noexcept = default;
+Aes256Gcm& Aes256Gcm::operator=(Aes256Gcm&&) noexcept = default;
+
+void Aes256Gcm::seal(std::string_view nonce12, std::string_view aad, std::string_view plaintext,
+                     std::span<char> ciphertext, std::span<char, kTagSize> tag) {
+  if (!impl_) throw CryptoError("AES-256-GCM: this cipher was moved from; use the moved-to one");
+  checkGcmSizes(nonce12, plaintext.size(), ciphertext.size());
+  EVP_CIPHER_CTX* ctx = impl_->ctx.get();
+  if (EVP_EncryptInit_ex2(ctx, EVP_aes_256_gcm(), impl_->key.data(), bytesOf(nonce12), nullptr) !=
       1) {
     throwOpenSsl("AES-256-GCM: cannot start encryption");
   }
   forEachChunk(aad, [&](std::string_view piece) {
     int len = 0;
-    if (EVP_EncryptUpdate(ctx.get(), nullptr, &len, bytesOf(piece),
-                          static_cast<int>(piece.size())) != 1) {
+    if (EVP_EncryptUpdate(ctx, nullptr, &len, bytesOf(piece), static_cast<int>(piece.size())) !=
+        1) {
       throwOpenSsl("AES-256-GCM: cannot process associated data");
     }
   });
-  std::size_t written = kGcmNonceSize;
+  auto* out = reinterpret_cast<unsigned char*>(ciphertext.data());
+  std::size_t written = 0;
   forEachChunk(plaintext, [&](std::string_view piece) {
     int len = 0;
-    if (EVP_EncryptUpdate(ctx.get(), bytesOf(out) + written, &len, bytesOf(piece),
+    if (EVP_EncryptUpdate(ctx, out + written, &len, bytesOf(piece),
                           static_cast<int>(piece.size())) != 1) {
       throwOpenSsl("AES-256-GCM: cannot encrypt");
     }
     written += static_cast<std::size_t>(len);
   });
   int finalLen = 0;
-  if (EVP_EncryptFinal_ex(ctx.get(), bytesOf(out) + written, &finalLen) != 1) {
+  if (EVP_EncryptFinal_ex(ctx, out + written, &finalLen) != 1) {
     throwOpenSsl("AES-256-GCM: cannot finish encryption");
   }
   written += static_cast<std::size_t>(finalLen);
-  if (written != kGcmNonceSize + plaintext.size()) {
+  if (written != plaintext.size()) {
     throw CryptoError("AES-256-GCM: the cipher produced an unexpected amount of output");
   }
-
   std::array<OSSL_PARAM, 2> params = {
-      OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, bytesOf(out) + written,
-                                        kGcmTagSize),
+      OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tag.data(), kGcmTagSize),
       OSSL_PARAM_construct_end()};
-  if (EVP_CIPHER_CTX_get_params(ctx.get(), params.data()) != 1) {
+  if (EVP_CIPHER_CTX_get_params(ctx, params.data()) != 1) {
     throwOpenSsl("AES-256-GCM: cannot read the authentication tag");
   }
-  return out;
 }
 
-Bytes aes256GcmOpen(std::string_view key32, std::string_view sealed, std::string_view aad) {
-  if (key32.size() != kAesKeySize) {
-    throw InvalidInput("AES-256-GCM key must be 32 bytes, got " + std::to_string(key32.size()));
-  }
-  if (sealed.size() < kGcmNonceSize + kGcmTagSize) throw CryptoError(std::string(kAuthFailed));
-
-  const std::string_view nonce = sealed.substr(0, kGcmNonceSize);
-  const std::string_view ciphertext =
-      sealed.substr(kGcmNonceSize, sealed.size() - kGcmNonceSize - kGcmTagSize);
-  // OSSL_PARAM wants a mutable pointer even for input; the tag is copied so nothing is cast away.
-  std::array<unsigned char, kGcmTagSize> tag{};
-  std::copy_n(bytesOf(sealed) + sealed.size() - kGcmTagSize, kGcmTagSize, tag.begin());
-
-  CipherCtxPtr ctx(EVP_CIPHER_CTX_new());
-  if (!ctx) throwOpenSsl("AES-256-GCM: cannot allocate a cipher context");
-  if (EVP_DecryptInit_ex2(ctx.get(), EVP_aes_256_gcm(), bytesOf(key32), bytesOf(nonce), nullptr) !=
+bool Aes256Gcm::open(std::string_view nonce12, std::string_view aad, std::string_view ciphertext,
+                     std::string_view tag16, std::span<char> plaintext) {
+  if (!impl_) throw CryptoError("AES-256-GCM: this cipher was moved from; use the moved-to one");
+  checkGcmSizes(nonce12, ciphertext.size(), plaintext.size());
+  if (tag16.size() != kGcmTagSize) return false;
+  EVP_CIPHER_CTX* ctx = impl_->ctx.get();
+  if (EVP_DecryptInit_ex2(ctx, EVP_aes_256_gcm(), impl_->key.data(), bytesOf(nonce12), nullptr) !=
       1) {
     throwOpenSsl("AES-256-GCM: cannot start decryption");
   }
   forEachChunk(aad, [&](std::string_view piece) {
     int len = 0;
-    if (EVP_DecryptUpdate(ctx.get(), nullptr, &len, bytesOf(piece),
-                          static_cast<int>(piece.size())) != 1) {
+    if (EVP_DecryptUpdate(ctx, nullptr, &len, bytesOf(piece), static_cast<int>(piece.size())) !=
+        1) {
       throwOpenSsl("AES-256-GCM: cannot process associated data");
     }
   });
-  Bytes plain(ciphertext.size(), '\0');
+  auto* out = reinterpret_cast<unsigned char*>(plaintext.data());
   std::size_t written = 0;
   forEachChunk(ciphertext, [&](std::string_view piece) {
     int len = 0;
-    if (EVP_DecryptUpdate(ctx.get(), bytesOf(plain) + written, &len, bytesOf(piece),
+    if (EVP_DecryptUpdate(ctx, out + written, &len, bytesOf(piece),
                           static_cast<int>(piece.size())) != 1) {
       throwOpenSsl("AES-256-GCM: cannot decrypt");
     }
     written += static_cast<std::size_t>(len);
   });
+  std::array<unsigned char, kGcmTagSize> tag{};
+  std::copy_n(bytesOf(tag16), kGcmTagSize, tag.begin());
   const std::array<OSSL_PARAM, 2> params = {
       OSSL_PARAM_construct_octet_string(OSSL_CIPHER_PARAM_AEAD_TAG, tag.data(), tag.size()),
       OSSL_PARAM_construct_end()};
-  if (EVP_CIPHER_CTX_set_params(ctx.get(), params.data()) != 1) {
+  if (EVP_CIPHER_CTX_set_params(ctx, params.data()) != 1) {
     throwOpenSsl("AES-256-GCM: cannot set the authentication tag");
   }
   int finalLen = 0;
-  if (EVP_DecryptFinal_ex(ctx.get(), bytesOf(plain) + written, &finalLen) != 1) {
-    // Unauthenticated plaintext must not linger in memory or reach the caller.
-    OPENSSL_cleanse(plain.data(), plain.size());
+  if (EVP_DecryptFinal_ex(ctx, out + written, &finalLen) != 1) {
+    OPENSSL_cleanse(plaintext.data(), plaintext.size());
     ERR_clear_error();
-    throw CryptoError(std::string(kAuthFailed));
+    return false;
   }
-  return plain;
+  return true;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -355,6 +355,95 @@ TEST_F(AesGcmTest, KeyOfWrongSizeIsInvalidInput) {
   EXPECT_THROW(aes256GcmOpen(std::string(31, 'k'), std::string(40, 'x')), InvalidInput);
 }
 
+// The GCM specification's test case 16 (McGrew & Viega, AES-256, 96-bit IV, with AAD).
+constexpr std::string_view kGcm16Key =
+    "feffe9928665731c6d6a8f9467308308feffe9928665731c6d6a8f9467308308";
+constexpr std::string_view kGcm16Nonce = "cafebabefacedbaddecaf888";
+constexpr std::string_view kGcm16Aad = "feedfacedeadbeeffeedfacedeadbeefabaddad2";
+constexpr std::string_view kGcm16Plain =
+    "d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a72"
+    "1c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b39";
+constexpr std::string_view kGcm16Cipher =
+    "522dc1f099567d07f47f37a32a84427d643a8cdcbfe5c0c97598a2bd2555d1aa"
+    "8cb08e48590dbb3da7b08b1056828838c5f61e6393ba7a0abcc9f662";
+constexpr std::string_view kGcm16Tag = "76fc6ece0f4e1768cddf8853bb2d551b";
+
+TEST(Aes256GcmTest, SealsGcmSpecCase16) {
+  Aes256Gcm cipher(fromHex(kGcm16Key));
+  const Bytes plain = fromHex(kGcm16Plain);
+  Bytes out(plain.size(), '\0');
+  std::array<char, 16> tag{};
+  cipher.seal(fromHex(kGcm16Nonce), fromHex(kGcm16Aad), plain, out, tag);
+  EXPECT_EQ(toHex(out), kGcm16Cipher);
+  EXPECT_EQ(toHex(std::string_view(tag.data(), tag.size())), kGcm16Tag);
+  // The one-shot form agrees: nonce || ciphertext || tag.
+  EXPECT_EQ(aes256GcmOpen(fromHex(kGcm16Key),
+                          fromHex(std::string(kGcm16Nonce) + std::string(kGcm16Cipher) +
+                                  std::string(kGcm16Tag)),
+                          fromHex(kGcm16Aad)),
+            plain);
+}
+
+TEST(Aes256GcmTest, OpensGcmSpecCase16AndRefusesEveryFlippedByte) {
+  Aes256Gcm cipher(fromHex(kGcm16Key));
+  const Bytes nonce = fromHex(kGcm16Nonce);
+  const Bytes aad = fromHex(kGcm16Aad);
+  const Bytes ct = fromHex(kGcm16Cipher);
+  const Bytes tag = fromHex(kGcm16Tag);
+  Bytes plain(ct.size(), '\0');
+  ASSERT_TRUE(cipher.open(nonce, aad, ct, tag, plain));
+  EXPECT_EQ(toHex(plain), kGcm16Plain);
+
+  auto flipped = [](Bytes b, std::size_t i) {
+    b[i] = static_cast<char>(b[i] ^ 0x01);
+    return b;
+  };
+  for (std::size_t i = 0; i < ct.size(); ++i) {
+    Bytes out(ct.size(), 'x');
+    EXPECT_FALSE(cipher.open(nonce, aad, flipped(ct, i), tag, out)) << "ciphertext byte " << i;
+    EXPECT_EQ(out, Bytes(ct.size(), '\0')) << "unauthenticated plaintext was left in the buffer";
+  }
+  for (std::size_t i = 0; i < tag.size(); ++i) {
+    EXPECT_FALSE(cipher.open(nonce, aad, ct, flipped(tag, i), plain)) << "tag byte " << i;
+  }
+  for (std::size_t i = 0; i < nonce.size(); ++i) {
+    EXPECT_FALSE(cipher.open(flipped(nonce, i), aad, ct, tag, plain)) << "nonce byte " << i;
+  }
+  EXPECT_FALSE(cipher.open(nonce, flipped(aad, 0), ct, tag, plain));
+  EXPECT_FALSE(cipher.open(nonce, aad, ct, tag.substr(0, 15), plain));
+  // A failure leaves the object usable for the next message.
+  EXPECT_TRUE(cipher.open(nonce, aad, ct, tag, plain));
+}
+
+TEST(Aes256GcmTest, OneKeyManyNoncesRoundTrip) {
+  Bytes key = randomBytes(32);
+  Aes256Gcm a(key);
+  Aes256Gcm b(key);
+  for (std::uint8_t counter = 0; counter < 8; ++counter) {
+    const Bytes nonce = Bytes(11, 'n') + static_cast<char>(counter);
+    const Bytes plain(std::size_t{1000} * counter, static_cast<char>('a' + counter));
+    Bytes ct(plain.size(), '\0');
+    std::array<char, 16> tag{};
+    a.seal(nonce, "hdr", plain, ct, tag);
+    Bytes back(plain.size(), '\0');
+    ASSERT_TRUE(b.open(nonce, "hdr", ct, std::string_view(tag.data(), tag.size()), back));
+    EXPECT_EQ(back, plain);
+    // Under another counter the same bytes do not open: the position is authenticated.
+    const Bytes otherNonce = Bytes(11, 'n') + static_cast<char>(counter + 1);
+    EXPECT_FALSE(b.open(otherNonce, "hdr", ct, std::string_view(tag.data(), tag.size()), back));
+  }
+}
+
+TEST(Aes256GcmTest, BadSizesAreInvalidInput) {
+  EXPECT_THROW(Aes256Gcm(std::string(16, 'k')), InvalidInput);
+  Aes256Gcm cipher(randomBytes(32));
+  Bytes out(3, '\0');
+  std::array<char, 16> tag{};
+  EXPECT_THROW(cipher.seal(Bytes(11, 'n'), "", "abc", out, tag), InvalidInput);
+  EXPECT_THROW(cipher.seal(Bytes(12, 'n'), "", "abcd", out, tag), InvalidInput);
+  EXPECT_THROW((void)cipher.open(Bytes(12, 'n'), "", "abcd", Bytes(16, 't'), out), InvalidInput);
+}
+
 // ------------------------------------------------------------------------------------ scrypt
 
 TEST(ScryptTest, Rfc7914EmptyPasswordN16) {

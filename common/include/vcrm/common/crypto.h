@@ -21,6 +21,9 @@ std::string base64Encode(std::string_view bytes);
 std::string base64UrlEncode(std::string_view bytes);  // no padding
 Bytes base64Decode(std::string_view text);  // accepts padding and whitespace; throws InvalidInput
 
+// Overwrites the bytes with zeros in a way the compiler cannot drop (keys, plaintext buffers).
+void wipe(std::string& secret);
+
 // Compares in time independent of where the inputs differ.
 bool constantTimeEqual(std::string_view a, std::string_view b);
 
@@ -77,6 +80,36 @@ bool ed25519Verify(std::string_view publicKey32, std::string_view message,
 // ("authentication failed") on any tampering, a wrong key, or truncated input.
 Bytes aes256GcmSeal(std::string_view key32, std::string_view plaintext, std::string_view aad = {});
 Bytes aes256GcmOpen(std::string_view key32, std::string_view sealed, std::string_view aad = {});
+
+// AES-256-GCM under one key for many messages with nonces the caller chooses (a chunked stream
+// derives each chunk's nonce from its position). The caller guarantees a nonce is never reused
+// under the same key. Outputs go into caller buffers so a stream needs no allocation per chunk.
+class Aes256Gcm {
+ public:
+  static constexpr std::size_t kKeySize = 32;
+  static constexpr std::size_t kNonceSize = 12;
+  static constexpr std::size_t kTagSize = 16;
+
+  explicit Aes256Gcm(std::string_view key32);  // throws InvalidInput if not 32 bytes
+  ~Aes256Gcm();                                 // wipes the key
+  Aes256Gcm(const Aes256Gcm&) = delete;
+  Aes256Gcm& operator=(const Aes256Gcm&) = delete;
+  Aes256Gcm(Aes256Gcm&&) noexcept;
+  Aes256Gcm& operator=(Aes256Gcm&&) noexcept;
+
+  // Encrypts `plaintext` into `ciphertext` (same size) and writes the 16-byte tag.
+  void seal(std::string_view nonce12, std::string_view aad, std::string_view plaintext,
+            std::span<char> ciphertext, std::span<char, kTagSize> tag);
+  // Decrypts into `plaintext` (same size as `ciphertext`). False when the tag does not match;
+  // `plaintext` is then wiped, so unauthenticated bytes never reach the caller.
+  [[nodiscard]] bool open(std::string_view nonce12, std::string_view aad,
+                          std::string_view ciphertext, std::string_view tag16,
+                          std::span<char> plaintext);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 // scrypt (RFC 7914) key derivation.
 struct ScryptParams {
