@@ -55,6 +55,9 @@ const std::vector<std::pair<std::string, std::string>>& Config::keys() {
       {"bridge_events.port", "its port (default 8090; 0 picks a free port; -1 disables it)"},
       {"http.max_body_bytes", "largest accepted JSON request body (default 1048576)"},
       {"http.threads", "request worker threads; each live event stream holds one (default 64)"},
+      {"events.max_per_session", "live event streams one session may hold open (1-64, default 2)"},
+      {"events.max_per_user", "live event streams one user may hold open across sessions (1-256, default 4)"},
+      {"events.max_streams", "live event streams in all (0-128, default 0: a quarter of http.threads; at most half of it)"},
       {"tls.cert_file", "PEM certificate; empty: <state>/tls/server.crt, self-signed at first start"},
       {"tls.key_file", "PEM private key matching tls.cert_file"},
       {"webui.dir", "directory of the web UI; empty: <vcrmd dir>/../share/vcrm/webui"},
@@ -67,6 +70,9 @@ const std::vector<std::pair<std::string, std::string>>& Config::keys() {
       {"conference.reconcile_seconds", "participant lists are polled this often behind bridge events (default 2)"},
       {"uploads.expire_minutes", "an upload with no activity for this long is removed (1-43200, default 1440)"},
       {"uploads.max_total_mb", "space all unfinished and unclaimed uploads may reserve together, in MiB (1-16777216, default 16384)"},
+      {"audit.retention_days", "audit rows older than this many days are pruned (1-36500, default 365)"},
+      {"audit.max_rows", "the oldest audit rows beyond this many are pruned (100-1000000000, default 1000000)"},
+      {"audit.prune_seconds", "how often the audit log is pruned (1-86400, default 600)"},
       {"conference.reconcile_workers", "conferences polled at once in a reconcile pass, each holding a database connection (1-16, default 4)"},
   };
   return all;
@@ -105,6 +111,18 @@ void Config::set(const std::string& key, const std::string& value, const std::st
     maxBodyBytes = static_cast<std::size_t>(parseInt(key, value, 1024, 64ll << 20, origin));
   } else if (key == "http.threads") {
     httpThreads = static_cast<int>(parseInt(key, value, 2, 256, origin));
+  } else if (key == "events.max_per_session") {
+    eventsMaxPerSession = static_cast<int>(parseInt(key, value, 1, 64, origin));
+  } else if (key == "events.max_per_user") {
+    eventsMaxPerUser = static_cast<int>(parseInt(key, value, 1, 256, origin));
+  } else if (key == "events.max_streams") {
+    eventsMaxStreams = static_cast<int>(parseInt(key, value, 0, 128, origin));
+  } else if (key == "audit.retention_days") {
+    auditRetentionDays = static_cast<int>(parseInt(key, value, 1, 36500, origin));
+  } else if (key == "audit.max_rows") {
+    auditMaxRows = parseInt(key, value, 100, 1000000000, origin);
+  } else if (key == "audit.prune_seconds") {
+    auditPruneSeconds = static_cast<int>(parseInt(key, value, 1, 86400, origin));
   } else if (key == "tls.cert_file") {
     tlsCertFile = parsePath(key, value, origin);
   } else if (key == "tls.key_file") {

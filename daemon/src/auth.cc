@@ -330,24 +330,25 @@ void AuthService::requirePasswordChanged(const Session& session, bool routeAllow
   }
 }
 
-std::optional<Session> AuthService::authenticate(const std::string& token) {
+std::optional<Session> AuthService::authenticate(const std::string& token) { return findSession(token, true); }
+
+std::optional<Session> AuthService::revalidate(const std::string& token) { return findSession(token, false); }
+
+std::optional<Session> AuthService::findSession(const std::string& token, bool touch) {
   if (token.empty() || token.size() > 256) return std::nullopt;
+  const std::string hash = crypto::sha256Hex(token);
   auto c = pool_.acquire();
-  // Refreshes last_seen_at at most once a minute so reads do not each cost a write.
   auto r = c->exec(
-      "WITH s AS ("
-      "  SELECT token_sha256, user_id, csrf_token, expires_at, last_seen_at FROM sessions"
-      "  WHERE token_sha256 = $1 AND expires_at > now()"
-      "    AND last_seen_at > now() - $2::interval),"
-      " touched AS ("
-      "  UPDATE sessions SET last_seen_at = now() FROM s"
-      "  WHERE sessions.token_sha256 = s.token_sha256"
-      "    AND s.last_seen_at < now() - interval '1 minute')"
-      " SELECT u.id, u.username, u.roles, u.disabled, u.must_change_password,"
-      "        rfc3339(u.created_at), rfc3339(u.last_login_at), s.csrf_token, rfc3339(s.expires_at)"
-      " FROM s JOIN users u ON u.id = s.user_id WHERE NOT u.disabled",
-      {crypto::sha256Hex(token), std::to_string(options_.idle.count()) + " minutes"});
+      "SELECT u.id, u.username, u.roles, u.disabled, u.must_change_password,"
+      "       rfc3339(u.created_at), rfc3339(u.last_login_at), s.csrf_token, rfc3339(s.expires_at),"
+      "       s.last_seen_at < now() - interval '1 minute'"
+      " FROM sessions s JOIN users u ON u.id = s.user_id"
+      " WHERE s.token_sha256 = $1 AND s.expires_at > now()"
+      "   AND s.last_seen_at > now() - $2::interval AND NOT u.disabled",
+      {hash, std::to_string(options_.idle.count()) + " minutes"});
   if (r.empty()) return std::nullopt;
+  // The idle timer moves at most once a minute so reads do not each cost a write.
+  if (touch && r.boolean(0, 9)) c->exec("UPDATE sessions SET last_seen_at = now() WHERE token_sha256 = $1", {hash});
   Session s;
   s.user = userFromRow(r, 0);
   s.csrfToken = r.text(0, 7);

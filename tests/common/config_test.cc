@@ -158,6 +158,12 @@ TEST_F(ConfigTest, EveryDocumentedKeyIsAccepted) {
       {"uploads.expire_minutes", "90"},
       {"uploads.max_total_mb", "2048"},
       {"db.strict_leases", "true"},
+      {"events.max_per_session", "1"},
+      {"events.max_per_user", "3"},
+      {"events.max_streams", "8"},
+      {"audit.retention_days", "30"},
+      {"audit.max_rows", "5000"},
+      {"audit.prune_seconds", "60"},
   };
   ASSERT_EQ(Config::keys().size(), samples.size()) << "a key was added: extend this test";
   for (const auto& [key, description] : Config::keys()) {
@@ -189,6 +195,48 @@ TEST_F(ConfigTest, UploadExpiryAndQuotaAreBounded) {
   }
   for (const char* bad : {"0", "16777217", "-1", "2G", ""}) {
     EXPECT_THROW(Config::load(dir_.path(), {std::string("uploads.max_total_mb=") + bad}), ConfigError) << bad;
+  }
+}
+
+TEST_F(ConfigTest, EventStreamCapsAreBounded) {
+  const Config defaults = Config::load(dir_.path(), {});
+  EXPECT_EQ(defaults.eventsMaxPerSession, 2);
+  EXPECT_EQ(defaults.eventsMaxPerUser, 4);
+  EXPECT_EQ(defaults.eventsMaxStreams, 0) << "0: a quarter of http.threads";
+  const Config c = Config::load(dir_.path(), {"events.max_per_session=64", "events.max_per_user=256",
+                                              "events.max_streams=128"});
+  EXPECT_EQ(c.eventsMaxPerSession, 64);
+  EXPECT_EQ(c.eventsMaxPerUser, 256);
+  EXPECT_EQ(c.eventsMaxStreams, 128);
+  for (const char* bad : {"0", "65", "-1", "two", ""}) {
+    EXPECT_THROW(Config::load(dir_.path(), {std::string("events.max_per_session=") + bad}), ConfigError) << bad;
+  }
+  for (const char* bad : {"0", "257", "x"}) {
+    EXPECT_THROW(Config::load(dir_.path(), {std::string("events.max_per_user=") + bad}), ConfigError) << bad;
+  }
+  for (const char* bad : {"-1", "129", "all"}) {
+    EXPECT_THROW(Config::load(dir_.path(), {std::string("events.max_streams=") + bad}), ConfigError) << bad;
+  }
+}
+
+TEST_F(ConfigTest, AuditRetentionIsBounded) {
+  const Config defaults = Config::load(dir_.path(), {});
+  EXPECT_EQ(defaults.auditRetentionDays, 365);
+  EXPECT_EQ(defaults.auditMaxRows, 1000000);
+  EXPECT_EQ(defaults.auditPruneSeconds, 600);
+  const Config c = Config::load(dir_.path(), {"audit.retention_days=36500", "audit.max_rows=100",
+                                              "audit.prune_seconds=1"});
+  EXPECT_EQ(c.auditRetentionDays, 36500);
+  EXPECT_EQ(c.auditMaxRows, 100);
+  EXPECT_EQ(c.auditPruneSeconds, 1);
+  for (const char* bad : {"0", "36501", "-1", "1y", ""}) {
+    EXPECT_THROW(Config::load(dir_.path(), {std::string("audit.retention_days=") + bad}), ConfigError) << bad;
+  }
+  for (const char* bad : {"99", "1000000001", "1M"}) {
+    EXPECT_THROW(Config::load(dir_.path(), {std::string("audit.max_rows=") + bad}), ConfigError) << bad;
+  }
+  for (const char* bad : {"0", "86401", "10m"}) {
+    EXPECT_THROW(Config::load(dir_.path(), {std::string("audit.prune_seconds=") + bad}), ConfigError) << bad;
   }
 }
 

@@ -5,9 +5,7 @@
 
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Parser.h>
-#include <Poco/Net/Context.h>
 #include <Poco/Net/HTTPClientSession.h>
-#include <Poco/Net/HTTPSClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
 
@@ -18,15 +16,18 @@
 
 #include "bridge_setup.h"
 #include "api_times.h"
+#include "event_stream.h"
 #include "eventually.h"
 #include "janus_process.h"
 #include "vcrm/common/crypto.h"
 #include "vcrmd_process.h"
 
+using vcrm::test::EventStream;
 using vcrm::test::HttpResult;
 using vcrm::test::HttpsClient;
 using vcrm::test::JanusParticipant;
 using vcrm::test::JanusProcess;
+using vcrm::test::StreamEvent;
 using vcrm::test::VcrmdProcess;
 using vcrm::test::eventually;
 using Clock = std::chrono::steady_clock;
@@ -799,81 +800,23 @@ TEST_F(ReconcileTest, LateBridgeEventsCorrectTheTimesReconcileGuessedAndOpenNoth
   EXPECT_EQ(participantCount(id), 0);
 }
 
-struct SseEvent {
-  std::string type;
-  std::string data;
-};
-
-// Reads /api/v1/events on a connection of its own, in a thread, until `done` accepts an event
-// or the time is up; `seen` then holds every event read.
-class SseReader {
- public:
-  SseReader(const VcrmdProcess& app, const std::string& token, std::function<bool(const SseEvent&)> done)
-      : done_(std::move(done)) {
-    thread_ = std::thread([this, &app, token] {
-      try {
-        Poco::Net::Context::Ptr ctx = new Poco::Net::Context(
-            Poco::Net::Context::TLS_CLIENT_USE, "", "", (app.stateDir() / "tls/server.crt").string(),
-            Poco::Net::Context::VERIFY_STRICT, 9, false);
-        session_ = std::make_unique<Poco::Net::HTTPSClientSession>("127.0.0.1", static_cast<Poco::UInt16>(app.httpsPort()), ctx);
-        session_->setTimeout(Poco::Timespan(20, 0));
-        Poco::Net::HTTPRequest req("GET", "/api/v1/events", Poco::Net::HTTPMessage::HTTP_1_1);
-        req.set("Authorization", "Bearer " + token);
-        session_->sendRequest(req);
-        Poco::Net::HTTPResponse resp;
-        auto& is = session_->receiveResponse(resp);
-        contentType_ = resp.getContentType();
-        open_.set_value();
-        std::string line;
-        SseEvent ev;
-        while (std::getline(is, line)) {
-          if (line.rfind("event: ", 0) == 0) ev.type = line.substr(7);
-          if (line.rfind("data: ", 0) == 0) {
-            ev.data = line.substr(6);
-            seen.push_back(ev);
-            if (done_(ev)) break;
-          }
-        }
-      } catch (const std::exception&) {  // the session was shut down to end the read
-      }
-      finished_.set_value();
-    });
-    openFuture_.wait_for(std::chrono::seconds(10));
-  }
-  // True if `done` accepted an event within `timeout`. Either way the reader is stopped.
-  bool wait(std::chrono::seconds timeout) {
-    const bool ok = finishedFuture_.wait_for(timeout) == std::future_status::ready && !seen.empty() && done_(seen.back());
-    if (!ok && session_) session_->abort();
-    thread_.join();
-    return ok;
-  }
-  const std::string& contentType() const { return contentType_; }
-  std::vector<SseEvent> seen;
-
- private:
-  std::function<bool(const SseEvent&)> done_;
-  std::unique_ptr<Poco::Net::HTTPSClientSession> session_;
-  std::string contentType_;
-  std::promise<void> open_;
-  std::future<void> openFuture_ = open_.get_future();
-  std::promise<void> finished_;
-  std::future<void> finishedFuture_ = finished_.get_future();
-  std::thread thread_;
-};
-
 TEST_F(ConferenceTest, TheEventStreamPushesParticipantChangesToAdmins) {
   addBridge("j1", 20);
   const auto id = startNow(2);
   const auto room = conference(id)->getValue<std::int64_t>("room");
   const std::string token = admin_->loginBearer("admin", app_->adminPassword()).json()->getValue<std::string>("token");
-  SseReader reader(*app_, token, [](const SseEvent& e) {
-    return e.type == "participant" && e.data.find("\"Alice\"") != std::string::npos &&
-           e.data.find("\"joined\"") != std::string::npos;
-  });
-  EXPECT_EQ(reader.contentType(), "text/event-stream");
+  EventStream stream(*app_, token);
+  EXPECT_EQ(stream.contentType(), "text/event-stream");
   JanusParticipant alice(janus_[0]->httpUrl(), room, "Alice", "1234");
-  ASSERT_TRUE(reader.wait(std::chrono::seconds(5))) << "no participant event on the stream";
-  const std::string data = reader.seen.back().data;
+  std::string data;
+  ASSERT_TRUE(stream.waitFor(
+      [&](const StreamEvent& e) {
+        data = e.data;
+        return e.type == "participant" && e.data.find("\"Alice\"") != std::string::npos &&
+               e.data.find("\"joined\"") != std::string::npos;
+      },
+      std::chrono::seconds(5)))
+      << "no participant event on the stream";
   EXPECT_NE(data.find("\"conference_id\":" + std::to_string(id)), std::string::npos) << data;
   EXPECT_NE(data.find("\"participant_id\":" + std::to_string(alice.id())), std::string::npos) << data;
 }
@@ -883,20 +826,23 @@ TEST_F(ConferenceTest, TheEventStreamGivesOtherRolesBridgeChangesOnly) {
   ASSERT_EQ(app_->createReadyUser(*admin_, "watcher", {"noc"}, "correct horse battery").status, 201);
   auto noc = app_->client();
   const std::string token = noc.loginBearer("watcher", "correct horse battery").json()->getValue<std::string>("token");
-  SseReader reader(*app_, token, [](const SseEvent& e) { return e.type == "bridge"; });
+  EventStream stream(*app_, token);
   // A booking (a conference event, with its PIN) first, then a bridge change.
   // An admin's stream shows when the conference's events are out: every stream reads the same
   // ordered log, so they come before the bridge change on the noc user's stream too, if at all.
-  SseReader adminReader(*app_, admin_->loginBearer("admin", app_->adminPassword()).json()->getValue<std::string>("token"),
-                        [](const SseEvent& e) {
-                          return e.type == "conference" && e.data.find("\"Secret\"") != std::string::npos &&
-                                 e.data.find("\"active\"") != std::string::npos;
-                        });
+  EventStream adminStream(*app_, admin_->loginBearer("admin", app_->adminPassword()).json()->getValue<std::string>("token"));
   ASSERT_EQ(book(R"("name":"Secret","start_now":true,"duration_minutes":5,"ports":2,"pin":"97531")").status, 201);
-  ASSERT_TRUE(adminReader.wait(std::chrono::seconds(5))) << "the conference never went active on the admin's stream";
+  ASSERT_TRUE(adminStream.waitFor(
+      [](const StreamEvent& e) {
+        return e.type == "conference" && e.data.find("\"Secret\"") != std::string::npos &&
+               e.data.find("\"active\"") != std::string::npos;
+      },
+      std::chrono::seconds(5)))
+      << "the conference never went active on the admin's stream";
   ASSERT_EQ(admin_->request("PATCH", "/api/v1/bridges/" + std::to_string(bridgeId), R"({"state":"cordoned"})").status, 200);
-  ASSERT_TRUE(reader.wait(std::chrono::seconds(5))) << "the bridge change never arrived";
-  for (const auto& e : reader.seen) {
+  ASSERT_TRUE(stream.waitFor([](const StreamEvent& e) { return e.type == "bridge"; }, std::chrono::seconds(5)))
+      << "the bridge change never arrived";
+  for (const auto& e : stream.events()) {
     EXPECT_EQ(e.type, "bridge") << e.data;
     EXPECT_EQ(e.data.find("97531"), std::string::npos) << "a PIN reached a noc user";
   }

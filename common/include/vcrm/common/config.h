@@ -53,6 +53,11 @@ struct Config {
   std::string webuiDir;  // empty: <dir of vcrmd>/../share/vcrm/webui
   std::size_t maxBodyBytes = 1 << 20;
   int httpThreads = 64;
+  // Live event streams (GET /api/v1/events) each hold a worker thread: at most this many per
+  // session, per user, and in all (0: a quarter of http.threads; never more than half).
+  int eventsMaxPerSession = 2;
+  int eventsMaxPerUser = 4;
+  int eventsMaxStreams = 0;
   int sessionIdleMinutes = 60;
   int sessionMaxHours = 12;
   LogLevel logLevel = LogLevel::Info;
@@ -66,6 +71,11 @@ struct Config {
   // uploads together may reserve at most this much of the disk.
   int uploadExpireMinutes = 24 * 60;
   std::uint64_t uploadMaxTotalMb = 16 * 1024;
+  // Audit log retention: rows older than this many days, and the oldest rows beyond the cap,
+  // are pruned this often (on the active node).
+  int auditRetentionDays = 365;
+  std::int64_t auditMaxRows = 1000000;
+  int auditPruneSeconds = 600;
 
   // Loads `<root>/etc/vcrm/vcrmd.conf` if it exists, then applies overrides
   // ("key=value", in order). Unknown keys and bad values throw ConfigError naming the key,

@@ -113,11 +113,12 @@ class InsufficientStorage : public Error {
       : Error(std::move(code), message) {}
 };
 
-// Too many attempts; `retryAfterSeconds()` says when to try again.
+// Too many attempts, or too many of something held open (live event streams);
+// `retryAfterSeconds()` says when to try again.
 class RateLimited : public Error {
  public:
-  RateLimited(const std::string& message, int retryAfterSeconds)
-      : Error("rate_limited", message), retryAfter_(retryAfterSeconds) {}
+  RateLimited(const std::string& message, int retryAfterSeconds, std::string code = "rate_limited")
+      : Error(std::move(code), message), retryAfter_(retryAfterSeconds) {}
   int retryAfterSeconds() const noexcept { return retryAfter_; }
 
  private:

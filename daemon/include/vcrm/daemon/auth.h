@@ -137,6 +137,11 @@ class AuthService {
                     const std::string& remoteAddr);
   // The session for a bearer token, refreshing its idle timer; nullopt if unknown/expired.
   std::optional<Session> authenticate(const std::string& token);
+  // The same check without refreshing the idle timer, for a long-lived request that keeps
+  // re-checking its session (a live event stream is not activity): nullopt once the session
+  // was ended (sign-out, a role change, a disable, a password reset), timed out or its user
+  // disabled. Holds a database connection only for the query.
+  std::optional<Session> revalidate(const std::string& token);
   void logout(const std::string& token);
 
   // Creates `admin` with a random password when there are no users; returns that password.
@@ -172,6 +177,7 @@ class AuthService {
   static void checkRoles(const std::vector<std::string>& roles);
 
  private:
+  std::optional<Session> findSession(const std::string& token, bool touch);
   void ensureAnotherActiveAdmin(db::Transaction& tx, const std::string& username);
   void removeInitialPasswordFile();
   db::Pool& pool_;
