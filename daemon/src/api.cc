@@ -129,7 +129,7 @@ bool Api::matchPattern(const std::string& pattern, const std::string& path,
 }
 
 http::Response Api::handle(http::Request& request) {
-  RequestContext ctx{request, std::nullopt, {}, false, std::nullopt, std::nullopt};
+  RequestContext ctx{request, std::nullopt, {}, false, std::nullopt, std::nullopt, &audit_, {}, {}};
   const Route* matched = nullptr;
   http::Response response;
   try {
@@ -149,20 +149,26 @@ http::Response Api::handle(http::Request& request) {
     response.headers.emplace_back("Tus-Resumable", "1.0.0");
     if (response.status == 412) response.headers.emplace_back("Tus-Version", "1.0.0");
   }
-  // Routes too busy to audit (bridge event posts) still leave a row when they refuse.
-  if (!matched || matched->audited || response.status >= 400) {
+  // A change in the database was recorded with it (RequestContext::audited). Otherwise the
+  // row is written now: for a change elsewhere, and for every failure (also after a change
+  // that committed, say half a series). Routes too busy to audit (bridge event posts) still
+  // leave a row when they refuse.
+  const bool recordedWithChange = ctx.auditedCommit.committed();
+  if (response.status >= 400 || (!recordedWithChange && (!matched || matched->audited))) {
     audit(request, matched ? matched->action : "unknown", response.status,
-          ctx.session ? std::optional<std::string>(ctx.session->user.username) : ctx.auditUser, ctx.auditTarget);
+          ctx.session ? std::optional<std::string>(ctx.session->user.username) : ctx.auditUser, ctx.auditTarget,
+          ctx.session.has_value());
   }
   return response;
 }
 
 void Api::auditRefused(const http::Request& request, int status) {
-  audit(request, "refused", status, std::nullopt, std::nullopt);
+  audit(request, "refused", status, std::nullopt, std::nullopt, false);
 }
 
 void Api::audit(const http::Request& request, const std::string& action, int status,
-                const std::optional<std::string>& username, const std::optional<std::string>& target) {
+                const std::optional<std::string>& username, const std::optional<std::string>& target,
+                bool signedIn) {
   if (!changesState(request.method) || request.path.rfind("/api/", 0) != 0) return;
   AuditEntry entry;
   entry.username = username;
@@ -172,7 +178,13 @@ void Api::audit(const http::Request& request, const std::string& action, int sta
   entry.action = action;
   entry.target = target;
   entry.status = status;
-  audit_.record(entry);
+  // Anyone can send refusals without a session, as fast as the network goes: those are
+  // collapsed. What a signed-in user does, refused or not, is always a row of its own.
+  if (!signedIn && status >= 400) {
+    audit_.recordRefusal(entry);
+  } else {
+    audit_.record(entry);
+  }
 }
 
 http::Response Api::dispatch(http::Request& request, RequestContext& ctx, const Route*& matched) {
@@ -189,6 +201,7 @@ http::Response Api::dispatch(http::Request& request, RequestContext& ctx, const 
       continue;
     }
     matched = &route;
+    ctx.action = route.action;
     request.pathParams = std::move(params);
     break;
   }

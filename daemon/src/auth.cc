@@ -272,7 +272,7 @@ void AuthService::checkPasswordPolicy(const std::string& username, const std::st
 }
 
 LoginResult AuthService::login(const std::string& username, const std::string& password,
-                               const std::string& remoteAddr) {
+                               const std::string& remoteAddr, const AuditedCommit& audit) {
   LoginResult result;
   if (const int wait = throttle_.reserve(username, remoteAddr); wait > 0) {
     result.status = LoginResult::Status::Throttled;
@@ -315,7 +315,7 @@ LoginResult AuthService::login(const std::string& username, const std::string& p
       {crypto::sha256Hex(result.token), result.session.user.id, result.session.csrfToken,
        remoteAddr, std::to_string(options_.maxAge.count()) + " hours"});
   tx.exec("UPDATE users SET last_login_at = now() WHERE id = $1", {result.session.user.id});
-  tx.commit();
+  audit.commit(tx);
   result.session.expiresAt = s.text(0, 0);
   result.status = LoginResult::Status::Ok;
   log_.info(kComponent, "LOGIN_OK", "signed in from " + remoteAddr, username);
@@ -356,9 +356,11 @@ std::optional<Session> AuthService::findSession(const std::string& token, bool t
   return s;
 }
 
-void AuthService::logout(const std::string& token) {
+void AuthService::logout(const std::string& token, const AuditedCommit& audit) {
   auto c = pool_.acquire();
-  c->exec("DELETE FROM sessions WHERE token_sha256 = $1", {crypto::sha256Hex(token)});
+  db::Transaction tx(*c);
+  tx.exec("DELETE FROM sessions WHERE token_sha256 = $1", {crypto::sha256Hex(token)});
+  audit.commit(tx);
 }
 
 std::optional<std::string> AuthService::bootstrapAdmin() {
@@ -425,18 +427,20 @@ User AuthService::getUser(const std::string& username) {
 }
 
 User AuthService::createUser(const std::string& username, const std::string& password,
-                             const std::vector<std::string>& roles) {
+                             const std::vector<std::string>& roles, const AuditedCommit& audit) {
   checkUsername(username);
   checkRoles(roles);
   checkPasswordPolicy(username, password);
   const std::string hash = crypto::hashPassword(password, options_.scrypt);  // before the lease
   auto c = pool_.acquire();
   try {
-    auto r = c->exec(
+    db::Transaction tx(*c);
+    auto r = tx.exec(
         "INSERT INTO users (username, password_hash, roles, must_change_password) "
         "VALUES ($1, $2, $3::text[], true) "
         "RETURNING id, username, roles, disabled, must_change_password, rfc3339(created_at), rfc3339(last_login_at)",
         {username, hash, toPgArray(roles)});
+    audit.commit(tx);
     return userFromRow(r, 0);
   } catch (const DbError& e) {
     if (e.sqlState() == "23505") {
@@ -458,7 +462,7 @@ void AuthService::ensureAnotherActiveAdmin(db::Transaction& tx, const std::strin
 }
 
 User AuthService::updateUser(const std::string& actor, const std::string& username,
-                             const UserPatch& patch) {
+                             const UserPatch& patch, const AuditedCommit& audit) {
   if (patch.roles) checkRoles(*patch.roles);
   if (patch.password) checkPasswordPolicy(username, *patch.password);
   std::optional<std::string> hash;  // made before the lease is taken
@@ -501,13 +505,14 @@ User AuthService::updateUser(const std::string& actor, const std::string& userna
       "SELECT id, username, roles, disabled, must_change_password, rfc3339(created_at), rfc3339(last_login_at) "
       "FROM users WHERE id = $1",
       {before.id});
-  tx.commit();
+  audit.commit(tx);
   // An admin reset of the first admin's password spends the one in the file as well.
   if (patch.password && username == kFirstAdmin) removeInitialPasswordFile();
   return userFromRow(after, 0);
 }
 
-void AuthService::deleteUser(const std::string& actor, const std::string& username) {
+void AuthService::deleteUser(const std::string& actor, const std::string& username,
+                             const AuditedCommit& audit) {
   if (actor == username) throw Conflict("you cannot delete your own account", "self_delete");
   auto c = pool_.acquire();
   db::Transaction tx(*c);
@@ -518,12 +523,12 @@ void AuthService::deleteUser(const std::string& actor, const std::string& userna
     ensureAnotherActiveAdmin(tx, username);
   }
   tx.exec("DELETE FROM users WHERE username = $1", {username});
-  tx.commit();
+  audit.commit(tx);
 }
 
 void AuthService::changeOwnPassword(const std::string& username, const std::string& current,
                                     const std::string& next, const std::string& remoteAddr,
-                                    const std::string& keepToken) {
+                                    const std::string& keepToken, const AuditedCommit& audit) {
   // What needs no hash first, so a refused new password costs neither scrypt nor a try.
   if (current == next) {
     throw Unprocessable("the new password must differ from the current one", "weak_password");
@@ -561,7 +566,7 @@ void AuthService::changeOwnPassword(const std::string& username, const std::stri
   // Whoever else holds a session of this user (the reason to change a password) is signed out.
   auto ended = tx.exec("DELETE FROM sessions WHERE user_id = $1 AND token_sha256 <> $2",
                        {r.int64(0, 0), crypto::sha256Hex(keepToken)});
-  tx.commit();
+  audit.commit(tx);
   log_.info(kComponent, "PASSWORD_CHANGED",
             "password changed; ended " + std::to_string(ended.affected()) + " other session(s)", username);
   if (username == kFirstAdmin) removeInitialPasswordFile();

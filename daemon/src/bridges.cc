@@ -96,7 +96,7 @@ Bridge BridgeService::get(std::int64_t id) {
   return found.front();
 }
 
-Bridge BridgeService::create(const json::ObjectPtr& body) {
+Bridge BridgeService::create(const json::ObjectPtr& body, const AuditedCommit& audit) {
   json::onlyKeys(body, {"name", "type", "url", "admin_url", "admin_secret", "capacity_ports", "pool", "state"});
   Bridge b;
   b.name = json::requireString(body, "name", 64);
@@ -111,11 +111,14 @@ Bridge BridgeService::create(const json::ObjectPtr& body) {
   b.state = json::optString(body, "state", 16).value_or("enabled");
   validate(b);
   try {
-    auto r = pool_.acquire()->exec(
+    auto c = pool_.acquire();
+    db::Transaction tx(*c);
+    auto r = tx.exec(
         "INSERT INTO bridges (name, type, url, admin_url, admin_secret, capacity_ports, pool, "
         "state, events_secret) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
         {b.name, b.type, b.url, b.adminUrl, b.adminSecret, b.capacityPorts, b.pool, b.state,
          crypto::base64UrlEncode(crypto::randomBytes(24))});
+    audit.commit(tx);
     b.id = r.int64(0, 0);
   } catch (const DbError& e) {
     if (e.sqlState() == "23505") throw Conflict("a bridge named \"" + b.name + "\" already exists", "bridge_exists");
@@ -127,7 +130,7 @@ Bridge BridgeService::create(const json::ObjectPtr& body) {
   return out;
 }
 
-Bridge BridgeService::update(std::int64_t id, const json::ObjectPtr& body) {
+Bridge BridgeService::update(std::int64_t id, const json::ObjectPtr& body, const AuditedCommit& audit) {
   static const std::vector<std::string> fields{
       "name", "url", "admin_url", "admin_secret", "capacity_ports", "pool", "state"};
   json::onlyKeys(body, fields);
@@ -163,7 +166,7 @@ Bridge BridgeService::update(std::int64_t id, const json::ObjectPtr& body) {
         "UPDATE bridges SET name = $2, url = $3, admin_url = $4, admin_secret = $5, "
         "capacity_ports = $6, pool = $7, state = $8, updated_at = now() WHERE id = $1",
         {id, b.name, b.url, b.adminUrl, b.adminSecret, b.capacityPorts, b.pool, b.state});
-    tx.commit();
+    audit.commit(tx);
   } catch (const DbError& e) {
     if (e.sqlState() == "23505") throw Conflict("a bridge named \"" + b.name + "\" already exists", "bridge_exists");
     throw;
@@ -175,7 +178,7 @@ Bridge BridgeService::update(std::int64_t id, const json::ObjectPtr& body) {
   return out;
 }
 
-void BridgeService::remove(std::int64_t id) {
+void BridgeService::remove(std::int64_t id, const AuditedCommit& audit) {
   auto c = pool_.acquire();
   db::Transaction tx(*c);
   auto r = tx.exec("SELECT name FROM bridges WHERE id = $1 FOR UPDATE", {id});
@@ -193,7 +196,7 @@ void BridgeService::remove(std::int64_t id) {
   tx.exec("UPDATE conferences SET bridge_id = NULL WHERE bridge_id = $1", {id});
   tx.exec("UPDATE conferences SET requested_bridge_id = NULL WHERE requested_bridge_id = $1", {id});
   tx.exec("DELETE FROM bridges WHERE id = $1", {id});
-  tx.commit();
+  audit.commit(tx);
   drivers_.lock()->erase(id);
   json::ObjectPtr o = new json::Object;
   o->set("id", id);

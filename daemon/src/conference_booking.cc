@@ -154,7 +154,8 @@ bool ConferenceBooking::knownTimeZone(db::Connection& c, const std::string& tz) 
   return zones->count(tz) > 0;
 }
 
-json::ObjectPtr ConferenceBooking::create(const std::string& owner, const json::ObjectPtr& body) {
+json::ObjectPtr ConferenceBooking::create(const std::string& owner, const json::ObjectPtr& body,
+                                          const AuditedCommit& audit) {
   json::onlyKeys(body, {"name", "start", "end", "duration_minutes", "start_now", "time_zone",
                         "ports", "pin", "bridge_id", "pool", "auto_end_when_empty", "recurrence"});
   const std::string name = json::requireString(body, "name", 200);
@@ -333,7 +334,7 @@ json::ObjectPtr ConferenceBooking::create(const std::string& owner, const json::
         }
       }
     }
-    tx.commit();
+    audit.commit(tx);
   }
   for (auto id : ids) view_.publishConference(id);
   log_.info(
@@ -373,7 +374,7 @@ std::optional<Placement> ConferenceBooking::rebook(
   return placement;
 }
 
-json::ObjectPtr ConferenceBooking::update(std::int64_t id, const json::ObjectPtr& body) {
+json::ObjectPtr ConferenceBooking::update(std::int64_t id, const json::ObjectPtr& body, const AuditedCommit& audit) {
   const auto ch = bookingChanges(body);
   std::optional<std::pair<std::int64_t, int>> liveResize;  // room, publishers
   std::string secret;
@@ -412,7 +413,7 @@ json::ObjectPtr ConferenceBooking::update(std::int64_t id, const json::ObjectPtr
                          start + " to " + end + ": " + refusal,
                      "no_capacity");
     }
-    tx.commit();
+    audit.commit(tx);
     if (live && ports != static_cast<int>(cur.int64(0, 3))) {
       liveResize = std::make_pair(cur.int64(0, 7), ports);
       secret = cur.text(0, 8);
@@ -432,7 +433,8 @@ json::ObjectPtr ConferenceBooking::update(std::int64_t id, const json::ObjectPtr
   return view_.conferenceJson(*c, id, true);
 }
 
-json::ObjectPtr ConferenceBooking::updateSeries(std::int64_t id, const json::ObjectPtr& body) {
+json::ObjectPtr ConferenceBooking::updateSeries(std::int64_t id, const json::ObjectPtr& body,
+                                                const AuditedCommit& audit) {
   const auto ch = bookingChanges(body);
   std::vector<std::int64_t> changed;
   {
@@ -492,7 +494,7 @@ json::ObjectPtr ConferenceBooking::updateSeries(std::int64_t id, const json::Obj
       }
       changed.push_back(oid);
     }
-    tx.commit();
+    audit.commit(tx);
   }
   for (auto oid : changed) view_.publishConference(oid);
   wake_();
@@ -505,7 +507,7 @@ json::ObjectPtr ConferenceBooking::updateSeries(std::int64_t id, const json::Obj
   return o;
 }
 
-json::ObjectPtr ConferenceBooking::extend(std::int64_t id, int minutes) {
+json::ObjectPtr ConferenceBooking::extend(std::int64_t id, int minutes, const AuditedCommit& audit) {
   if (minutes < 1 || minutes > 24 * 60)
     throw InvalidInput("minutes must be from 1 to 1440", "invalid_field");
   {
@@ -534,7 +536,7 @@ json::ObjectPtr ConferenceBooking::extend(std::int64_t id, int minutes) {
     }
     tx.exec("UPDATE conferences SET ends_at = $2::timestamptz, updated_at = now() WHERE id = $1",
             {id, cur.text(0, 2)});
-    tx.commit();
+    audit.commit(tx);
   }
   view_.publishConference(id);
   auto c = pool_.acquire();

@@ -229,15 +229,21 @@ ConferenceParticipants::LiveLeg ConferenceParticipants::liveLeg(db::Connection& 
   return LiveLeg{r.int64(0, 0), r.text(0, 1), r.int64(0, 2), r.int64(0, 3), r.text(0, 4)};
 }
 
-void ConferenceParticipants::mute(std::int64_t id, std::int64_t participant, bool muted) {
+void ConferenceParticipants::mute(std::int64_t id, std::int64_t participant, bool muted,
+                                  const AuditedCommit& audit) {
   const LiveLeg leg = liveLeg(*pool_.acquire(), id, participant);
   bridges_.driver(leg.bridgeId)->mute(leg.room, leg.roomSecret, participant, muted);
-  pool_.acquire()->exec("UPDATE participant_legs SET muted = $2 WHERE id = $1", {leg.legId, muted});
+  {
+    auto c = pool_.acquire();
+    db::Transaction tx(*c);
+    tx.exec("UPDATE participant_legs SET muted = $2 WHERE id = $1", {leg.legId, muted});
+    audit.commit(tx);
+  }
   view_.publishParticipant(id, participant, muted ? "muted" : "unmuted", leg.display);
 }
 
 void ConferenceParticipants::drop(std::int64_t id, std::int64_t participant,
-                                  const std::string& by) {
+                                  const std::string& by, const AuditedCommit& audit) {
   const LiveLeg leg = [&] {
     auto c = pool_.acquire();
     const LiveLeg found = liveLeg(*c, id, participant);
@@ -255,10 +261,17 @@ void ConferenceParticipants::drop(std::int64_t id, std::int64_t participant,
         "UPDATE participant_legs SET left_at = NULL, end_reason = NULL WHERE id = $1", {leg.legId});
     throw;
   }
-  pool_.acquire()->exec(
-      "UPDATE conferences SET empty_since = CASE WHEN NOT EXISTS (SELECT 1 FROM participant_legs "
-      "  WHERE conference_id = $1 AND left_at IS NULL) THEN now() ELSE NULL END WHERE id = $1",
-      {id});
+  // The leg was closed before the kick (and reopened if it failed); the drop is recorded with
+  // the change that completes it.
+  {
+    auto c = pool_.acquire();
+    db::Transaction tx(*c);
+    tx.exec(
+        "UPDATE conferences SET empty_since = CASE WHEN NOT EXISTS (SELECT 1 FROM participant_legs "
+        "  WHERE conference_id = $1 AND left_at IS NULL) THEN now() ELSE NULL END WHERE id = $1",
+        {id});
+    audit.commit(tx);
+  }
   view_.publishParticipant(id, participant, "left", leg.display);
 }
 

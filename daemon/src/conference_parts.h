@@ -64,10 +64,10 @@ class ConferenceBooking {
         view_(view),
         options_(options),
         wake_(std::move(wake)) {}
-  json::ObjectPtr create(const std::string& owner, const json::ObjectPtr& body);
-  json::ObjectPtr update(std::int64_t id, const json::ObjectPtr& body);
-  json::ObjectPtr updateSeries(std::int64_t id, const json::ObjectPtr& body);
-  json::ObjectPtr extend(std::int64_t id, int minutes);
+  json::ObjectPtr create(const std::string& owner, const json::ObjectPtr& body, const AuditedCommit& audit);
+  json::ObjectPtr update(std::int64_t id, const json::ObjectPtr& body, const AuditedCommit& audit);
+  json::ObjectPtr updateSeries(std::int64_t id, const json::ObjectPtr& body, const AuditedCommit& audit);
+  json::ObjectPtr extend(std::int64_t id, int minutes, const AuditedCommit& audit);
 
   // The bridge that takes `ports` over [start, end), least loaded first, inside `tx` with the
   // candidate bridges locked. nullopt: `refusal` says why.
@@ -106,8 +106,8 @@ class ConferenceParticipants {
   // ("no such room") is made again only when `recreateMissing`; any other failure throws and
   // leaves the legs as they are.
   void reconcile(std::int64_t id, bool recreateMissing = true);
-  void mute(std::int64_t id, std::int64_t participant, bool muted);
-  void drop(std::int64_t id, std::int64_t participant, const std::string& by);
+  void mute(std::int64_t id, std::int64_t participant, bool muted, const AuditedCommit& audit);
+  void drop(std::int64_t id, std::int64_t participant, const std::string& by, const AuditedCommit& audit);
 
  private:
   struct LiveLeg {
@@ -141,8 +141,8 @@ class ConferenceScheduler {
         options_(options) {}
   void tick();
   void resume();
-  json::ObjectPtr cancel(std::int64_t id, bool wholeSeries);
-  json::ObjectPtr terminate(std::int64_t id, const std::string& by);
+  json::ObjectPtr cancel(std::int64_t id, bool wholeSeries, const AuditedCommit& audit);
+  json::ObjectPtr terminate(std::int64_t id, const std::string& by, const AuditedCommit& audit);
   // Moves the live conferences of a bridge that went down to another of their pool, or fails them.
   void relocateOrFail(std::int64_t bridgeId);
 
@@ -150,8 +150,10 @@ class ConferenceScheduler {
   void launch(std::int64_t id);
   // Applies a final event (end_time, terminate, cancel, room_failed, bridge_lost...) through the
   // lifecycle table: closes the legs, writes the CDR, destroys the room when the action says so.
+  // A request's cancel or terminate commits through its `audit`; the clock's and the bridges'
+  // finishes pass none.
   void finish(std::int64_t id, lifecycle::Event event, const std::string& cause,
-              const std::string& legReason);
+              const std::string& legReason, const AuditedCommit& audit);
   void reconcileAll(const std::vector<std::int64_t>& ids);
 
   db::Pool& pool_;

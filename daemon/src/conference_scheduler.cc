@@ -47,7 +47,7 @@ void ConferenceScheduler::tick() {
   }
   for (auto id : missed) {
     finish(id, Event::StartMissed, "not started: the appliance was not running at start time",
-           "conference ended");
+           "conference ended", AuditedCommit{});
   }
   for (auto id : due) launch(id);
 
@@ -90,7 +90,7 @@ void ConferenceScheduler::tick() {
     log_.info(kComponent, "ACTIVE", "conference started", std::to_string(id));
     view_.publishConference(id);
   }
-  for (const auto& [id, cause, event] : ending) finish(id, event, cause, "conference ended");
+  for (const auto& [id, cause, event] : ending) finish(id, event, cause, "conference ended", AuditedCommit{});
   if (!live.empty()) reconcileAll(live);
 }
 
@@ -152,11 +152,11 @@ void ConferenceScheduler::launch(std::int64_t id) {
     bridgeId = moved->bridgeId;
   }
   finish(id, Event::RoomFailed, "bridge unavailable: the room could not be created",
-         "conference failed");
+         "conference failed", AuditedCommit{});
 }
 
 void ConferenceScheduler::finish(std::int64_t id, Event event, const std::string& cause,
-                                 const std::string& legReason) {
+                                 const std::string& legReason, const AuditedCommit& audit) {
   const auto t = finalTransition(event);
   const std::string state(lifecycle::name(t.to));
   // Ending and cancelling take the room down; a failure has no room worth asking for.
@@ -210,7 +210,7 @@ void ConferenceScheduler::finish(std::int64_t id, Event event, const std::string
           "ON CONFLICT (conference_id) DO NOTHING",
           {id});
     }
-    tx.commit();
+    audit.commit(tx);
     if (!r.isNull(0, 2)) room = std::make_tuple(r.int64(0, 0), r.text(0, 1), r.int64(0, 2));
   }
   log_.info(kComponent, state == "ended" ? "ENDED" : (state == "failed" ? "FAILED" : "CANCELLED"),
@@ -225,7 +225,7 @@ void ConferenceScheduler::finish(std::int64_t id, Event event, const std::string
   view_.publishConference(id);
 }
 
-json::ObjectPtr ConferenceScheduler::cancel(std::int64_t id, bool wholeSeries) {
+json::ObjectPtr ConferenceScheduler::cancel(std::int64_t id, bool wholeSeries, const AuditedCommit& audit) {
   std::vector<std::int64_t> toCancel;
   {
     auto c = pool_.acquire();
@@ -253,7 +253,7 @@ json::ObjectPtr ConferenceScheduler::cancel(std::int64_t id, bool wholeSeries) {
       toCancel.push_back(id);
     }
   }
-  for (auto cid : toCancel) finish(cid, Event::Cancel, "cancelled by user", "conference cancelled");
+  for (auto cid : toCancel) finish(cid, Event::Cancel, "cancelled by user", "conference cancelled", audit);
   json::ObjectPtr o = new json::Object;
   json::ArrayPtr arr = new json::Array;
   for (auto cid : toCancel) arr->add(cid);
@@ -261,7 +261,7 @@ json::ObjectPtr ConferenceScheduler::cancel(std::int64_t id, bool wholeSeries) {
   return o;
 }
 
-json::ObjectPtr ConferenceScheduler::terminate(std::int64_t id, const std::string& by) {
+json::ObjectPtr ConferenceScheduler::terminate(std::int64_t id, const std::string& by, const AuditedCommit& audit) {
   const std::string state = [&] {
     auto c = pool_.acquire();
     auto cur = c->exec("SELECT state FROM conferences WHERE id = $1", {id});
@@ -275,7 +275,7 @@ json::ObjectPtr ConferenceScheduler::terminate(std::int64_t id, const std::strin
                         "not_running");
   }
   log_.info(kComponent, "TERMINATE", "terminated by " + by, std::to_string(id));
-  finish(id, Event::Terminate, "terminated by user", "terminated by user");
+  finish(id, Event::Terminate, "terminated by user", "terminated by user", audit);
   auto c = pool_.acquire();
   return view_.conferenceJson(*c, id, true);
 }
@@ -318,7 +318,7 @@ void ConferenceScheduler::relocateOrFail(std::int64_t bridgeId) {
       }
     }
     if (!p) {
-      finish(id, Event::BridgeLost, "bridge lost", "bridge lost");
+      finish(id, Event::BridgeLost, "bridge lost", "bridge lost", AuditedCommit{});
       continue;
     }
     try {
@@ -328,7 +328,7 @@ void ConferenceScheduler::relocateOrFail(std::int64_t bridgeId) {
       view_.publishConference(id);
     } catch (const std::exception& e) {
       log_.error(kComponent, "RELOCATE_FAILED", e.what(), std::to_string(id));
-      finish(id, Event::BridgeLost, "bridge lost", "bridge lost");
+      finish(id, Event::BridgeLost, "bridge lost", "bridge lost", AuditedCommit{});
     }
   }
 }

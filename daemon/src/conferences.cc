@@ -17,32 +17,38 @@ ConferenceService::ConferenceService(db::Pool& pool, Logger& log, EventBus& bus,
 
 ConferenceService::~ConferenceService() = default;
 
-json::ObjectPtr ConferenceService::create(const std::string& owner, const json::ObjectPtr& body) {
-  return booking_->create(owner, body);
+json::ObjectPtr ConferenceService::create(const std::string& owner, const json::ObjectPtr& body,
+                                          const AuditedCommit& audit) {
+  return booking_->create(owner, body, audit);
 }
 json::ObjectPtr ConferenceService::get(std::int64_t id) { return view_->get(id); }
 json::ObjectPtr ConferenceService::list(const std::map<std::string, std::string>& query) {
   return view_->list(query);
 }
 json::ObjectPtr ConferenceService::dashboard() { return view_->dashboard(); }
-json::ObjectPtr ConferenceService::update(std::int64_t id, const json::ObjectPtr& body) {
-  return booking_->update(id, body);
+json::ObjectPtr ConferenceService::update(std::int64_t id, const json::ObjectPtr& body, const AuditedCommit& audit) {
+  return booking_->update(id, body, audit);
 }
-json::ObjectPtr ConferenceService::updateSeries(std::int64_t id, const json::ObjectPtr& body) {
-  return booking_->updateSeries(id, body);
+json::ObjectPtr ConferenceService::updateSeries(std::int64_t id, const json::ObjectPtr& body,
+                                                const AuditedCommit& audit) {
+  return booking_->updateSeries(id, body, audit);
 }
-json::ObjectPtr ConferenceService::extend(std::int64_t id, int minutes) { return booking_->extend(id, minutes); }
-json::ObjectPtr ConferenceService::cancel(std::int64_t id, bool wholeSeries) {
-  return scheduler_->cancel(id, wholeSeries);
+json::ObjectPtr ConferenceService::extend(std::int64_t id, int minutes, const AuditedCommit& audit) {
+  return booking_->extend(id, minutes, audit);
 }
-json::ObjectPtr ConferenceService::terminate(std::int64_t id, const std::string& by) {
-  return scheduler_->terminate(id, by);
+json::ObjectPtr ConferenceService::cancel(std::int64_t id, bool wholeSeries, const AuditedCommit& audit) {
+  return scheduler_->cancel(id, wholeSeries, audit);
 }
-void ConferenceService::muteParticipant(std::int64_t id, std::int64_t participant, bool muted) {
-  participants_->mute(id, participant, muted);
+json::ObjectPtr ConferenceService::terminate(std::int64_t id, const std::string& by, const AuditedCommit& audit) {
+  return scheduler_->terminate(id, by, audit);
 }
-void ConferenceService::dropParticipant(std::int64_t id, std::int64_t participant, const std::string& by) {
-  participants_->drop(id, participant, by);
+void ConferenceService::muteParticipant(std::int64_t id, std::int64_t participant, bool muted,
+                                        const AuditedCommit& audit) {
+  participants_->mute(id, participant, muted, audit);
+}
+void ConferenceService::dropParticipant(std::int64_t id, std::int64_t participant, const std::string& by,
+                                        const AuditedCommit& audit) {
+  participants_->drop(id, participant, by, audit);
 }
 void ConferenceService::ingest(std::int64_t bridgeId, const std::vector<janus::Event>& events) {
   participants_->ingest(bridgeId, events);

@@ -1,6 +1,7 @@
 #include "vcrm/daemon/http_errors.h"
 
 #include "vcrm/common/error.h"
+#include "vcrm/daemon/audit.h"
 #include "vcrm/daemon/janus.h"
 
 namespace vcrm::http {
@@ -69,6 +70,11 @@ Response errorResponse(const std::exception& e, Logger& log) {
     const std::string first = std::string(db->what()).substr(0, std::string(db->what()).find('\n'));
     return status == 400 ? Response::error(400, "invalid_input", "a value in the request was refused: " + first)
                          : Response::error(409, "conflict", "the change conflicts with stored data: " + first);
+  }
+  if (const auto* af = dynamic_cast<const AuditWriteFailed*>(err)) {
+    // Our fault, but one the operator must hear of by name: nothing changes until it is fixed.
+    log.error(kComponent, "REQUEST_FAILED", af->what());
+    return Response::error(500, af->code(), af->what());
   }
   if (status == 500 || status == 503) {
     log.error(kComponent, "REQUEST_FAILED", e.what());

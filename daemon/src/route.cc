@@ -12,6 +12,20 @@ const std::string& RequestContext::param(const std::string& name) const {
 
 json::ObjectPtr RequestContext::body() const { return json::parseObject(request.body); }
 
+AuditedCommit RequestContext::audited(int status) {
+  if (!auditLog) throw Error("internal", "audited() outside the Api: no audit log to write to");
+  AuditEntry e;
+  e.username = session ? std::optional<std::string>(session->user.username) : auditUser;
+  e.remoteAddr = request.remoteAddr;
+  e.method = request.method;
+  e.path = request.path;
+  e.action = action;
+  e.target = auditTarget;
+  e.status = status;
+  auditedCommit = AuditedCommit(*auditLog, std::move(e));
+  return auditedCommit;
+}
+
 Route publicRoute(std::string method, std::string pattern, std::string action, Handler handler) {
   Route r;
   r.method = std::move(method);

@@ -40,7 +40,7 @@ constexpr int kRounds = 3;
 constexpr int kSerial = 100;
 
 // The statements of a booking as daemon/src/conferences.cc create() and place() send them
-// (kept in step by hand), and the audit row daemon/src/audit.cc writes after the handler.
+// (kept in step by hand), and the audit row daemon/src/audit.cc writes into the same transaction.
 constexpr db::Sql kLockBridges =
     "SELECT id, name, capacity_ports, state, health FROM bridges "
     "WHERE ($1::bigint IS NULL OR id = $1) AND ($2::text IS NULL OR pool = $2) "
@@ -151,7 +151,7 @@ std::int64_t randomRoom() {
   return static_cast<std::int64_t>(100000000 + v % 900000000);
 }
 
-// One booking as vcrmd makes it: the admission transaction, then the audit row.
+// One booking as vcrmd makes it: the admission transaction, with the audit row.
 std::int64_t bookViaLibpq(db::Connection& c, const std::string& name, const std::string& start,
                           const std::string& end) {
   std::int64_t id = 0;
@@ -178,10 +178,9 @@ std::int64_t bookViaLibpq(db::Connection& c, const std::string& name, const std:
                           *best, randomRoom(),
                           vcrm::crypto::base64UrlEncode(vcrm::crypto::randomBytes(18)), false});
     id = r.int64(0, 0);
+    tx.exec(kAudit, {"admin", "127.0.0.1", "POST", "/api/v1/conferences", "conference.create", name, 201, "ok"});
     tx.commit();
   }
-  c.exec(kAudit, {"admin", "127.0.0.1", "POST", "/api/v1/conferences", "conference.create", name,
-                  201, "ok"});
   return id;
 }
 

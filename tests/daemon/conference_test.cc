@@ -578,8 +578,13 @@ TEST_F(ConferenceTest, BridgeEventPostsNeedTheBridgesCredentials) {
   Poco::Net::HTTPResponse resp;
   s.receiveResponse(resp);
   EXPECT_EQ(resp.getStatus(), 404);
+  // Refusals without a session are collapsed: one row per address, action and status a minute.
   auto denied = admin_->get("/api/v1/audit?action=bridge.events&limit=10").json()->getArray("entries");
-  ASSERT_EQ(denied->size(), 2u) << "the two refused posts";
+  ASSERT_GE(denied->size(), 1u);
+  ASSERT_LE(denied->size(), 2u) << "a row, or two across a minute's end";
+  std::int64_t count = 0;
+  for (std::size_t i = 0; i < denied->size(); ++i) count += denied->getObject(static_cast<unsigned>(i))->getValue<std::int64_t>("count");
+  EXPECT_EQ(count, 2) << "the two refused posts";
   EXPECT_EQ(denied->getObject(0)->getValue<int>("status"), 401);
   EXPECT_EQ(denied->getObject(0)->getValue<std::string>("outcome"), "denied");
   auto refused = admin_->get("/api/v1/audit?action=refused&limit=10").json()->getArray("entries");

@@ -1,5 +1,6 @@
 // Audit log (admin): every request that changed state, newest first, filtered by user and
-// action, with "Older entries" paging on next_before_id. The filters live in the address
+// action, with "Older entries" paging on next_before_id. Refusals of requests without a session
+// are one row per address, action and minute with a count. The filters live in the address
 // (?username=…&action=…) so a filtered view can be bookmarked or reloaded.
 
 import { busy, el, field, formatDateTime, messageBox, table, uniqueId } from '../lib/ui.js';
@@ -80,7 +81,15 @@ export default {
         { key: 'action', label: 'Action', render: (e) => el('code', {}, e.action) },
         { key: 'target', label: 'Target', class: 'adm-break', render: (e) => e.target ?? '—' },
         { key: 'path', label: 'Request', class: 'adm-break adm-wide', render: (e) => el('code', { class: 'adm-break' }, `${e.method} ${e.path}`) },
-        { key: 'status', label: 'Status', class: 'num' },
+        {
+          key: 'status',
+          label: 'Status',
+          class: 'num',
+          // Refusals without a session come collapsed: one row per address, action and minute.
+          render: (e) => (e.count > 1
+            ? `${e.status} × ${e.count} (last ${formatDateTime(e.last_at, undefined, { seconds: true })})`
+            : String(e.status)),
+        },
         {
           key: 'outcome',
           label: 'Outcome',

@@ -4,7 +4,23 @@
 
 namespace vcrm {
 
-AuditModule::AuditModule(const ModuleContext& ctx) : NamedModule("audit"), audit_(ctx.audit) {}
+namespace {
+AuditLog::Retention retentionFrom(const Config& config) {
+  AuditLog::Retention r;
+  r.days = config.auditRetentionDays;
+  r.maxRows = config.auditMaxRows;
+  return r;
+}
+}  // namespace
+
+AuditModule::AuditModule(const ModuleContext& ctx)
+    : NamedModule("audit"),
+      audit_(ctx.audit),
+      retention_(retentionFrom(ctx.config)),
+      pruner_({"audit-pruner", Worker::RunsOn::ActiveNode, std::chrono::seconds(ctx.config.auditPruneSeconds),
+               [this] { audit_.prune(retention_); },
+               {}},
+              ctx.log) {}
 
 std::vector<Route> AuditModule::routes() {
   std::vector<Route> out;

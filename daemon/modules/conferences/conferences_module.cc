@@ -73,7 +73,7 @@ std::vector<Route> ConferencesModule::routes() {
   out.push_back(roleRoute("POST", "/api/v1/conferences", roles::kAdmin, "conference.create", [this](RequestContext& ctx) {
     auto body = ctx.body();
     ctx.auditTarget = json::optString(body, "name", 200);
-    auto o = service_.create(ctx.session->user.username, body);
+    auto o = service_.create(ctx.session->user.username, body, ctx.audited(201));
     auto r = http::Response::json(201, o);
     if (o->has("id")) r.headers.emplace_back("Location", "/api/v1/conferences/" + o->getValue<std::string>("id"));
     return r;
@@ -95,21 +95,21 @@ std::vector<Route> ConferencesModule::routes() {
     ctx.auditTarget = ctx.param("id");
     const auto id = idParam(ctx, "id", "conference");
     if (seriesScope(ctx)) {
-      return http::Response::json(200, service_.updateSeries(id, ctx.body()));
+      return http::Response::json(200, service_.updateSeries(id, ctx.body(), ctx.audited(200)));
     }
-    return http::Response::json(200, service_.update(id, ctx.body()));
+    return http::Response::json(200, service_.update(id, ctx.body(), ctx.audited(200)));
   }));
   out.push_back(roleRoute("DELETE", "/api/v1/conferences/{id}", roles::kAdmin, "conference.cancel",
                      [this](RequestContext& ctx) {
     ctx.auditTarget = ctx.param("id");
     const bool series = seriesScope(ctx);
-    return http::Response::json(200, service_.cancel(idParam(ctx, "id", "conference"), series));
+    return http::Response::json(200, service_.cancel(idParam(ctx, "id", "conference"), series, ctx.audited(200)));
   }));
   out.push_back(roleRoute("POST", "/api/v1/conferences/{id}/terminate", roles::kAdmin, "conference.terminate",
                      [this](RequestContext& ctx) {
     ctx.auditTarget = ctx.param("id");
     return http::Response::json(200, service_.terminate(idParam(ctx, "id", "conference"),
-                                                              ctx.session->user.username));
+                                                              ctx.session->user.username, ctx.audited(200)));
   }));
   out.push_back(roleRoute("POST", "/api/v1/conferences/{id}/extend", roles::kAdmin, "conference.extend",
                      [this](RequestContext& ctx) {
@@ -119,7 +119,8 @@ std::vector<Route> ConferencesModule::routes() {
     const auto minutes = json::optInt(body, "minutes");
     if (!minutes) throw InvalidInput("field \"minutes\" is required", "missing_field");
     return http::Response::json(200, service_.extend(idParam(ctx, "id", "conference"),
-                                                           static_cast<int>(std::clamp<std::int64_t>(*minutes, -1, 100000))));
+                                                           static_cast<int>(std::clamp<std::int64_t>(*minutes, -1, 100000)),
+                                                           ctx.audited(200)));
   }));
   out.push_back(roleRoute("POST", "/api/v1/conferences/{id}/participants/{pid}/mute", roles::kAdmin,
                      "participant.mute", [this](RequestContext& ctx) {
@@ -127,14 +128,14 @@ std::vector<Route> ConferencesModule::routes() {
     auto body = ctx.request.body.empty() ? json::ObjectPtr(new json::Object) : ctx.body();
     json::onlyKeys(body, {"muted"});
     service_.muteParticipant(idParam(ctx, "id", "conference"), idParam(ctx, "pid", "participant"),
-                                   json::optBool(body, "muted").value_or(true));
+                                   json::optBool(body, "muted").value_or(true), ctx.audited(204));
     return http::Response::noContent();
   }));
   out.push_back(roleRoute("POST", "/api/v1/conferences/{id}/participants/{pid}/drop", roles::kAdmin,
                      "participant.drop", [this](RequestContext& ctx) {
     ctx.auditTarget = ctx.param("id") + "/" + ctx.param("pid");
     service_.dropParticipant(idParam(ctx, "id", "conference"), idParam(ctx, "pid", "participant"),
-                                   ctx.session->user.username);
+                                   ctx.session->user.username, ctx.audited(204));
     return http::Response::noContent();
   }));
 

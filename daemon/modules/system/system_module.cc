@@ -59,11 +59,15 @@ std::vector<Route> SystemModule::routes() {
     auto level = parseLogLevel(text);
     if (!level) throw InvalidInput("\"" + text + "\" is not a log level: use debug, info, warn or error");
     ctx.auditTarget = std::string(logLevelName(*level));
-    auto c = pool_.acquire();
-    c->exec(
-        "INSERT INTO appliance_settings (key, value) VALUES ('log.level', $1) "
-        "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = now()",
-        {std::string(logLevelName(*level))});
+    {
+      auto c = pool_.acquire();
+      db::Transaction tx(*c);
+      tx.exec(
+          "INSERT INTO appliance_settings (key, value) VALUES ('log.level', $1) "
+          "ON CONFLICT (key) DO UPDATE SET value = excluded.value, updated_at = now()",
+          {std::string(logLevelName(*level))});
+      ctx.audited(200).commit(tx);
+    }
     log_.setLevel(*level);
     log_.info(kComponent, "LOG_LEVEL_SET", "log level changed by " + ctx.session->user.username,
               std::string(logLevelName(*level)));

@@ -42,7 +42,7 @@ std::vector<Route> UsersModule::routes() {
     const std::string username = json::requireString(body, "username", 64);
     const std::string password = json::requireString(body, "password", 1024);
     ctx.auditUser = username;
-    auto result = auth_.login(username, password, ctx.request.remoteAddr);
+    auto result = auth_.login(username, password, ctx.request.remoteAddr, ctx.audited(200));
     if (result.status == LoginResult::Status::Throttled) {
       throw RateLimited("too many failed sign-ins for this user or address; wait " +
                             std::to_string(result.retryAfterSeconds) + " s and try again",
@@ -67,7 +67,7 @@ std::vector<Route> UsersModule::routes() {
   out.back().allowedWhilePasswordChangeRequired = true;
 
   out.push_back(userRoute("POST", "/api/v1/auth/logout", "auth.logout", [this](RequestContext& ctx) {
-    auth_.logout(ctx.token);
+    auth_.logout(ctx.token, ctx.audited(204));
     auto r = http::Response::noContent();
     r.headers.emplace_back("Set-Cookie", std::string(kSessionCookie) +
                                              "=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict");
@@ -82,7 +82,7 @@ std::vector<Route> UsersModule::routes() {
     auth_.changeOwnPassword(ctx.session->user.username,
                             json::requireString(body, "current_password", 1024),
                             json::requireString(body, "new_password", 4096), ctx.request.remoteAddr,
-                            ctx.token);
+                            ctx.token, ctx.audited(204));
     return http::Response::noContent();
   }));
   out.back().allowedWhilePasswordChangeRequired = true;
@@ -102,7 +102,7 @@ std::vector<Route> UsersModule::routes() {
     ctx.auditTarget = username;
     auto roles = json::optStringArray(body, "roles");
     if (!roles) throw InvalidInput("field \"roles\" is required", "missing_field");
-    auto u = auth_.createUser(username, json::requireString(body, "password", 4096), *roles);
+    auto u = auth_.createUser(username, json::requireString(body, "password", 4096), *roles, ctx.audited(201));
     auto r = http::Response::json(201, userJson(u));
     r.headers.emplace_back("Location", "/api/v1/users/" + u.username);
     return r;
@@ -123,14 +123,14 @@ std::vector<Route> UsersModule::routes() {
     patch.roles = json::optStringArray(body, "roles");
     patch.disabled = json::optBool(body, "disabled");
     patch.password = json::optString(body, "password", 4096);
-    auto u = auth_.updateUser(ctx.session->user.username, ctx.param("name"), patch);
+    auto u = auth_.updateUser(ctx.session->user.username, ctx.param("name"), patch, ctx.audited(200));
     return http::Response::json(200, userJson(u));
   }));
 
   out.push_back(roleRoute("DELETE", "/api/v1/users/{name}", roles::kAdmin, "user.delete",
                      [this](RequestContext& ctx) {
     ctx.auditTarget = ctx.param("name");
-    auth_.deleteUser(ctx.session->user.username, ctx.param("name"));
+    auth_.deleteUser(ctx.session->user.username, ctx.param("name"), ctx.audited(204));
     return http::Response::noContent();
   }));
 

@@ -32,7 +32,8 @@ class Api {
 
   http::Response handle(http::Request& request);
   // Records a state-changing API request the listener refused before it reached handle() (a
-  // declared oversize body, a path the events listener does not take) in the audit log.
+  // declared oversize body, a path the events listener does not take) in the audit log, as a
+  // refusal without a session (collapsed).
   void auditRefused(const http::Request& request, int status);
   const std::vector<Route>& routes() const { return routes_; }
   std::size_t maxBodyBytes() const { return options_.maxBodyBytes; }
@@ -45,9 +46,11 @@ class Api {
                            std::map<std::string, std::string>& params);
 
  private:
-  // One audit row for a state-changing API request; nothing for reads or non-API paths.
+  // One audit row for a state-changing API request (collapsed for refusals of requests
+  // without a session); nothing for reads or non-API paths.
   void audit(const http::Request& request, const std::string& action, int status,
-             const std::optional<std::string>& username, const std::optional<std::string>& target);
+             const std::optional<std::string>& username, const std::optional<std::string>& target,
+             bool signedIn);
   http::Response dispatch(http::Request& request, RequestContext& ctx, const Route*& matched);
 
   Options options_;

@@ -15,6 +15,7 @@
 #include "vcrm/common/db.h"
 #include "vcrm/common/guarded.h"
 #include "vcrm/common/log.h"
+#include "vcrm/daemon/audit.h"
 
 namespace vcrm {
 
@@ -133,8 +134,10 @@ class AuthService {
   };
   AuthService(db::Pool& pool, Logger& log, Options options);
 
+  // Changes made for a request (a new session, a changed user...) commit through `audit`,
+  // with the request's audit row.
   LoginResult login(const std::string& username, const std::string& password,
-                    const std::string& remoteAddr);
+                    const std::string& remoteAddr, const AuditedCommit& audit);
   // The session for a bearer token, refreshing its idle timer; nullopt if unknown/expired.
   std::optional<Session> authenticate(const std::string& token);
   // The same check without refreshing the idle timer, for a long-lived request that keeps
@@ -142,7 +145,7 @@ class AuthService {
   // was ended (sign-out, a role change, a disable, a password reset), timed out or its user
   // disabled. Holds a database connection only for the query.
   std::optional<Session> revalidate(const std::string& token);
-  void logout(const std::string& token);
+  void logout(const std::string& token, const AuditedCommit& audit);
 
   // Creates `admin` with a random password when there are no users; returns that password.
   std::optional<std::string> bootstrapAdmin();
@@ -157,19 +160,20 @@ class AuthService {
   std::vector<User> listUsers();
   User getUser(const std::string& username);  // NotFound
   User createUser(const std::string& username, const std::string& password,
-                  const std::vector<std::string>& roles);
+                  const std::vector<std::string>& roles, const AuditedCommit& audit);
   struct UserPatch {
     std::optional<std::vector<std::string>> roles;
     std::optional<bool> disabled;
     std::optional<std::string> password;  // admin reset; the user must change it at next login
   };
-  User updateUser(const std::string& actor, const std::string& username, const UserPatch& patch);
-  void deleteUser(const std::string& actor, const std::string& username);
+  User updateUser(const std::string& actor, const std::string& username, const UserPatch& patch,
+                  const AuditedCommit& audit);
+  void deleteUser(const std::string& actor, const std::string& username, const AuditedCommit& audit);
   // Checks `current` (slowed like sign-in: RateLimited), sets `next`, clears "must change"
   // and ends the user's other sessions; the session of `keepToken` continues.
   void changeOwnPassword(const std::string& username, const std::string& current,
                          const std::string& next, const std::string& remoteAddr,
-                         const std::string& keepToken);
+                         const std::string& keepToken, const AuditedCommit& audit);
 
   // Throws Unprocessable("weak_password") with the rule that failed.
   static void checkPasswordPolicy(const std::string& username, const std::string& password);

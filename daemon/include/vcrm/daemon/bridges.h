@@ -13,6 +13,7 @@
 #include "vcrm/common/guarded.h"
 #include "vcrm/common/json.h"
 #include "vcrm/common/log.h"
+#include "vcrm/daemon/audit.h"
 #include "vcrm/daemon/event_bus.h"
 #include "vcrm/daemon/janus.h"
 
@@ -43,9 +44,10 @@ class BridgeService {
 
   std::vector<Bridge> list();
   Bridge get(std::int64_t id);  // NotFound
-  Bridge create(const json::ObjectPtr& body);
-  Bridge update(std::int64_t id, const json::ObjectPtr& body);
-  void remove(std::int64_t id);  // Conflict while conferences are booked on it
+  // The changes commit through `audit`, with the request's audit row.
+  Bridge create(const json::ObjectPtr& body, const AuditedCommit& audit);
+  Bridge update(std::int64_t id, const json::ObjectPtr& body, const AuditedCommit& audit);
+  void remove(std::int64_t id, const AuditedCommit& audit);  // Conflict while conferences are booked on it
 
   // The driver for a bridge, shared and rebuilt when its endpoint changes.
   std::shared_ptr<janus::Driver> driver(std::int64_t id);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "vcrm/common/json.h"
+#include "vcrm/daemon/audit.h"
 #include "vcrm/daemon/auth.h"
 #include "vcrm/daemon/http.h"
 #include "vcrm/daemon/upload_spec.h"
@@ -28,9 +29,18 @@ struct RequestContext {
   bool viaCookie = false;
   std::optional<std::string> auditUser;  // who the audit row names (login: the name tried)
   std::optional<std::string> auditTarget;
+  AuditLog* auditLog = nullptr;  // set by the Api
+  std::string action;            // the route's audit action, set by the Api
+  AuditedCommit auditedCommit{};  // what audited() handed out
 
   const std::string& param(const std::string& name) const;
   json::ObjectPtr body() const;  // parses the JSON body (InvalidInput if malformed)
+  // The one way a route whose change is in the database is audited: the service it calls
+  // commits the change through this, with the request's audit row (user, address, action,
+  // auditTarget as set now, and `status`, what the route answers when it succeeds) in the
+  // same transaction. The Api then adds a row of its own only if the request fails after all.
+  // Routes whose change is elsewhere (files) need nothing: the Api records them afterwards.
+  AuditedCommit audited(int status);
 };
 
 using Handler = std::function<http::Response(RequestContext&)>;
