@@ -175,6 +175,13 @@ TEST(ErrorMap, EachKindOfFailureHasItsStatusAndABodyThatSaysWhat) {
             method.headers.end());
   auto challenge = http::errorResponse(Unauthenticated("creds", "unauthenticated", "Basic realm=\"x\""), log);
   EXPECT_EQ(challenge.headers.at(0).first, "WWW-Authenticate");
+  auto streams = http::errorResponse(RateLimited("too many streams", 3, "too_many_streams"), log);
+  EXPECT_EQ(streams.status, 429);
+  EXPECT_NE(streams.body.find("\"code\":\"too_many_streams\""), std::string::npos) << streams.body;
+  auto audit = http::errorResponse(AuditWriteFailed("user.create"), log);
+  EXPECT_EQ(audit.status, 500);
+  EXPECT_NE(audit.body.find("\"code\":\"audit_failed\""), std::string::npos) << audit.body;
+  EXPECT_NE(audit.body.find("the change was not made"), std::string::npos) << audit.body;
   auto internal = http::errorResponse(std::runtime_error("secret detail"), log);
   EXPECT_EQ(internal.body.find("secret detail"), std::string::npos) << "a 500 says nothing of the code";
 }
