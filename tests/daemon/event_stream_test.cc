@@ -248,7 +248,7 @@ TEST_F(EventStreamTest, AStreamEndsWithItsSession) {
     ASSERT_EQ(stream.status(), 200) << stream.body();
     const auto start = Clock::now();
     k.end(token);
-    EXPECT_TRUE(stream.waitEnded(kNoticed)) << "the stream outlived its session by more than " << kNoticed.count() << " ms";
+    EXPECT_TRUE(stream.waitEnded(kNoticed)) << "the stream outlived its session by more than " << kNoticed.count() << " s";
     const auto took = Clock::now() - start;
     EXPECT_LT(took, kNoticed);
     RecordProperty(std::string("ended_after_ms ") + k.what,
