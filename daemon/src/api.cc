@@ -170,14 +170,7 @@ void Api::audit(const http::Request& request, const std::string& action, int sta
                 const std::optional<std::string>& username, const std::optional<std::string>& target,
                 bool signedIn) {
   if (!changesState(request.method) || request.path.rfind("/api/", 0) != 0) return;
-  AuditEntry entry;
-  entry.username = username;
-  entry.remoteAddr = request.remoteAddr;
-  entry.method = request.method;
-  entry.path = request.path;
-  entry.action = action;
-  entry.target = target;
-  entry.status = status;
+  const AuditEntry entry = auditEntry(request, action, status, username, target);
   // Anyone can send refusals without a session, as fast as the network goes: those are
   // collapsed. What a signed-in user does, refused or not, is always a row of its own.
   if (!signedIn && status >= 400) {

@@ -14,16 +14,23 @@ json::ObjectPtr RequestContext::body() const { return json::parseObject(request.
 
 AuditedCommit RequestContext::audited(int status) {
   if (!auditLog) throw Error("internal", "audited() outside the Api: no audit log to write to");
+  auditedCommit = AuditedCommit(
+      *auditLog, auditEntry(request, action, status,
+                            session ? std::optional<std::string>(session->user.username) : auditUser, auditTarget));
+  return auditedCommit;
+}
+
+AuditEntry auditEntry(const http::Request& request, std::string action, int status,
+                      std::optional<std::string> username, std::optional<std::string> target) {
   AuditEntry e;
-  e.username = session ? std::optional<std::string>(session->user.username) : auditUser;
+  e.username = std::move(username);
   e.remoteAddr = request.remoteAddr;
   e.method = request.method;
   e.path = request.path;
-  e.action = action;
-  e.target = auditTarget;
+  e.action = std::move(action);
+  e.target = std::move(target);
   e.status = status;
-  auditedCommit = AuditedCommit(*auditLog, std::move(e));
-  return auditedCommit;
+  return e;
 }
 
 Route publicRoute(std::string method, std::string pattern, std::string action, Handler handler) {

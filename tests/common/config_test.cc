@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -198,45 +199,33 @@ TEST_F(ConfigTest, UploadExpiryAndQuotaAreBounded) {
   }
 }
 
-TEST_F(ConfigTest, EventStreamCapsAreBounded) {
+TEST_F(ConfigTest, EventStreamCapsAndAuditRetentionAreBounded) {
+  // Each key: its field, its default, the extremes it takes, and values it refuses.
+  struct Bounded {
+    const char* key;
+    std::function<std::int64_t(const Config&)> field;
+    std::int64_t byDefault;
+    std::vector<const char*> good;
+    std::vector<const char*> bad;
+  };
+  const std::vector<Bounded> keys = {
+      {"events.max_per_session", [](const Config& c) { return c.eventsMaxPerSession; }, 2, {"1", "64"}, {"0", "65", "-1", "two", ""}},
+      {"events.max_per_user", [](const Config& c) { return c.eventsMaxPerUser; }, 4, {"1", "256"}, {"0", "257", "x"}},
+      // 0: a quarter of http.threads
+      {"events.max_streams", [](const Config& c) { return c.eventsMaxStreams; }, 0, {"0", "128"}, {"-1", "129", "all"}},
+      {"audit.retention_days", [](const Config& c) { return c.auditRetentionDays; }, 365, {"1", "36500"}, {"0", "36501", "-1", "1y", ""}},
+      {"audit.max_rows", [](const Config& c) { return c.auditMaxRows; }, 1000000, {"100", "1000000000"}, {"99", "1000000001", "1M"}},
+      {"audit.prune_seconds", [](const Config& c) { return c.auditPruneSeconds; }, 600, {"1", "86400"}, {"0", "86401", "10m"}},
+  };
   const Config defaults = Config::load(dir_.path(), {});
-  EXPECT_EQ(defaults.eventsMaxPerSession, 2);
-  EXPECT_EQ(defaults.eventsMaxPerUser, 4);
-  EXPECT_EQ(defaults.eventsMaxStreams, 0) << "0: a quarter of http.threads";
-  const Config c = Config::load(dir_.path(), {"events.max_per_session=64", "events.max_per_user=256",
-                                              "events.max_streams=128"});
-  EXPECT_EQ(c.eventsMaxPerSession, 64);
-  EXPECT_EQ(c.eventsMaxPerUser, 256);
-  EXPECT_EQ(c.eventsMaxStreams, 128);
-  for (const char* bad : {"0", "65", "-1", "two", ""}) {
-    EXPECT_THROW(Config::load(dir_.path(), {std::string("events.max_per_session=") + bad}), ConfigError) << bad;
-  }
-  for (const char* bad : {"0", "257", "x"}) {
-    EXPECT_THROW(Config::load(dir_.path(), {std::string("events.max_per_user=") + bad}), ConfigError) << bad;
-  }
-  for (const char* bad : {"-1", "129", "all"}) {
-    EXPECT_THROW(Config::load(dir_.path(), {std::string("events.max_streams=") + bad}), ConfigError) << bad;
-  }
-}
-
-TEST_F(ConfigTest, AuditRetentionIsBounded) {
-  const Config defaults = Config::load(dir_.path(), {});
-  EXPECT_EQ(defaults.auditRetentionDays, 365);
-  EXPECT_EQ(defaults.auditMaxRows, 1000000);
-  EXPECT_EQ(defaults.auditPruneSeconds, 600);
-  const Config c = Config::load(dir_.path(), {"audit.retention_days=36500", "audit.max_rows=100",
-                                              "audit.prune_seconds=1"});
-  EXPECT_EQ(c.auditRetentionDays, 36500);
-  EXPECT_EQ(c.auditMaxRows, 100);
-  EXPECT_EQ(c.auditPruneSeconds, 1);
-  for (const char* bad : {"0", "36501", "-1", "1y", ""}) {
-    EXPECT_THROW(Config::load(dir_.path(), {std::string("audit.retention_days=") + bad}), ConfigError) << bad;
-  }
-  for (const char* bad : {"99", "1000000001", "1M"}) {
-    EXPECT_THROW(Config::load(dir_.path(), {std::string("audit.max_rows=") + bad}), ConfigError) << bad;
-  }
-  for (const char* bad : {"0", "86401", "10m"}) {
-    EXPECT_THROW(Config::load(dir_.path(), {std::string("audit.prune_seconds=") + bad}), ConfigError) << bad;
+  for (const auto& k : keys) {
+    EXPECT_EQ(k.field(defaults), k.byDefault) << k.key;
+    for (const char* good : k.good) {
+      EXPECT_EQ(k.field(Config::load(dir_.path(), {std::string(k.key) + "=" + good})), std::stoll(good)) << k.key;
+    }
+    for (const char* bad : k.bad) {
+      EXPECT_THROW(Config::load(dir_.path(), {std::string(k.key) + "=" + bad}), ConfigError) << k.key << "=" << bad;
+    }
   }
 }
 

@@ -21,11 +21,7 @@
 #include "vcrm/common/db.h"
 #include "vcrmd_process.h"
 
-using vcrm::test::eventually;
-using vcrm::test::HttpResult;
-using vcrm::test::HttpsClient;
-using vcrm::test::isoIn;
-using vcrm::test::VcrmdProcess;
+using namespace vcrm::test;
 using namespace std::chrono_literals;
 
 namespace {
@@ -38,9 +34,8 @@ class AuditTest : public ::testing::Test {
     o.settings = settings();
     app_ = std::make_unique<VcrmdProcess>(o);
     app_->start();
-    admin_ = std::make_unique<HttpsClient>(app_->client());
-    ASSERT_EQ(admin_->loginBearer("admin", app_->adminPassword()).status, 200);
-    db_ = std::make_unique<vcrm::db::Connection>(app_->databaseDsn());
+    admin_ = std::make_unique<HttpsClient>(app_->adminClient());
+    db_ = std::make_unique<vcrm::db::Connection>(app_->database());
   }
 
   std::int64_t scalar(vcrm::db::Sql sql, const std::vector<vcrm::db::Param>& params = {}) {

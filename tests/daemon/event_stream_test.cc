@@ -17,12 +17,7 @@
 #include "vcrm/common/db.h"
 #include "vcrmd_process.h"
 
-using vcrm::test::EventStream;
-using vcrm::test::eventually;
-using vcrm::test::HttpsClient;
-using vcrm::test::isoIn;
-using vcrm::test::StreamEvent;
-using vcrm::test::VcrmdProcess;
+using namespace vcrm::test;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
@@ -41,8 +36,7 @@ class EventStreamTest : public ::testing::Test {
     o.settings = {"http.threads=20", "events.max_streams=5", "bridge.probe_seconds=300"};
     app_ = std::make_unique<VcrmdProcess>(o);
     app_->start();
-    admin_ = std::make_unique<HttpsClient>(app_->client());
-    ASSERT_EQ(admin_->loginBearer("admin", app_->adminPassword()).status, 200);
+    admin_ = std::make_unique<HttpsClient>(app_->adminClient());
   }
 
   std::string signIn(const std::string& user, const std::string& password) {
@@ -182,7 +176,7 @@ TEST_F(EventStreamTest, AStreamWhoseUserLostTheAdminRoleCarriesBridgeEventsOnly)
   ASSERT_EQ(stream.status(), 200) << stream.body();
   const auto id = bookLater("Before");
   ASSERT_TRUE(stream.waitFor([](const StreamEvent& e) { return isConference(e, "Before"); }, 5s));
-  vcrm::db::Connection db(app_->databaseDsn());
+  auto db = app_->database();
   db.exec("UPDATE users SET roles = '{noc}' WHERE username = 'eve'");
   const auto narrowed = Clock::now();
   // Once the stream has re-checked (vcrmd logs it), renames no longer reach it; bridge changes

@@ -215,6 +215,13 @@ HttpsClient VcrmdProcess::client() const {
   return HttpsClient("127.0.0.1", httpsPort_, (stateDir() / "tls/server.crt").string());
 }
 
+HttpsClient VcrmdProcess::adminClient() const {
+  auto c = client();
+  auto in = c.loginBearer("admin", adminPassword());
+  if (in.status != 200) throw std::runtime_error("cannot sign in as admin: " + in.body);
+  return c;
+}
+
 db::Connection VcrmdProcess::database() const {
   // The embedded cluster as App starts it: trust on its Unix socket, superuser vcrm.
   return db::Connection("host=" + db::dsnQuote((stateDir() / "pgsocket").string()) +

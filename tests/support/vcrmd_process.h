@@ -60,6 +60,8 @@ class VcrmdProcess {
   std::string output() const;         // everything vcrmd printed so far
   std::optional<pid_t> postmasterPid() const;
   HttpsClient client() const;  // trusts this appliance's certificate
+  // A client signed in as admin with a bearer token; throws if the sign-in is refused.
+  HttpsClient adminClient() const;
   // The embedded database's clock (seconds since the epoch): the clock that stamps every time
   // vcrmd records, for tests that must wait until a recorded time is far enough behind.
   double databaseClock() const;

@@ -84,6 +84,11 @@ Route userRoute(std::string method, std::string pattern, std::string action, Han
 Route roleRoute(std::string method, std::string pattern, std::vector<std::string> roles,
                 std::string action, Handler handler);
 
+// The audit entry of a request: who (`username`), from where, what (`action`, `target`), and
+// the answer's `status`.
+AuditEntry auditEntry(const http::Request& request, std::string action, int status,
+                      std::optional<std::string> username, std::optional<std::string> target);
+
 // The numeric id in path parameter `name`; NotFound ("no <what> ...") for anything else.
 std::int64_t idParam(const RequestContext& ctx, const std::string& name, const char* what);
 // A CSV download streamed by `writer` (chunked, any size).
