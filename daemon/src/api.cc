@@ -156,8 +156,8 @@ http::Response Api::handle(http::Request& request) {
   const bool recordedWithChange = ctx.auditedCommit.committed();
   if (response.status >= 400 || (!recordedWithChange && (!matched || matched->audited))) {
     audit(request, matched ? matched->action : "unknown", response.status,
-          ctx.session ? std::optional<std::string>(ctx.session->user.username) : ctx.auditUser, ctx.auditTarget,
-          ctx.session.has_value());
+          ctx.session ? std::optional<std::string>(ctx.session->user.username) : ctx.auditUser,
+          ctx.auditTarget, ctx.session.has_value());
   }
   return response;
 }
@@ -167,8 +167,8 @@ void Api::auditRefused(const http::Request& request, int status) {
 }
 
 void Api::audit(const http::Request& request, const std::string& action, int status,
-                const std::optional<std::string>& username, const std::optional<std::string>& target,
-                bool signedIn) {
+                const std::optional<std::string>& username,
+                const std::optional<std::string>& target, bool signedIn) {
   if (!changesState(request.method) || request.path.rfind("/api/", 0) != 0) return;
   const AuditEntry entry = auditEntry(request, action, status, username, target);
   // Anyone can send refusals without a session, as fast as the network goes: those are

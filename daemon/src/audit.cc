@@ -13,7 +13,8 @@ const char* outcomeOf(int status) {
 }
 
 std::vector<db::Param> insertParams(const AuditEntry& e) {
-  return {e.username, e.remoteAddr, e.method, e.path.substr(0, 512), e.action, e.target, e.status, outcomeOf(e.status)};
+  return {e.username, e.remoteAddr, e.method, e.path.substr(0, 512),
+          e.action,   e.target,     e.status, outcomeOf(e.status)};
 }
 
 constexpr db::Sql kInsert =
@@ -40,7 +41,8 @@ void AuditLog::recordIn(db::Transaction& tx, const AuditEntry& e) {
     tx.exec(kInsert, insertParams(e));
   } catch (const DbError& ex) {
     log_.error(kComponent, "AUDIT_WRITE_FAILED",
-               "could not write the audit row of " + e.action + ", so the change is rolled back: " + ex.what());
+               "could not write the audit row of " + e.action +
+                   ", so the change is rolled back: " + ex.what());
     throw AuditWriteFailed(e.action);
   }
 }
@@ -49,7 +51,8 @@ void AuditLog::record(const AuditEntry& e) {
   try {
     pool_.acquire()->exec(kInsert, insertParams(e));
   } catch (const std::exception& ex) {
-    log_.error(kComponent, "AUDIT_WRITE_FAILED", std::string("could not write audit row for ") + e.action + ": " + ex.what());
+    log_.error(kComponent, "AUDIT_WRITE_FAILED",
+               std::string("could not write audit row for ") + e.action + ": " + ex.what());
   }
 }
 
@@ -63,7 +66,8 @@ void AuditLog::recordRefusal(const AuditEntry& e) {
     params.emplace_back(key);
     // The name tried at sign-in stays only while every collapsed attempt tried the same one.
     pool_.acquire()->exec(
-        "INSERT INTO audit_log (username, remote_addr, method, path, action, target, status, outcome, "
+        "INSERT INTO audit_log (username, remote_addr, method, path, action, target, status, "
+        "outcome, "
         "  collapse_key, collapse_minute, last_at) "
         "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, date_trunc('minute', now()), now()) "
         "ON CONFLICT (collapse_key, collapse_minute) WHERE collapse_key IS NOT NULL DO UPDATE SET "
@@ -72,7 +76,8 @@ void AuditLog::recordRefusal(const AuditEntry& e) {
         "                  THEN audit_log.username END",
         params);
   } catch (const std::exception& ex) {
-    log_.error(kComponent, "AUDIT_WRITE_FAILED", std::string("could not write audit row for ") + e.action + ": " + ex.what());
+    log_.error(kComponent, "AUDIT_WRITE_FAILED",
+               std::string("could not write audit row for ") + e.action + ": " + ex.what());
   }
 }
 
@@ -82,28 +87,33 @@ std::int64_t AuditLog::prune(const Retention& r) {
   // Each batch is a statement of its own on a lease of its own: the pruner never holds a
   // connection or long row locks while the API writes.
   for (int i = 0; i < r.maxBatches; ++i) {
-    const long n = pool_.acquire()
-                       ->exec("DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log "
-                              "  WHERE at < now() - make_interval(days => $1::int) ORDER BY id LIMIT $2)",
-                              {r.days, r.batch})
-                       .affected();
+    const long n =
+        pool_.acquire()
+            ->exec(
+                "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log "
+                "  WHERE at < now() - make_interval(days => $1::int) ORDER BY id LIMIT $2)",
+                {r.days, r.batch})
+            .affected();
     byAge += n;
     if (n < r.batch) break;
   }
   for (int i = 0; i < r.maxBatches; ++i) {
-    const long n = pool_.acquire()
-                       ->exec("DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE id <= "
-                              "  (SELECT id FROM audit_log ORDER BY id DESC OFFSET $1 LIMIT 1) "
-                              "  ORDER BY id LIMIT $2)",
-                              {r.maxRows, r.batch})
-                       .affected();
+    const long n =
+        pool_.acquire()
+            ->exec(
+                "DELETE FROM audit_log WHERE id IN (SELECT id FROM audit_log WHERE id <= "
+                "  (SELECT id FROM audit_log ORDER BY id DESC OFFSET $1 LIMIT 1) "
+                "  ORDER BY id LIMIT $2)",
+                {r.maxRows, r.batch})
+            .affected();
     byCap += n;
     if (n < r.batch) break;
   }
   if (byAge + byCap > 0) {
     log_.info(kComponent, "AUDIT_PRUNED",
-              "pruned " + std::to_string(byAge) + " audit row(s) older than " + std::to_string(r.days) +
-                  " days and " + std::to_string(byCap) + " beyond the cap of " + std::to_string(r.maxRows));
+              "pruned " + std::to_string(byAge) + " audit row(s) older than " +
+                  std::to_string(r.days) + " days and " + std::to_string(byCap) +
+                  " beyond the cap of " + std::to_string(r.maxRows));
   }
   return byAge + byCap;
 }
@@ -112,7 +122,8 @@ json::ObjectPtr AuditLog::list(const Filter& f) {
   auto c = pool_.acquire();
   auto r = c->exec(
       "SELECT id, rfc3339(at), username, "
-      "remote_addr, method, path, action, target, status, outcome, count, rfc3339(last_at) FROM audit_log "
+      "remote_addr, method, path, action, target, status, outcome, count, rfc3339(last_at) FROM "
+      "audit_log "
       "WHERE ($1::bigint IS NULL OR id < $1) AND ($2::text IS NULL OR username = $2) "
       "  AND ($3::text IS NULL OR action = $3) "
       "ORDER BY id DESC LIMIT $4",

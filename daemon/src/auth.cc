@@ -330,9 +330,13 @@ void AuthService::requirePasswordChanged(const Session& session, bool routeAllow
   }
 }
 
-std::optional<Session> AuthService::authenticate(const std::string& token) { return findSession(token, true); }
+std::optional<Session> AuthService::authenticate(const std::string& token) {
+  return findSession(token, true);
+}
 
-std::optional<Session> AuthService::revalidate(const std::string& token) { return findSession(token, false); }
+std::optional<Session> AuthService::revalidate(const std::string& token) {
+  return findSession(token, false);
+}
 
 std::optional<Session> AuthService::findSession(const std::string& token, bool touch) {
   if (token.empty() || token.size() > 256) return std::nullopt;
@@ -348,7 +352,8 @@ std::optional<Session> AuthService::findSession(const std::string& token, bool t
       {hash, std::to_string(options_.idle.count()) + " minutes"});
   if (r.empty()) return std::nullopt;
   // The idle timer moves at most once a minute so reads do not each cost a write.
-  if (touch && r.boolean(0, 9)) c->exec("UPDATE sessions SET last_seen_at = now() WHERE token_sha256 = $1", {hash});
+  if (touch && r.boolean(0, 9))
+    c->exec("UPDATE sessions SET last_seen_at = now() WHERE token_sha256 = $1", {hash});
   Session s;
   s.user = userFromRow(r, 0);
   s.csrfToken = r.text(0, 7);
@@ -438,7 +443,8 @@ User AuthService::createUser(const std::string& username, const std::string& pas
     auto r = tx.exec(
         "INSERT INTO users (username, password_hash, roles, must_change_password) "
         "VALUES ($1, $2, $3::text[], true) "
-        "RETURNING id, username, roles, disabled, must_change_password, rfc3339(created_at), rfc3339(last_login_at)",
+        "RETURNING id, username, roles, disabled, must_change_password, rfc3339(created_at), "
+        "rfc3339(last_login_at)",
         {username, hash, toPgArray(roles)});
     audit.commit(tx);
     return userFromRow(r, 0);

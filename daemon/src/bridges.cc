@@ -130,7 +130,8 @@ Bridge BridgeService::create(const json::ObjectPtr& body, const AuditedCommit& a
   return out;
 }
 
-Bridge BridgeService::update(std::int64_t id, const json::ObjectPtr& body, const AuditedCommit& audit) {
+Bridge BridgeService::update(std::int64_t id, const json::ObjectPtr& body,
+                             const AuditedCommit& audit) {
   static const std::vector<std::string> fields{
       "name", "url", "admin_url", "admin_secret", "capacity_ports", "pool", "state"};
   json::onlyKeys(body, fields);

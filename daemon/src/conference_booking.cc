@@ -374,7 +374,8 @@ std::optional<Placement> ConferenceBooking::rebook(
   return placement;
 }
 
-json::ObjectPtr ConferenceBooking::update(std::int64_t id, const json::ObjectPtr& body, const AuditedCommit& audit) {
+json::ObjectPtr ConferenceBooking::update(std::int64_t id, const json::ObjectPtr& body,
+                                          const AuditedCommit& audit) {
   const auto ch = bookingChanges(body);
   std::optional<std::pair<std::int64_t, int>> liveResize;  // room, publishers
   std::string secret;
@@ -507,7 +508,8 @@ json::ObjectPtr ConferenceBooking::updateSeries(std::int64_t id, const json::Obj
   return o;
 }
 
-json::ObjectPtr ConferenceBooking::extend(std::int64_t id, int minutes, const AuditedCommit& audit) {
+json::ObjectPtr ConferenceBooking::extend(std::int64_t id, int minutes,
+                                          const AuditedCommit& audit) {
   if (minutes < 1 || minutes > 24 * 60)
     throw InvalidInput("minutes must be from 1 to 1440", "invalid_field");
   {

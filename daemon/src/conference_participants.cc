@@ -242,8 +242,8 @@ void ConferenceParticipants::mute(std::int64_t id, std::int64_t participant, boo
   view_.publishParticipant(id, participant, muted ? "muted" : "unmuted", leg.display);
 }
 
-void ConferenceParticipants::drop(std::int64_t id, std::int64_t participant,
-                                  const std::string& by, const AuditedCommit& audit) {
+void ConferenceParticipants::drop(std::int64_t id, std::int64_t participant, const std::string& by,
+                                  const AuditedCommit& audit) {
   const LiveLeg leg = [&] {
     auto c = pool_.acquire();
     const LiveLeg found = liveLeg(*c, id, participant);

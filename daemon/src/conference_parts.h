@@ -64,9 +64,11 @@ class ConferenceBooking {
         view_(view),
         options_(options),
         wake_(std::move(wake)) {}
-  json::ObjectPtr create(const std::string& owner, const json::ObjectPtr& body, const AuditedCommit& audit);
+  json::ObjectPtr create(const std::string& owner, const json::ObjectPtr& body,
+                         const AuditedCommit& audit);
   json::ObjectPtr update(std::int64_t id, const json::ObjectPtr& body, const AuditedCommit& audit);
-  json::ObjectPtr updateSeries(std::int64_t id, const json::ObjectPtr& body, const AuditedCommit& audit);
+  json::ObjectPtr updateSeries(std::int64_t id, const json::ObjectPtr& body,
+                               const AuditedCommit& audit);
   json::ObjectPtr extend(std::int64_t id, int minutes, const AuditedCommit& audit);
 
   // The bridge that takes `ports` over [start, end), least loaded first, inside `tx` with the
@@ -107,7 +109,8 @@ class ConferenceParticipants {
   // leaves the legs as they are.
   void reconcile(std::int64_t id, bool recreateMissing = true);
   void mute(std::int64_t id, std::int64_t participant, bool muted, const AuditedCommit& audit);
-  void drop(std::int64_t id, std::int64_t participant, const std::string& by, const AuditedCommit& audit);
+  void drop(std::int64_t id, std::int64_t participant, const std::string& by,
+            const AuditedCommit& audit);
 
  private:
   struct LiveLeg {

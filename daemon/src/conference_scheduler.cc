@@ -90,7 +90,8 @@ void ConferenceScheduler::tick() {
     log_.info(kComponent, "ACTIVE", "conference started", std::to_string(id));
     view_.publishConference(id);
   }
-  for (const auto& [id, cause, event] : ending) finish(id, event, cause, "conference ended", AuditedCommit{});
+  for (const auto& [id, cause, event] : ending)
+    finish(id, event, cause, "conference ended", AuditedCommit{});
   if (!live.empty()) reconcileAll(live);
 }
 
@@ -225,7 +226,8 @@ void ConferenceScheduler::finish(std::int64_t id, Event event, const std::string
   view_.publishConference(id);
 }
 
-json::ObjectPtr ConferenceScheduler::cancel(std::int64_t id, bool wholeSeries, const AuditedCommit& audit) {
+json::ObjectPtr ConferenceScheduler::cancel(std::int64_t id, bool wholeSeries,
+                                            const AuditedCommit& audit) {
   std::vector<std::int64_t> toCancel;
   {
     auto c = pool_.acquire();
@@ -253,7 +255,8 @@ json::ObjectPtr ConferenceScheduler::cancel(std::int64_t id, bool wholeSeries, c
       toCancel.push_back(id);
     }
   }
-  for (auto cid : toCancel) finish(cid, Event::Cancel, "cancelled by user", "conference cancelled", audit);
+  for (auto cid : toCancel)
+    finish(cid, Event::Cancel, "cancelled by user", "conference cancelled", audit);
   json::ObjectPtr o = new json::Object;
   json::ArrayPtr arr = new json::Array;
   for (auto cid : toCancel) arr->add(cid);
@@ -261,7 +264,8 @@ json::ObjectPtr ConferenceScheduler::cancel(std::int64_t id, bool wholeSeries, c
   return o;
 }
 
-json::ObjectPtr ConferenceScheduler::terminate(std::int64_t id, const std::string& by, const AuditedCommit& audit) {
+json::ObjectPtr ConferenceScheduler::terminate(std::int64_t id, const std::string& by,
+                                               const AuditedCommit& audit) {
   const std::string state = [&] {
     auto c = pool_.acquire();
     auto cur = c->exec("SELECT state FROM conferences WHERE id = $1", {id});

@@ -26,28 +26,32 @@ json::ObjectPtr ConferenceService::list(const std::map<std::string, std::string>
   return view_->list(query);
 }
 json::ObjectPtr ConferenceService::dashboard() { return view_->dashboard(); }
-json::ObjectPtr ConferenceService::update(std::int64_t id, const json::ObjectPtr& body, const AuditedCommit& audit) {
+json::ObjectPtr ConferenceService::update(std::int64_t id, const json::ObjectPtr& body,
+                                          const AuditedCommit& audit) {
   return booking_->update(id, body, audit);
 }
 json::ObjectPtr ConferenceService::updateSeries(std::int64_t id, const json::ObjectPtr& body,
                                                 const AuditedCommit& audit) {
   return booking_->updateSeries(id, body, audit);
 }
-json::ObjectPtr ConferenceService::extend(std::int64_t id, int minutes, const AuditedCommit& audit) {
+json::ObjectPtr ConferenceService::extend(std::int64_t id, int minutes,
+                                          const AuditedCommit& audit) {
   return booking_->extend(id, minutes, audit);
 }
-json::ObjectPtr ConferenceService::cancel(std::int64_t id, bool wholeSeries, const AuditedCommit& audit) {
+json::ObjectPtr ConferenceService::cancel(std::int64_t id, bool wholeSeries,
+                                          const AuditedCommit& audit) {
   return scheduler_->cancel(id, wholeSeries, audit);
 }
-json::ObjectPtr ConferenceService::terminate(std::int64_t id, const std::string& by, const AuditedCommit& audit) {
+json::ObjectPtr ConferenceService::terminate(std::int64_t id, const std::string& by,
+                                             const AuditedCommit& audit) {
   return scheduler_->terminate(id, by, audit);
 }
 void ConferenceService::muteParticipant(std::int64_t id, std::int64_t participant, bool muted,
                                         const AuditedCommit& audit) {
   participants_->mute(id, participant, muted, audit);
 }
-void ConferenceService::dropParticipant(std::int64_t id, std::int64_t participant, const std::string& by,
-                                        const AuditedCommit& audit) {
+void ConferenceService::dropParticipant(std::int64_t id, std::int64_t participant,
+                                        const std::string& by, const AuditedCommit& audit) {
   participants_->drop(id, participant, by, audit);
 }
 void ConferenceService::ingest(std::int64_t bridgeId, const std::vector<janus::Event>& events) {

@@ -15,8 +15,10 @@ json::ObjectPtr RequestContext::body() const { return json::parseObject(request.
 AuditedCommit RequestContext::audited(int status) {
   if (!auditLog) throw Error("internal", "audited() outside the Api: no audit log to write to");
   auditedCommit = AuditedCommit(
-      *auditLog, auditEntry(request, action, status,
-                            session ? std::optional<std::string>(session->user.username) : auditUser, auditTarget));
+      *auditLog,
+      auditEntry(request, action, status,
+                 session ? std::optional<std::string>(session->user.username) : auditUser,
+                 auditTarget));
   return auditedCommit;
 }
 

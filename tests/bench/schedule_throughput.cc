@@ -178,7 +178,8 @@ std::int64_t bookViaLibpq(db::Connection& c, const std::string& name, const std:
                           *best, randomRoom(),
                           vcrm::crypto::base64UrlEncode(vcrm::crypto::randomBytes(18)), false});
     id = r.int64(0, 0);
-    tx.exec(kAudit, {"admin", "127.0.0.1", "POST", "/api/v1/conferences", "conference.create", name, 201, "ok"});
+    tx.exec(kAudit, {"admin", "127.0.0.1", "POST", "/api/v1/conferences", "conference.create", name,
+                     201, "ok"});
     tx.commit();
   }
   return id;

@@ -6,8 +6,8 @@
 
 #include <algorithm>
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -209,22 +209,49 @@ TEST_F(ConfigTest, EventStreamCapsAndAuditRetentionAreBounded) {
     std::vector<const char*> bad;
   };
   const std::vector<Bounded> keys = {
-      {"events.max_per_session", [](const Config& c) { return c.eventsMaxPerSession; }, 2, {"1", "64"}, {"0", "65", "-1", "two", ""}},
-      {"events.max_per_user", [](const Config& c) { return c.eventsMaxPerUser; }, 4, {"1", "256"}, {"0", "257", "x"}},
+      {"events.max_per_session",
+       [](const Config& c) { return c.eventsMaxPerSession; },
+       2,
+       {"1", "64"},
+       {"0", "65", "-1", "two", ""}},
+      {"events.max_per_user",
+       [](const Config& c) { return c.eventsMaxPerUser; },
+       4,
+       {"1", "256"},
+       {"0", "257", "x"}},
       // 0: a quarter of http.threads
-      {"events.max_streams", [](const Config& c) { return c.eventsMaxStreams; }, 0, {"0", "128"}, {"-1", "129", "all"}},
-      {"audit.retention_days", [](const Config& c) { return c.auditRetentionDays; }, 365, {"1", "36500"}, {"0", "36501", "-1", "1y", ""}},
-      {"audit.max_rows", [](const Config& c) { return c.auditMaxRows; }, 1000000, {"100", "1000000000"}, {"99", "1000000001", "1M"}},
-      {"audit.prune_seconds", [](const Config& c) { return c.auditPruneSeconds; }, 600, {"1", "86400"}, {"0", "86401", "10m"}},
+      {"events.max_streams",
+       [](const Config& c) { return c.eventsMaxStreams; },
+       0,
+       {"0", "128"},
+       {"-1", "129", "all"}},
+      {"audit.retention_days",
+       [](const Config& c) { return c.auditRetentionDays; },
+       365,
+       {"1", "36500"},
+       {"0", "36501", "-1", "1y", ""}},
+      {"audit.max_rows",
+       [](const Config& c) { return c.auditMaxRows; },
+       1000000,
+       {"100", "1000000000"},
+       {"99", "1000000001", "1M"}},
+      {"audit.prune_seconds",
+       [](const Config& c) { return c.auditPruneSeconds; },
+       600,
+       {"1", "86400"},
+       {"0", "86401", "10m"}},
   };
   const Config defaults = Config::load(dir_.path(), {});
   for (const auto& k : keys) {
     EXPECT_EQ(k.field(defaults), k.byDefault) << k.key;
     for (const char* good : k.good) {
-      EXPECT_EQ(k.field(Config::load(dir_.path(), {std::string(k.key) + "=" + good})), std::stoll(good)) << k.key;
+      EXPECT_EQ(k.field(Config::load(dir_.path(), {std::string(k.key) + "=" + good})),
+                std::stoll(good))
+          << k.key;
     }
     for (const char* bad : k.bad) {
-      EXPECT_THROW(Config::load(dir_.path(), {std::string(k.key) + "=" + bad}), ConfigError) << k.key << "=" << bad;
+      EXPECT_THROW(Config::load(dir_.path(), {std::string(k.key) + "=" + bad}), ConfigError)
+          << k.key << "=" << bad;
     }
   }
 }

@@ -1,21 +1,20 @@
 // Conferences end to end: a real vcrmd driving real Janus bridges. The reference guide's
 // post-upgrade check is exactly this: schedule and start a conference, monitor it, terminate
 // it, and verify its CDR.
-#include <gtest/gtest.h>
-
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Parser.h>
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
+#include <gtest/gtest.h>
 
 #include <functional>
 #include <future>
 #include <regex>
 #include <thread>
 
-#include "bridge_setup.h"
 #include "api_times.h"
+#include "bridge_setup.h"
 #include "event_stream.h"
 #include "eventually.h"
 #include "janus_process.h"
@@ -23,13 +22,13 @@
 #include "vcrmd_process.h"
 
 using vcrm::test::EventStream;
+using vcrm::test::eventually;
 using vcrm::test::HttpResult;
 using vcrm::test::HttpsClient;
 using vcrm::test::JanusParticipant;
 using vcrm::test::JanusProcess;
 using vcrm::test::StreamEvent;
 using vcrm::test::VcrmdProcess;
-using vcrm::test::eventually;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -583,7 +582,8 @@ TEST_F(ConferenceTest, BridgeEventPostsNeedTheBridgesCredentials) {
   ASSERT_GE(denied->size(), 1u);
   ASSERT_LE(denied->size(), 2u) << "a row, or two across a minute's end";
   std::int64_t count = 0;
-  for (std::size_t i = 0; i < denied->size(); ++i) count += denied->getObject(static_cast<unsigned>(i))->getValue<std::int64_t>("count");
+  for (std::size_t i = 0; i < denied->size(); ++i)
+    count += denied->getObject(static_cast<unsigned>(i))->getValue<std::int64_t>("count");
   EXPECT_EQ(count, 2) << "the two refused posts";
   EXPECT_EQ(denied->getObject(0)->getValue<int>("status"), 401);
   EXPECT_EQ(denied->getObject(0)->getValue<std::string>("outcome"), "denied");
@@ -835,7 +835,9 @@ TEST_F(ConferenceTest, TheEventStreamGivesOtherRolesBridgeChangesOnly) {
   // A booking (a conference event, with its PIN) first, then a bridge change.
   // An admin's stream shows when the conference's events are out: every stream reads the same
   // ordered log, so they come before the bridge change on the noc user's stream too, if at all.
-  EventStream adminStream(*app_, admin_->loginBearer("admin", app_->adminPassword()).json()->getValue<std::string>("token"));
+  EventStream adminStream(
+      *app_,
+      admin_->loginBearer("admin", app_->adminPassword()).json()->getValue<std::string>("token"));
   ASSERT_EQ(book(R"("name":"Secret","start_now":true,"duration_minutes":5,"ports":2,"pin":"97531")").status, 201);
   ASSERT_TRUE(adminStream.waitFor(
       [](const StreamEvent& e) {
@@ -845,7 +847,8 @@ TEST_F(ConferenceTest, TheEventStreamGivesOtherRolesBridgeChangesOnly) {
       std::chrono::seconds(5)))
       << "the conference never went active on the admin's stream";
   ASSERT_EQ(admin_->request("PATCH", "/api/v1/bridges/" + std::to_string(bridgeId), R"({"state":"cordoned"})").status, 200);
-  ASSERT_TRUE(stream.waitFor([](const StreamEvent& e) { return e.type == "bridge"; }, std::chrono::seconds(5)))
+  ASSERT_TRUE(stream.waitFor([](const StreamEvent& e) { return e.type == "bridge"; },
+                             std::chrono::seconds(5)))
       << "the bridge change never arrived";
   for (const auto& e : stream.events()) {
     EXPECT_EQ(e.type, "bridge") << e.data;

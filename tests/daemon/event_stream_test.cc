@@ -1,10 +1,11 @@
 // Live event streams against a real vcrmd: each holds a request worker, so they are capped per
 // session, per user and in all; and a stream lasts only as long as its session, so a demoted,
 // disabled or signed-out user stops receiving conference events (PINs, names) within seconds.
-#include <gtest/gtest.h>
+#include "event_stream.h"
 
 #include <Poco/JSON/Array.h>
 #include <Poco/JSON/Object.h>
+#include <gtest/gtest.h>
 
 #include <chrono>
 #include <functional>
@@ -12,7 +13,6 @@
 #include <memory>
 
 #include "api_times.h"
-#include "event_stream.h"
 #include "eventually.h"
 #include "vcrm/common/db.h"
 #include "vcrmd_process.h"
@@ -46,18 +46,23 @@ class EventStreamTest : public ::testing::Test {
     return r.status == 200 ? r.json()->getValue<std::string>("token") : std::string();
   }
 
-  std::unique_ptr<EventStream> open(const std::string& token) { return std::make_unique<EventStream>(*app_, token); }
+  std::unique_ptr<EventStream> open(const std::string& token) {
+    return std::make_unique<EventStream>(*app_, token);
+  }
 
   // A booking an hour ahead on a bridge nobody probes: conference events without a live room.
   std::int64_t bookLater(const std::string& name) {
     if (!bridgeAdded_) {
-      auto b = admin_->postJson("/api/v1/bridges", R"({"name":"j1","url":"http://127.0.0.1:9/janus",)"
-                                                   R"("admin_url":"http://127.0.0.1:9/admin","admin_secret":"x","capacity_ports":50})");
+      auto b = admin_->postJson(
+          "/api/v1/bridges",
+          R"({"name":"j1","url":"http://127.0.0.1:9/janus",)"
+          R"("admin_url":"http://127.0.0.1:9/admin","admin_secret":"x","capacity_ports":50})");
       EXPECT_EQ(b.status, 201) << b.body;
       bridgeAdded_ = true;
     }
-    auto r = admin_->postJson("/api/v1/conferences", R"({"name":")" + name + R"(","start":")" + isoIn(3600s) +
-                                                         R"(","duration_minutes":30,"ports":2,"pin":"24680"})");
+    auto r = admin_->postJson("/api/v1/conferences",
+                              R"({"name":")" + name + R"(","start":")" + isoIn(3600s) +
+                                  R"(","duration_minutes":30,"ports":2,"pin":"24680"})");
     EXPECT_EQ(r.status, 201) << r.body;
     return r.status == 201 ? r.json()->getValue<std::int64_t>("id") : 0;
   }
@@ -81,7 +86,8 @@ TEST_F(EventStreamTest, StreamsAreCappedPerSessionPerUserAndInAll) {
     EventStream third(*app_, first);
     EXPECT_EQ(third.status(), 429) << third.body();
     EXPECT_EQ(third.errorCode(), "too_many_streams") << third.body();
-    EXPECT_NE(third.body().find("this session already has 2 live event streams"), std::string::npos) << third.body();
+    EXPECT_NE(third.body().find("this session already has 2 live event streams"), std::string::npos)
+        << third.body();
     EXPECT_FALSE(third.retryAfter().empty());
   }
 
@@ -94,17 +100,20 @@ TEST_F(EventStreamTest, StreamsAreCappedPerSessionPerUserAndInAll) {
   {
     EventStream fifth(*app_, signIn("admin", app_->adminPassword()));
     EXPECT_EQ(fifth.status(), 429) << fifth.body();
-    EXPECT_NE(fifth.body().find("your account already has 4 live event streams"), std::string::npos) << fifth.body();
+    EXPECT_NE(fifth.body().find("your account already has 4 live event streams"), std::string::npos)
+        << fifth.body();
   }
 
   // Another user takes the last of the 5 the appliance allows; then nobody gets one.
-  ASSERT_EQ(app_->createReadyUser(*admin_, "watcher", {"noc"}, "correct horse battery").status, 201);
+  ASSERT_EQ(app_->createReadyUser(*admin_, "watcher", {"noc"}, "correct horse battery").status,
+            201);
   auto w1 = open(signIn("watcher", "correct horse battery"));
   ASSERT_EQ(w1->status(), 200) << w1->body();
   {
     EventStream sixth(*app_, signIn("watcher", "correct horse battery"));
     EXPECT_EQ(sixth.status(), 429) << sixth.body();
-    EXPECT_NE(sixth.body().find("the appliance already serves its most live event streams (5)"), std::string::npos)
+    EXPECT_NE(sixth.body().find("the appliance already serves its most live event streams (5)"),
+              std::string::npos)
         << sixth.body();
   }
 
@@ -128,7 +137,8 @@ TEST_F(EventStreamTest, TooManyStreamsForTheWorkersIsRefusedAtStart) {
   o.settings = {"http.threads=8", "events.max_streams=5"};
   VcrmdProcess app(o);
   const std::string out = app.startExpectingFailure();
-  EXPECT_NE(out.find("more than half of the http.threads = 8 request workers"), std::string::npos) << out;
+  EXPECT_NE(out.find("more than half of the http.threads = 8 request workers"), std::string::npos)
+      << out;
 }
 
 TEST_F(EventStreamTest, ADemotedAdminsStreamCarriesNoFurtherConferenceEvents) {
@@ -147,20 +157,25 @@ TEST_F(EventStreamTest, ADemotedAdminsStreamCarriesNoFurtherConferenceEvents) {
   for (int k = 0; Clock::now() - demoted < 2 * kNoticed && !stream.waitEnded(200ms); ++k) {
     const std::string name = "After-" + std::to_string(k);
     renamedAfter[name] = Clock::now() - demoted;
-    ASSERT_EQ(admin_->request("PATCH", "/api/v1/conferences/" + std::to_string(id), R"({"name":")" + name + R"("})").status,
+    ASSERT_EQ(admin_
+                  ->request("PATCH", "/api/v1/conferences/" + std::to_string(id),
+                            R"({"name":")" + name + R"("})")
+                  .status,
               200);
   }
   const auto endedAfter = Clock::now() - demoted;
-  RecordProperty("ended_after_demotion_ms",
-                 static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(endedAfter).count()));
+  RecordProperty(
+      "ended_after_demotion_ms",
+      static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(endedAfter).count()));
   EXPECT_TRUE(stream.waitEnded(0ms)) << "the stream of a demoted admin stayed open";
   EXPECT_LT(endedAfter, kNoticed) << "the stream ended too late";
   for (const auto& e : stream.events()) {
     for (const auto& [name, when] : renamedAfter) {
       if (isConference(e, name)) {
-        EXPECT_LT(when, kNoticed) << name << " reached the demoted admin "
-                                  << std::chrono::duration_cast<std::chrono::milliseconds>(when).count()
-                                  << " ms after the demotion";
+        EXPECT_LT(when, kNoticed)
+            << name << " reached the demoted admin "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(when).count()
+            << " ms after the demotion";
       }
     }
   }
@@ -181,17 +196,23 @@ TEST_F(EventStreamTest, AStreamWhoseUserLostTheAdminRoleCarriesBridgeEventsOnly)
   const auto narrowed = Clock::now();
   // Once the stream has re-checked (vcrmd logs it), renames no longer reach it; bridge changes
   // still do. The bus is one ordered log: the rename would come before the bridge change.
-  ASSERT_TRUE(eventually([&] { return app_->output().find("STREAM_NARROWED") != std::string::npos; }, 2 * kNoticed));
+  ASSERT_TRUE(eventually(
+      [&] { return app_->output().find("STREAM_NARROWED") != std::string::npos; }, 2 * kNoticed));
   EXPECT_LT(Clock::now() - narrowed, kNoticed);
-  ASSERT_EQ(admin_->request("PATCH", "/api/v1/conferences/" + std::to_string(id), R"({"name":"Hidden"})").status, 200);
+  ASSERT_EQ(
+      admin_->request("PATCH", "/api/v1/conferences/" + std::to_string(id), R"({"name":"Hidden"})")
+          .status,
+      200);
   auto bridges = admin_->get("/api/v1/bridges").json()->getArray("bridges");
   ASSERT_EQ(bridges->size(), 1u);
-  const std::string bridgePath = "/api/v1/bridges/" + std::to_string(bridges->getObject(0)->getValue<std::int64_t>("id"));
+  const std::string bridgePath =
+      "/api/v1/bridges/" + std::to_string(bridges->getObject(0)->getValue<std::int64_t>("id"));
   ASSERT_EQ(admin_->request("PATCH", bridgePath, R"({"state":"cordoned"})").status, 200);
   EXPECT_TRUE(stream.waitFor([](const StreamEvent& e) { return e.type == "bridge"; }, 5s))
       << "the stream ended or carried no bridge change";
   for (const auto& e : stream.events()) {
-    EXPECT_FALSE(isConference(e, "Hidden")) << "a conference event reached a user who is no longer an admin";
+    EXPECT_FALSE(isConference(e, "Hidden"))
+        << "a conference event reached a user who is no longer an admin";
   }
   EXPECT_FALSE(stream.waitEnded(0ms)) << "the session lives on, and so does its stream";
 }
@@ -219,7 +240,8 @@ TEST_F(EventStreamTest, AStreamEndsWithItsSession) {
        [] {}},
       {"disable", [&](const std::string&) { patchSam(R"({"disabled":true})"); },
        [&] { patchSam(R"({"disabled":false})"); }},
-      {"password reset by an admin", [&](const std::string&) { patchSam(R"({"password":"reset by the admin"})"); },
+      {"password reset by an admin",
+       [&](const std::string&) { patchSam(R"({"password":"reset by the admin"})"); },
        [&] {
          auto c = app_->client();
          ASSERT_EQ(c.loginBearer("sam", "reset by the admin").status, 200);
@@ -242,11 +264,13 @@ TEST_F(EventStreamTest, AStreamEndsWithItsSession) {
     ASSERT_EQ(stream.status(), 200) << stream.body();
     const auto start = Clock::now();
     k.end(token);
-    EXPECT_TRUE(stream.waitEnded(kNoticed)) << "the stream outlived its session by more than " << kNoticed.count() << " s";
+    EXPECT_TRUE(stream.waitEnded(kNoticed))
+        << "the stream outlived its session by more than " << kNoticed.count() << " s";
     const auto took = Clock::now() - start;
     EXPECT_LT(took, kNoticed);
-    RecordProperty(std::string("ended_after_ms ") + k.what,
-                   static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
+    RecordProperty(
+        std::string("ended_after_ms ") + k.what,
+        static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()));
     EXPECT_EQ(EventStream(*app_, token).status(), 401);
     k.after();
   }

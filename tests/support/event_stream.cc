@@ -9,10 +9,11 @@
 namespace vcrm::test {
 
 EventStream::EventStream(const VcrmdProcess& app, const std::string& token) {
-  Poco::Net::Context::Ptr ctx =
-      new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, "", "", (app.stateDir() / "tls/server.crt").string(),
-                             Poco::Net::Context::VERIFY_STRICT, 9, false);
-  session_ = std::make_unique<Poco::Net::HTTPSClientSession>("127.0.0.1", static_cast<Poco::UInt16>(app.httpsPort()), ctx);
+  Poco::Net::Context::Ptr ctx = new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, "", "",
+                                                       (app.stateDir() / "tls/server.crt").string(),
+                                                       Poco::Net::Context::VERIFY_STRICT, 9, false);
+  session_ = std::make_unique<Poco::Net::HTTPSClientSession>(
+      "127.0.0.1", static_cast<Poco::UInt16>(app.httpsPort()), ctx);
   // Longer than the server's keep-alive period, shorter than any test's patience.
   session_->setTimeout(Poco::Timespan(20, 0));
   Poco::Net::HTTPRequest req("GET", "/api/v1/events", Poco::Net::HTTPMessage::HTTP_1_1);
@@ -31,7 +32,9 @@ EventStream::EventStream(const VcrmdProcess& app, const std::string& token) {
   reader_ = std::thread([this, in = &is] { read(*in); });
 }
 
-EventStream::~EventStream() { close(); }
+EventStream::~EventStream() {
+  close();
+}
 
 void EventStream::read(std::istream& is) {
   try {
@@ -54,18 +57,23 @@ void EventStream::read(std::istream& is) {
 std::string EventStream::errorCode() const {
   try {
     Poco::JSON::Parser p;
-    return p.parse(body_).extract<Poco::JSON::Object::Ptr>()->getObject("error")->getValue<std::string>("code");
+    return p.parse(body_)
+        .extract<Poco::JSON::Object::Ptr>()
+        ->getObject("error")
+        ->getValue<std::string>("code");
   } catch (...) {
     return {};
   }
 }
 
-bool EventStream::waitFor(const std::function<bool(const StreamEvent&)>& accept, std::chrono::milliseconds timeout) {
+bool EventStream::waitFor(const std::function<bool(const StreamEvent&)>& accept,
+                          std::chrono::milliseconds timeout) {
   auto seen = seen_.lock();
   std::size_t checked = 0;
   bool found = false;
   seen.waitFor(changed_, timeout, [&] {
-    for (; checked < seen->events.size() && !found; ++checked) found = accept(seen->events[checked]);
+    for (; checked < seen->events.size() && !found; ++checked)
+      found = accept(seen->events[checked]);
     return found || seen->ended;
   });
   return found;

@@ -3,6 +3,8 @@
 // connection and joins the thread, even when a test fails half-way.
 #pragma once
 
+#include <Poco/Net/HTTPSClientSession.h>
+
 #include <chrono>
 #include <condition_variable>
 #include <functional>
@@ -10,8 +12,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <Poco/Net/HTTPSClientSession.h>
 
 #include "vcrm/common/guarded.h"
 #include "vcrmd_process.h"
@@ -40,7 +40,8 @@ class EventStream {
 
   // Waits until an event read so far or later satisfies `accept`; false when the time is up or
   // the stream ended first.
-  bool waitFor(const std::function<bool(const StreamEvent&)>& accept, std::chrono::milliseconds timeout);
+  bool waitFor(const std::function<bool(const StreamEvent&)>& accept,
+               std::chrono::milliseconds timeout);
   // Waits until the server ends the stream (or the connection breaks); false when the time is up.
   bool waitEnded(std::chrono::milliseconds timeout);
   std::vector<StreamEvent> events() const;

@@ -17,7 +17,9 @@ AuditModule::AuditModule(const ModuleContext& ctx)
     : NamedModule("audit"),
       audit_(ctx.audit),
       retention_(retentionFrom(ctx.config)),
-      pruner_({"audit-pruner", Worker::RunsOn::ActiveNode, std::chrono::seconds(ctx.config.auditPruneSeconds),
+      pruner_({"audit-pruner",
+               Worker::RunsOn::ActiveNode,
+               std::chrono::seconds(ctx.config.auditPruneSeconds),
                [this] { audit_.prune(retention_); },
                {}},
               ctx.log) {}

@@ -26,20 +26,23 @@ std::vector<Route> BridgesModule::routes() {
     o->set("bridges", arr);
     return http::Response::json(200, o);
   }));
-  out.push_back(roleRoute("POST", "/api/v1/bridges", roles::kAdmin, "bridge.create", [this](RequestContext& ctx) {
-    auto body = ctx.body();
-    ctx.auditTarget = json::optString(body, "name", 64);
-    auto b = bridges_.create(body, ctx.audited(201));
-    auto r = http::Response::json(201, bridges_.toJson(b));
-    r.headers.emplace_back("Location", "/api/v1/bridges/" + std::to_string(b.id));
-    return r;
-  }));
+  out.push_back(roleRoute(
+      "POST", "/api/v1/bridges", roles::kAdmin, "bridge.create", [this](RequestContext& ctx) {
+        auto body = ctx.body();
+        ctx.auditTarget = json::optString(body, "name", 64);
+        auto b = bridges_.create(body, ctx.audited(201));
+        auto r = http::Response::json(201, bridges_.toJson(b));
+        r.headers.emplace_back("Location", "/api/v1/bridges/" + std::to_string(b.id));
+        return r;
+      }));
   out.push_back(roleRoute("GET", "/api/v1/bridges/{id}", roles::kWatchers, "bridge.get", [this](RequestContext& ctx) {
     return http::Response::json(200, bridges_.toJson(bridges_.get(idParam(ctx, "id", "bridge"))));
   }));
   out.push_back(roleRoute("PATCH", "/api/v1/bridges/{id}", roles::kAdmin, "bridge.update", [this](RequestContext& ctx) {
     ctx.auditTarget = ctx.param("id");
-    return http::Response::json(200, bridges_.toJson(bridges_.update(idParam(ctx, "id", "bridge"), ctx.body(), ctx.audited(200))));
+    return http::Response::json(
+        200, bridges_.toJson(
+                 bridges_.update(idParam(ctx, "id", "bridge"), ctx.body(), ctx.audited(200))));
   }));
   out.push_back(roleRoute("DELETE", "/api/v1/bridges/{id}", roles::kAdmin, "bridge.delete", [this](RequestContext& ctx) {
     ctx.auditTarget = ctx.param("id");

@@ -103,13 +103,15 @@ std::vector<Route> ConferencesModule::routes() {
                      [this](RequestContext& ctx) {
     ctx.auditTarget = ctx.param("id");
     const bool series = seriesScope(ctx);
-    return http::Response::json(200, service_.cancel(idParam(ctx, "id", "conference"), series, ctx.audited(200)));
+    return http::Response::json(
+        200, service_.cancel(idParam(ctx, "id", "conference"), series, ctx.audited(200)));
   }));
   out.push_back(roleRoute("POST", "/api/v1/conferences/{id}/terminate", roles::kAdmin, "conference.terminate",
                      [this](RequestContext& ctx) {
     ctx.auditTarget = ctx.param("id");
-    return http::Response::json(200, service_.terminate(idParam(ctx, "id", "conference"),
-                                                              ctx.session->user.username, ctx.audited(200)));
+    return http::Response::json(
+        200, service_.terminate(idParam(ctx, "id", "conference"), ctx.session->user.username,
+                                ctx.audited(200)));
   }));
   out.push_back(roleRoute("POST", "/api/v1/conferences/{id}/extend", roles::kAdmin, "conference.extend",
                      [this](RequestContext& ctx) {
@@ -118,9 +120,10 @@ std::vector<Route> ConferencesModule::routes() {
     json::onlyKeys(body, {"minutes"});
     const auto minutes = json::optInt(body, "minutes");
     if (!minutes) throw InvalidInput("field \"minutes\" is required", "missing_field");
-    return http::Response::json(200, service_.extend(idParam(ctx, "id", "conference"),
-                                                           static_cast<int>(std::clamp<std::int64_t>(*minutes, -1, 100000)),
-                                                           ctx.audited(200)));
+    return http::Response::json(
+        200, service_.extend(idParam(ctx, "id", "conference"),
+                             static_cast<int>(std::clamp<std::int64_t>(*minutes, -1, 100000)),
+                             ctx.audited(200)));
   }));
   out.push_back(roleRoute("POST", "/api/v1/conferences/{id}/participants/{pid}/mute", roles::kAdmin,
                      "participant.mute", [this](RequestContext& ctx) {
@@ -128,14 +131,14 @@ std::vector<Route> ConferencesModule::routes() {
     auto body = ctx.request.body.empty() ? json::ObjectPtr(new json::Object) : ctx.body();
     json::onlyKeys(body, {"muted"});
     service_.muteParticipant(idParam(ctx, "id", "conference"), idParam(ctx, "pid", "participant"),
-                                   json::optBool(body, "muted").value_or(true), ctx.audited(204));
+                             json::optBool(body, "muted").value_or(true), ctx.audited(204));
     return http::Response::noContent();
   }));
   out.push_back(roleRoute("POST", "/api/v1/conferences/{id}/participants/{pid}/drop", roles::kAdmin,
                      "participant.drop", [this](RequestContext& ctx) {
     ctx.auditTarget = ctx.param("id") + "/" + ctx.param("pid");
     service_.dropParticipant(idParam(ctx, "id", "conference"), idParam(ctx, "pid", "participant"),
-                                   ctx.session->user.username, ctx.audited(204));
+                             ctx.session->user.username, ctx.audited(204));
     return http::Response::noContent();
   }));
 

@@ -15,7 +15,9 @@ constexpr const char* kComponent = "events";
 
 // Conference and participant changes carry PINs and names: admins only. Everyone else (the
 // NOC, operators, support) sees bridge changes.
-bool mayReadConferences(const Session& s) { return s.user.hasRole("admin"); }
+bool mayReadConferences(const Session& s) {
+  return s.user.hasRole("admin");
+}
 
 }  // namespace
 
@@ -30,20 +32,23 @@ EventStreamSlots::Limits EventStreamSlots::fromConfig(const Config& config) {
                        std::to_string(config.httpThreads) + " request workers: use at most " +
                        std::to_string(half) + ", or 0 for a quarter of them");
   }
-  l.total = config.eventsMaxStreams > 0 ? config.eventsMaxStreams : std::max(1, config.httpThreads / 4);
+  l.total =
+      config.eventsMaxStreams > 0 ? config.eventsMaxStreams : std::max(1, config.httpThreads / 4);
   return l;
 }
 
-std::shared_ptr<const void> EventStreamSlots::take(const std::string& session, std::int64_t userId) {
+std::shared_ptr<const void> EventStreamSlots::take(const std::string& session,
+                                                   std::int64_t userId) {
   {
     auto st = state_.lock();
     const int inSession = st->bySession.count(session) ? st->bySession.at(session) : 0;
     const int ofUser = st->byUser.count(userId) ? st->byUser.at(userId) : 0;
     if (inSession >= limits_.perSession) {
-      throw RateLimited("this session already has " + std::to_string(inSession) +
-                            " live event streams open, the most one session may have; close another "
-                            "tab or window of the console and try again",
-                        3, "too_many_streams");
+      throw RateLimited(
+          "this session already has " + std::to_string(inSession) +
+              " live event streams open, the most one session may have; close another "
+              "tab or window of the console and try again",
+          3, "too_many_streams");
     }
     if (ofUser >= limits_.perUser) {
       throw RateLimited("your account already has " + std::to_string(ofUser) +
@@ -62,7 +67,8 @@ std::shared_ptr<const void> EventStreamSlots::take(const std::string& session, s
   }
   // The handle's deleter gives the slot back; it keeps the counters alive as long as it lives.
   auto self = shared_from_this();
-  return std::shared_ptr<const void>(this, [self, session, userId](const void*) { self->giveBack(session, userId); });
+  return std::shared_ptr<const void>(
+      this, [self, session, userId](const void*) { self->giveBack(session, userId); });
 }
 
 void EventStreamSlots::giveBack(const std::string& session, std::int64_t userId) {
@@ -86,7 +92,8 @@ std::vector<Route> EventsModule::routes() {
     auto slot = slots_->take(crypto::sha256Hex(ctx.token), ctx.session->user.id);
     std::uint64_t after = bus_.lastId();
     const std::string last = ctx.request.header("last-event-id");
-    if (!last.empty() && std::regex_match(last, std::regex("^[0-9]{1,18}$"))) after = std::stoull(last);
+    if (!last.empty() && std::regex_match(last, std::regex("^[0-9]{1,18}$")))
+      after = std::stoull(last);
     http::Response r;
     r.contentType = "text/event-stream";
     r.headers.emplace_back("Cache-Control", "no-store");
@@ -98,7 +105,8 @@ std::vector<Route> EventsModule::routes() {
       auto nextCheck = Clock::now() + kRecheckEvery;
       bool wrote = false;  // since the last check
       while (os.good() && !bus_.closed()) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(nextCheck - Clock::now());
+        const auto left =
+            std::chrono::duration_cast<std::chrono::milliseconds>(nextCheck - Clock::now());
         auto msgs = bus_.waitAfter(after, std::max(left, std::chrono::milliseconds(0)));
         if (Clock::now() >= nextCheck) {
           // No connection is held while waiting: revalidate() leases one for its query only.
@@ -106,15 +114,18 @@ std::vector<Route> EventsModule::routes() {
           try {
             session = auth_.revalidate(token);
           } catch (const std::exception& e) {
-            log_.warn(kComponent, "STREAM_RECHECK_FAILED", std::string("ending the stream: ") + e.what(), user);
+            log_.warn(kComponent, "STREAM_RECHECK_FAILED",
+                      std::string("ending the stream: ") + e.what(), user);
             return;
           }
           if (!session || session->user.mustChangePassword) {
-            log_.info(kComponent, "STREAM_SESSION_ENDED", "the session ended: closing its event stream", user);
+            log_.info(kComponent, "STREAM_SESSION_ENDED",
+                      "the session ended: closing its event stream", user);
             return;
           }
           if (conferences && !mayReadConferences(*session)) {
-            log_.info(kComponent, "STREAM_NARROWED", "the user lost the admin role: bridge events only from now", user);
+            log_.info(kComponent, "STREAM_NARROWED",
+                      "the user lost the admin role: bridge events only from now", user);
           }
           conferences = mayReadConferences(*session);
           nextCheck = Clock::now() + kRecheckEvery;

@@ -66,13 +66,15 @@ std::vector<Route> UsersModule::routes() {
   }));
   out.back().allowedWhilePasswordChangeRequired = true;
 
-  out.push_back(userRoute("POST", "/api/v1/auth/logout", "auth.logout", [this](RequestContext& ctx) {
-    auth_.logout(ctx.token, ctx.audited(204));
-    auto r = http::Response::noContent();
-    r.headers.emplace_back("Set-Cookie", std::string(kSessionCookie) +
-                                             "=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict");
-    return r;
-  }));
+  out.push_back(
+      userRoute("POST", "/api/v1/auth/logout", "auth.logout", [this](RequestContext& ctx) {
+        auth_.logout(ctx.token, ctx.audited(204));
+        auto r = http::Response::noContent();
+        r.headers.emplace_back("Set-Cookie",
+                               std::string(kSessionCookie) +
+                                   "=; Path=/; Max-Age=0; HttpOnly; Secure; SameSite=Strict");
+        return r;
+      }));
   out.back().allowedWhilePasswordChangeRequired = true;
 
   out.push_back(userRoute("POST", "/api/v1/auth/password", "auth.change_password",
@@ -102,7 +104,8 @@ std::vector<Route> UsersModule::routes() {
     ctx.auditTarget = username;
     auto roles = json::optStringArray(body, "roles");
     if (!roles) throw InvalidInput("field \"roles\" is required", "missing_field");
-    auto u = auth_.createUser(username, json::requireString(body, "password", 4096), *roles, ctx.audited(201));
+    auto u = auth_.createUser(username, json::requireString(body, "password", 4096), *roles,
+                              ctx.audited(201));
     auto r = http::Response::json(201, userJson(u));
     r.headers.emplace_back("Location", "/api/v1/users/" + u.username);
     return r;
@@ -123,7 +126,8 @@ std::vector<Route> UsersModule::routes() {
     patch.roles = json::optStringArray(body, "roles");
     patch.disabled = json::optBool(body, "disabled");
     patch.password = json::optString(body, "password", 4096);
-    auto u = auth_.updateUser(ctx.session->user.username, ctx.param("name"), patch, ctx.audited(200));
+    auto u =
+        auth_.updateUser(ctx.session->user.username, ctx.param("name"), patch, ctx.audited(200));
     return http::Response::json(200, userJson(u));
   }));
 

@@ -31,8 +31,9 @@ struct AuditEntry {
 class AuditWriteFailed : public Error {
  public:
   explicit AuditWriteFailed(const std::string& action)
-      : Error("audit_failed", "the change was not made because its audit record could not be written (" +
-                                  action + "); the appliance log has details") {}
+      : Error("audit_failed",
+              "the change was not made because its audit record could not be written (" + action +
+                  "); the appliance log has details") {}
 };
 
 class AuditLog;
@@ -80,8 +81,8 @@ class AuditLog {
   struct Retention {
     int days = 365;
     std::int64_t maxRows = 1000000;
-    int batch = 5000;        // rows per DELETE, each its own transaction
-    int maxBatches = 200;    // per call: a huge backlog is worked off over several passes
+    int batch = 5000;      // rows per DELETE, each its own transaction
+    int maxBatches = 200;  // per call: a huge backlog is worked off over several passes
   };
   // Deletes rows older than `days`, then the oldest beyond `maxRows`; returns how many.
   std::int64_t prune(const Retention& r);

@@ -168,7 +168,8 @@ class AuthService {
   };
   User updateUser(const std::string& actor, const std::string& username, const UserPatch& patch,
                   const AuditedCommit& audit);
-  void deleteUser(const std::string& actor, const std::string& username, const AuditedCommit& audit);
+  void deleteUser(const std::string& actor, const std::string& username,
+                  const AuditedCommit& audit);
   // Checks `current` (slowed like sign-in: RateLimited), sets `next`, clears "must change"
   // and ends the user's other sessions; the session of `keepToken` continues.
   void changeOwnPassword(const std::string& username, const std::string& current,

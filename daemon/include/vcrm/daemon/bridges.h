@@ -47,7 +47,8 @@ class BridgeService {
   // The changes commit through `audit`, with the request's audit row.
   Bridge create(const json::ObjectPtr& body, const AuditedCommit& audit);
   Bridge update(std::int64_t id, const json::ObjectPtr& body, const AuditedCommit& audit);
-  void remove(std::int64_t id, const AuditedCommit& audit);  // Conflict while conferences are booked on it
+  void remove(std::int64_t id,
+              const AuditedCommit& audit);  // Conflict while conferences are booked on it
 
   // The driver for a bridge, shared and rebuilt when its endpoint changes.
   std::shared_ptr<janus::Driver> driver(std::int64_t id);

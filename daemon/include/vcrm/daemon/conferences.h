@@ -62,7 +62,8 @@ class ConferenceService {
   void onWork(std::function<void()> wake) { wake_ = std::move(wake); }
 
   // The changes a request asks for commit through `audit`, with the request's audit row.
-  json::ObjectPtr create(const std::string& owner, const json::ObjectPtr& body, const AuditedCommit& audit);
+  json::ObjectPtr create(const std::string& owner, const json::ObjectPtr& body,
+                         const AuditedCommit& audit);
   json::ObjectPtr get(std::int64_t id);  // with live participants
   json::ObjectPtr list(const std::map<std::string, std::string>& query);
   // What the dashboard shows, without PINs or names (the NOC may read it): live conferences,
@@ -73,11 +74,13 @@ class ConferenceService {
   // Applies the same change to occurrence `id` (not yet begun) and every later occurrence of its
   // series that has not begun, in one transaction: all of them or, with a 409 naming the first
   // that does not fit, none. A new start shifts each by the same local wall-clock amount.
-  json::ObjectPtr updateSeries(std::int64_t id, const json::ObjectPtr& body, const AuditedCommit& audit);
+  json::ObjectPtr updateSeries(std::int64_t id, const json::ObjectPtr& body,
+                               const AuditedCommit& audit);
   json::ObjectPtr cancel(std::int64_t id, bool wholeSeries, const AuditedCommit& audit);
   json::ObjectPtr terminate(std::int64_t id, const std::string& by, const AuditedCommit& audit);
   json::ObjectPtr extend(std::int64_t id, int minutes, const AuditedCommit& audit);
-  void muteParticipant(std::int64_t id, std::int64_t participant, bool muted, const AuditedCommit& audit);
+  void muteParticipant(std::int64_t id, std::int64_t participant, bool muted,
+                       const AuditedCommit& audit);
   void dropParticipant(std::int64_t id, std::int64_t participant, const std::string& by,
                        const AuditedCommit& audit);
 

@@ -5,9 +5,9 @@
 
 #include <cstdint>
 #include <functional>
-#include <ostream>
 #include <map>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -29,8 +29,8 @@ struct RequestContext {
   bool viaCookie = false;
   std::optional<std::string> auditUser;  // who the audit row names (login: the name tried)
   std::optional<std::string> auditTarget;
-  AuditLog* auditLog = nullptr;  // set by the Api
-  std::string action;            // the route's audit action, set by the Api
+  AuditLog* auditLog = nullptr;   // set by the Api
+  std::string action;             // the route's audit action, set by the Api
   AuditedCommit auditedCommit{};  // what audited() handed out
 
   const std::string& param(const std::string& name) const;
