@@ -14,13 +14,20 @@ namespace {
 
 // ---- a strict JSON reader for signed payloads ----------------------------------------------
 
+struct Member;
+
 struct Value {
   enum class Kind { Null, Bool, Int, String, Object, Array } kind = Kind::Null;
   bool b = false;
   std::int64_t i = 0;
   std::string s;
-  std::vector<std::pair<std::string, Value>> members;  // in document order
+  std::vector<Member> members;  // in document order
   std::vector<Value> items;
+};
+
+struct Member {
+  std::string first;
+  Value second;
 };
 
 std::string_view kindName(Value::Kind k) {
@@ -110,7 +117,7 @@ class Reader {
           }
           expect(':');
           Value member = value(depth + 1);
-          v.members.emplace_back(std::move(key), std::move(member));
+          v.members.push_back(Member{std::move(key), std::move(member)});
         } while (eat(','));
         expect('}');
       } else {
