@@ -67,6 +67,7 @@ const std::vector<std::pair<std::string, std::string>>& Config::keys() {
       {"conference.reconcile_seconds", "participant lists are polled this often behind bridge events (default 2)"},
       {"uploads.expire_minutes", "an upload with no activity for this long is removed (1-43200, default 1440)"},
       {"uploads.max_total_mb", "space all unfinished and unclaimed uploads may reserve together, in MiB (1-16777216, default 16384)"},
+      {"licence.keyring", "file of vendor keys licence files must be signed with (default: the keyring built into vcrmd)"},
       {"conference.reconcile_workers", "conferences polled at once in a reconcile pass, each holding a database connection (1-16, default 4)"},
   };
   return all;
@@ -127,6 +128,8 @@ void Config::set(const std::string& key, const std::string& value, const std::st
     uploadExpireMinutes = static_cast<int>(parseInt(key, value, 1, 30 * 24 * 60, origin));
   } else if (key == "uploads.max_total_mb") {
     uploadMaxTotalMb = static_cast<std::uint64_t>(parseInt(key, value, 1, 16ll << 20, origin));
+  } else if (key == "licence.keyring") {
+    licenceKeyringFile = parsePath(key, value, origin);
   } else if (key == "bridge.probe_seconds") {
     probeSeconds = static_cast<int>(parseInt(key, value, 1, 300, origin));
   } else if (key == "log.level") {

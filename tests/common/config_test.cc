@@ -158,6 +158,7 @@ TEST_F(ConfigTest, EveryDocumentedKeyIsAccepted) {
       {"uploads.expire_minutes", "90"},
       {"uploads.max_total_mb", "2048"},
       {"db.strict_leases", "true"},
+      {"licence.keyring", "/etc/vcrm/licence-keyring"},
   };
   ASSERT_EQ(Config::keys().size(), samples.size()) << "a key was added: extend this test";
   for (const auto& [key, description] : Config::keys()) {

@@ -6,6 +6,7 @@
 
 #include "licence_cases.h"
 #include "temp_dir.h"
+#include "vcrmd_process.h"
 #include "vcrm/common/error.h"
 #include "vcrm/common/files.h"
 #include "vcrm/licensing/armour.h"
@@ -249,6 +250,24 @@ TEST_F(Fixture, DiffListsWhatChanges) {
     }
   }
   EXPECT_TRUE(ports);
+}
+
+TEST_F(LicenceFiles, FuzzSeedsAreJudgedAsNamed) {
+  // The fuzz corpus's hand-made seeds: valid-* verify with the build's keyring, bad-* do not.
+  int valid = 0, bad = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(test::sourceDir() / "tests/fuzz/corpus/licence")) {
+    const std::string name = entry.path().filename().string();
+    const auto r = readLicence(files::readFile(entry.path()), Keyring::builtIn());
+    if (name.rfind("valid-", 0) == 0) {
+      ++valid;
+      EXPECT_TRUE(std::holds_alternative<Licence>(r)) << name << ": " << std::get<Refusal>(r).message;
+    } else if (name.rfind("bad-", 0) == 0) {
+      ++bad;
+      EXPECT_TRUE(std::holds_alternative<Refusal>(r)) << name << " was accepted";
+    }
+  }
+  EXPECT_GE(valid, 5);
+  EXPECT_GE(bad, 6);
 }
 
 TEST(Keyring, ParsesRotationAndRevocationAndRefusesJunk) {

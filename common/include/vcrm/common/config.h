@@ -23,6 +23,9 @@ struct Paths {
   std::filesystem::path tlsDir() const { return stateDir() / "tls"; }
   std::filesystem::path runDir() const { return stateDir() / "run"; }
   std::filesystem::path uploadsDir() const { return stateDir() / "uploads"; }
+  // This installation's serial number, made at first start. It lives beside the database, not
+  // in it: a database restored from another server must not change who this server is.
+  std::filesystem::path serialFile() const { return stateDir() / "serial"; }
   std::filesystem::path initialAdminPasswordFile() const {
     return stateDir() / "initial-admin-password";
   }
@@ -66,6 +69,8 @@ struct Config {
   // uploads together may reserve at most this much of the disk.
   int uploadExpireMinutes = 24 * 60;
   std::uint64_t uploadMaxTotalMb = 16 * 1024;
+  // Licences: the vendor keys licence files must be signed with; empty: the built-in keyring.
+  std::string licenceKeyringFile;
 
   // Loads `<root>/etc/vcrm/vcrmd.conf` if it exists, then applies overrides
   // ("key=value", in order). Unknown keys and bad values throw ConfigError naming the key,

@@ -5,6 +5,8 @@
 #include <string>
 #include <string_view>
 
+#include "vcrm/common/error.h"
+
 namespace vcrm::licensing {
 
 enum class Reason {
@@ -35,6 +37,17 @@ std::string_view reasonCode(Reason r);
 struct Refusal {
   Reason reason;
   std::string message;
+};
+
+// A refusal where a caller must stop (an API request): code() is reasonCode(), what() the
+// message. The HTTP status for each reason is chosen in daemon/src/http_errors.cc.
+class LicenceRefused : public Error {
+ public:
+  explicit LicenceRefused(const Refusal& r) : Error(std::string(reasonCode(r.reason)), r.message), reason_(r.reason) {}
+  Reason reason() const noexcept { return reason_; }
+
+ private:
+  Reason reason_;
 };
 
 }  // namespace vcrm::licensing
