@@ -15,20 +15,13 @@ constexpr std::string_view kCheckSymbols = "0123456789ABCDEFGHJKMNPQRSTVWXYZ*~$=
 constexpr std::size_t kDataSymbols = 16;  // 80 bits
 constexpr std::size_t kGroup = 4;
 
-// The value of a symbol someone typed, with Crockford's decoding rules; -1 if none.
-int symbolValue(char c) {
+// The value in `alphabet` of a symbol someone typed, with Crockford's decoding rules (any case,
+// O for 0, I and L for 1); -1 if none.
+int valueIn(std::string_view alphabet, char c) {
   if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
   if (c == 'O') c = '0';
   if (c == 'I' || c == 'L') c = '1';
-  const auto at = kSymbols.find(c);
-  return at == std::string_view::npos ? -1 : static_cast<int>(at);
-}
-
-int checkValue(char c) {
-  if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
-  if (c == 'O') c = '0';
-  if (c == 'I' || c == 'L') c = '1';
-  const auto at = kCheckSymbols.find(c);
+  const auto at = alphabet.find(c);
   return at == std::string_view::npos ? -1 : static_cast<int>(at);
 }
 
@@ -85,13 +78,13 @@ std::optional<std::string> parseSerial(std::string_view typed, std::string* why)
   }
   std::array<int, kDataSymbols> values{};
   for (std::size_t i = 0; i < kDataSymbols; ++i) {
-    values[i] = symbolValue(symbols[i]);
+    values[i] = valueIn(kSymbols, symbols[i]);
     if (values[i] < 0) {
       return fail(std::string("\"") + symbols[i] + "\" is not a serial number symbol (symbol " +
                   std::to_string(i + 1) + ")");
     }
   }
-  const int check = checkValue(symbols.back());
+  const int check = valueIn(kCheckSymbols, symbols.back());
   if (check < 0) return fail(std::string("\"") + symbols.back() + "\" is not a check symbol");
   if (check != checkOf(values)) {
     return fail("the check symbol does not match: a symbol of the serial number is mistyped");

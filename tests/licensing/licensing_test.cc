@@ -29,7 +29,7 @@ std::string serialWithCheck() {
   return {};
 }
 
-struct Fixture : ::testing::Test {
+struct LicenceFiles : ::testing::Test {
   std::string serial = serialWithCheck();
   SigningKey key = test::testLicenceKey();
   SigningKey revoked = SigningKey::generate("vcrm-old-0");
@@ -132,7 +132,7 @@ TEST(Payload, TimesAndDatesAreStrict) {
   EXPECT_FALSE(parseUtcTime("2027-01-01 00:00:00Z"));
 }
 
-TEST_F(Fixture, IssuedLicenceVerifiesAndReadsBack) {
+TEST_F(LicenceFiles, IssuedLicenceVerifiesAndReadsBack) {
   const Licence l = test::sampleLicence(serial, kNow);
   const std::string file = issueLicence(l, key);
   EXPECT_EQ(file.rfind(std::string(kArmourBegin) + "\n", 0), 0u);
@@ -142,7 +142,7 @@ TEST_F(Fixture, IssuedLicenceVerifiesAndReadsBack) {
   EXPECT_EQ(checkApplicable(l, std::nullopt, serial, Role::Primary, kNow, 0), std::nullopt);
 }
 
-TEST_F(Fixture, MailedAndQuotedFilesStillVerify) {
+TEST_F(LicenceFiles, MailedAndQuotedFilesStillVerify) {
   const Licence l = test::sampleLicence(serial, kNow);
   const auto cases = test::mangledButValid(issueLicence(l, key));
   ASSERT_GE(cases.size(), 10u);
@@ -153,7 +153,7 @@ TEST_F(Fixture, MailedAndQuotedFilesStillVerify) {
   }
 }
 
-TEST_F(Fixture, EveryBadLicenceIsRefusedWithItsReason) {
+TEST_F(LicenceFiles, EveryBadLicenceIsRefusedWithItsReason) {
   const std::int64_t activeSequence = 10;
   const Licence active = test::sampleLicence(serial, kNow, activeSequence);
   const auto cases = test::badLicences(serial, kNow, activeSequence, revoked);
@@ -166,7 +166,7 @@ TEST_F(Fixture, EveryBadLicenceIsRefusedWithItsReason) {
   }
 }
 
-TEST_F(Fixture, RefusalsSayWhatToDo) {
+TEST_F(LicenceFiles, RefusalsSayWhatToDo) {
   const Licence active = test::sampleLicence(serial, kNow, 10);
   Licence other = test::sampleLicence("0000-0000-0000-0000-0", kNow, 11);
   auto r = checkApplicable(other, active, serial, Role::Primary, kNow, 0);
@@ -180,7 +180,7 @@ TEST_F(Fixture, RefusalsSayWhatToDo) {
   EXPECT_NE(r->message.find("10"), std::string::npos) << r->message;
 }
 
-TEST_F(Fixture, ClockSetBackDoesNotRevalidateAnExpiredLicence) {
+TEST_F(LicenceFiles, ClockSetBackDoesNotRevalidateAnExpiredLicence) {
   Licence l = test::sampleLicence(serial, kNow);
   l.validUntil = kNow + 86400;
   // The clock reads kNow, but the appliance has already seen a time past the end.
@@ -194,7 +194,7 @@ TEST_F(Fixture, ClockSetBackDoesNotRevalidateAnExpiredLicence) {
   EXPECT_EQ(evaluate(l, kNow, 0).state, State::Valid);
 }
 
-TEST_F(Fixture, StatesOverALicencesLife) {
+TEST_F(LicenceFiles, StatesOverALicencesLife) {
   Licence l = test::sampleLicence(serial, kNow);
   l.validUntil = kNow + 10 * 86400;
   l.graceDays = 5;
@@ -222,7 +222,7 @@ TEST_F(Fixture, StatesOverALicencesLife) {
   EXPECT_EQ(s.daysLeft, std::nullopt);
 }
 
-TEST_F(Fixture, DiffListsWhatChanges) {
+TEST_F(LicenceFiles, DiffListsWhatChanges) {
   const Licence a = test::sampleLicence(serial, kNow, 10);
   Licence b = a;
   b.sequence = 11;
