@@ -72,6 +72,7 @@ class LicenceApiTest : public ::testing::Test {
                                      "\nrevoked " + revoked_->keyId + "\n");
     VcrmdProcess::Options o;
     o.settings = {"licence.keyring=" + keyring_};
+    o.applyTestLicence = false;
     app_ = new VcrmdProcess(o);
     app_->start();
   }

@@ -63,6 +63,17 @@ Licence sampleLicence(const std::string& serial, std::int64_t now, std::int64_t 
   return l;
 }
 
+Licence unlimitedTestLicence(const std::string& serial, std::int64_t now) {
+  Licence l = sampleLicence(serial, now, 1);
+  l.licenceId = "L-TEST-UNLIMITED";
+  l.customer = "vcrm test suite";
+  l.validUntil = std::nullopt;
+  l.features.concurrentPorts = 1000000;
+  l.features.bridges = 10000;
+  l.features.redundancy = true;
+  return l;
+}
+
 std::string signRaw(const std::string& payload, const SigningKey& key) {
   return armour(envelope(key.keyId, key.key.sign(signedMessage(key.keyId, payload)), payload));
 }

@@ -19,6 +19,9 @@ licensing::SigningKey testLicenceKey();
 // A valid primary licence for `serial`, valid from a day before `now` for a year.
 licensing::Licence sampleLicence(const std::string& serial, std::int64_t now, std::int64_t sequence = 10);
 
+// A licence that lifts every limit (what VcrmdProcess applies for tests of other things).
+licensing::Licence unlimitedTestLicence(const std::string& serial, std::int64_t now);
+
 // Signs `payload` as it is (no canonical form enforced) in a licence file.
 std::string signRaw(const std::string& payload, const licensing::SigningKey& key);
 

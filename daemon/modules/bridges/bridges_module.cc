@@ -2,6 +2,8 @@
 
 #include <regex>
 
+#include "modules/licensing/licensing_module.h"
+
 namespace vcrm {
 
 BridgesModule::BridgesModule(const ModuleContext& ctx)
@@ -15,7 +17,10 @@ BridgesModule::BridgesModule(const ModuleContext& ctx)
                  }
                },
                {}},
-              ctx.log) {}
+              ctx.log) {
+  auto& licence = ctx.require<LicensingModule>().service();
+  service_.limitBridges([&licence] { return licence.limits().bridges; });
+}
 
 std::vector<Route> BridgesModule::routes() {
   std::vector<Route> out;

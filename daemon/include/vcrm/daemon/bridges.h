@@ -43,7 +43,10 @@ class BridgeService {
 
   std::vector<Bridge> list();
   Bridge get(std::int64_t id);  // NotFound
+  // Conflict licence_bridges when the licence's bridge count is reached (see limitBridges).
   Bridge create(const json::ObjectPtr& body);
+  // The number of bridges the licence allows, asked at each registration; unset: no limit.
+  void limitBridges(std::function<std::int64_t()> allowed) { licensedBridges_ = std::move(allowed); }
   Bridge update(std::int64_t id, const json::ObjectPtr& body);
   void remove(std::int64_t id);  // Conflict while conferences are booked on it
 
@@ -64,6 +67,7 @@ class BridgeService {
   json::ObjectPtr toJson(const Bridge& b) const;  // never includes secrets
 
  private:
+  std::function<std::int64_t()> licensedBridges_;
   struct Cached {
     std::string key;  // url|admin_url|secret: rebuilt when it changes
     std::shared_ptr<janus::Driver> driver;
