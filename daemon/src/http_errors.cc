@@ -31,12 +31,13 @@ int dbStatus(const DbError& e) {
   return 500;
 }
 
-// A file that is not a licence is a bad request; a licence this server must not take (not
-// trusted, not for it, not now) cannot be processed; an older one conflicts with the active one.
+// A file that is not a licence (too big for one included) is a bad request; a licence this
+// server must not take (not trusted, not for it, not now) cannot be processed; an older one
+// conflicts with the active one.
 int licenceStatus(licensing::Reason r) {
   using licensing::Reason;
   switch (r) {
-    case Reason::TooLarge: return 413;
+    case Reason::TooLarge:
     case Reason::ArmourMalformed:
     case Reason::EnvelopeMalformed:
     case Reason::PayloadMalformed:

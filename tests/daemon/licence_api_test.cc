@@ -183,7 +183,9 @@ TEST_F(LicenceApiTest, ApplyPreviewRefuseAndRestart) {
 
   // Statuses an admin's tools can tell apart.
   EXPECT_EQ(post(c, "/api/v1/license", "").status, 400);
-  EXPECT_EQ(post(c, "/api/v1/license", std::string(70000, 'A')).status, 413);
+  r = post(c, "/api/v1/license", std::string(70000, 'A'));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.errorCode(), "licence_too_large");
   EXPECT_EQ(post(c, "/api/v1/license", issueLicence(test::sampleLicence("0000-0000-0000-0000-0", now, 12), key)).status, 422);
   EXPECT_EQ(post(c, "/api/v1/license", first).status, 409);
 
