@@ -22,11 +22,14 @@ namespace {
 
 void usage(std::ostream& out) {
   out << "usage: vcrmctl [options] METHOD PATH [JSON]\n"
-         "  --root DIR           appliance root: finds the port, certificate and first admin password\n"
+         "  --root DIR           appliance root: finds the port, certificate and first admin "
+         "password\n"
          "  --host H --port N    where vcrmd listens (default 127.0.0.1:8443, or from --root)\n"
-         "  --ca FILE            certificate to trust (default <root>/var/lib/vcrm/tls/server.crt)\n"
+         "  --ca FILE            certificate to trust (default "
+         "<root>/var/lib/vcrm/tls/server.crt)\n"
          "  --user NAME          default admin\n"
-         "  --password-file F    default <root>/var/lib/vcrm/initial-admin-password; or set VCRM_PASSWORD\n"
+         "  --password-file F    default <root>/var/lib/vcrm/initial-admin-password; or set "
+         "VCRM_PASSWORD\n"
          "  --field NAME         print only this top-level field of the JSON answer\n"
          "  --file-field K=FILE  send {\"K\": <FILE's text>} as the body (e.g. a licence file)\n"
          "exit status: 0 for a 2xx answer, 1 otherwise (the error message goes to stderr)\n"
@@ -130,7 +133,8 @@ int main(int argc, char** argv) {
       positional.push_back(a);
     }
   }
-  if (positional.size() < 2 || positional.size() > 3 || (!fileField.empty() && positional.size() == 3)) {
+  if (positional.size() < 2 || positional.size() > 3 ||
+      (!fileField.empty() && positional.size() == 3)) {
     usage(std::cerr);
     return 2;
   }

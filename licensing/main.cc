@@ -4,5 +4,6 @@
 #include "vcrm/licensing/tool.h"
 
 int main(int argc, char** argv) {
-  return vcrm::licensing::runTool(std::vector<std::string>(argv + 1, argv + argc), std::cout, std::cerr);
+  return vcrm::licensing::runTool(std::vector<std::string>(argv + 1, argv + argc), std::cout,
+                                  std::cerr);
 }

@@ -119,7 +119,8 @@ Bridge BridgeService::create(const json::ObjectPtr& body) {
       const std::int64_t allowed = licensedBridges_();
       const std::int64_t registered = tx.exec("SELECT count(*) FROM bridges").int64(0, 0);
       if (registered >= allowed) {
-        throw Conflict("the licence allows " + std::to_string(allowed) + " bridges and " + std::to_string(registered) +
+        throw Conflict("the licence allows " + std::to_string(allowed) + " bridges and " +
+                           std::to_string(registered) +
                            " are registered: remove one, or apply a licence with more bridges",
                        "licence_bridges");
       }

@@ -81,11 +81,13 @@ struct Peak {
 // The most ports reserved at any instant of [start, end) on bridge `bridgeId` (all bridges when
 // nullopt), without conference `exclude`. The peak is reached at `start` or where another
 // booking begins inside the window.
-Peak peakReserved(db::Transaction& tx, std::optional<std::int64_t> bridgeId, const std::string& start,
-                  const std::string& end, std::optional<std::int64_t> exclude) {
+Peak peakReserved(db::Transaction& tx, std::optional<std::int64_t> bridgeId,
+                  const std::string& start, const std::string& end,
+                  std::optional<std::int64_t> exclude) {
   auto peak = tx.exec(
       "WITH o AS (SELECT starts_at, ends_at, ports FROM conferences "
-      "  WHERE ($1::bigint IS NULL OR bridge_id = $1) AND state IN ('scheduled', 'starting', 'active') "
+      "  WHERE ($1::bigint IS NULL OR bridge_id = $1) AND state IN ('scheduled', 'starting', "
+      "'active') "
       "    AND starts_at < $3::timestamptz AND ends_at > $2::timestamptz "
       "    AND ($4::bigint IS NULL OR id <> $4)), "
       " pts AS (SELECT $2::timestamptz AS t UNION SELECT starts_at FROM o WHERE starts_at > "
@@ -103,16 +105,19 @@ void ConferenceBooking::lockAdmission(db::Transaction& tx) {
   tx.exec("SELECT pg_advisory_xact_lock(1986356001)");  // "vcrm admission"; any fixed key will do
 }
 
-void ConferenceBooking::checkLicence(db::Transaction& tx, const std::string& start, const std::string& end,
-                                     int ports, std::optional<std::int64_t> exclude) {
+void ConferenceBooking::checkLicence(db::Transaction& tx, const std::string& start,
+                                     const std::string& end, int ports,
+                                     std::optional<std::int64_t> exclude) {
   if (!options_.licensedPorts) return;
   const std::int64_t allowed = options_.licensedPorts();
   const Peak peak = peakReserved(tx, std::nullopt, start, end, exclude);
   if (peak.used + ports > allowed) {
     throw Conflict("the licence allows " + std::to_string(allowed) +
-                       " concurrent ports on all bridges together, and " + std::to_string(peak.used) +
-                       " are reserved at " + peak.at + ", so " + std::to_string(ports) +
-                       " more do not fit: shorten or shrink other conferences, or apply a licence with more ports",
+                       " concurrent ports on all bridges together, and " +
+                       std::to_string(peak.used) + " are reserved at " + peak.at + ", so " +
+                       std::to_string(ports) +
+                       " more do not fit: shorten or shrink other conferences, or apply a licence "
+                       "with more ports",
                    "licence_ports");
   }
 }

@@ -76,8 +76,8 @@ class ConferenceBooking {
   // The licence's limit: the ports reserved on all bridges at the peak of [start, end) (without
   // conference `exclude`) plus `ports` must not exceed the licensed concurrent ports; a 409
   // licence_ports saying so otherwise. The caller holds lockAdmission.
-  void checkLicence(db::Transaction& tx, const std::string& start, const std::string& end, int ports,
-                    std::optional<std::int64_t> exclude);
+  void checkLicence(db::Transaction& tx, const std::string& start, const std::string& end,
+                    int ports, std::optional<std::int64_t> exclude);
 
   // The bridge that takes `ports` over [start, end), least loaded first, inside `tx` with the
   // candidate bridges locked. nullopt: `refusal` says why.

@@ -45,14 +45,18 @@ int licenceStatus(licensing::Reason r) {
     case Reason::PayloadUnknownKey:
     case Reason::PayloadWrongType:
     case Reason::PayloadTooDeep:
-    case Reason::PayloadNotCanonical: return 400;
-    case Reason::SequenceNotNewer: return 409;
-    default: return 422;
+    case Reason::PayloadNotCanonical:
+      return 400;
+    case Reason::SequenceNotNewer:
+      return 409;
+    default:
+      return 422;
   }
 }
 
 int statusOf(const Error& err) {
-  if (const auto* lr = dynamic_cast<const licensing::LicenceRefused*>(&err)) return licenceStatus(lr->reason());
+  if (const auto* lr = dynamic_cast<const licensing::LicenceRefused*>(&err))
+    return licenceStatus(lr->reason());
   if (dynamic_cast<const InvalidInput*>(&err)) return 400;
   if (dynamic_cast<const Unauthenticated*>(&err)) return 401;
   if (dynamic_cast<const Forbidden*>(&err)) return 403;

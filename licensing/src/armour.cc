@@ -14,7 +14,9 @@ bool isBase64Char(char c) {
          c == '/' || c == '=';
 }
 
-bool isSpace(char c) { return c == ' ' || c == '\t' || c == '\r'; }
+bool isSpace(char c) {
+  return c == ' ' || c == '\t' || c == '\r';
+}
 
 // A line as a mail reader may have left it: quoting ("> ", ">>", "> > ") and surrounding blanks
 // taken off.
@@ -53,8 +55,9 @@ std::variant<std::string, Refusal> dearmour(std::string_view text) {
                                          ": choose the licence file the vendor sent"};
   }
   if (text.find('\0') != std::string_view::npos) {
-    return malformed("the file contains a NUL byte, so it is not a licence text file: upload the "
-                     "file exactly as the vendor sent it");
+    return malformed(
+        "the file contains a NUL byte, so it is not a licence text file: upload the "
+        "file exactly as the vendor sent it");
   }
   // Editors on some systems put a byte-order mark in front of a text file.
   if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);

@@ -32,12 +32,18 @@ struct Member {
 
 std::string_view kindName(Value::Kind k) {
   switch (k) {
-    case Value::Kind::Null: return "null";
-    case Value::Kind::Bool: return "a boolean";
-    case Value::Kind::Int: return "an integer";
-    case Value::Kind::String: return "a string";
-    case Value::Kind::Object: return "an object";
-    case Value::Kind::Array: return "an array";
+    case Value::Kind::Null:
+      return "null";
+    case Value::Kind::Bool:
+      return "a boolean";
+    case Value::Kind::Int:
+      return "an integer";
+    case Value::Kind::String:
+      return "a string";
+    case Value::Kind::Object:
+      return "an object";
+    case Value::Kind::Array:
+      return "an array";
   }
   return "?";
 }
@@ -47,7 +53,9 @@ struct PayloadError {
   std::string message;
 };
 
-[[noreturn]] void fail(Reason r, std::string message) { throw PayloadError{r, std::move(message)}; }
+[[noreturn]] void fail(Reason r, std::string message) {
+  throw PayloadError{r, std::move(message)};
+}
 [[noreturn]] void syntax(std::size_t at, const std::string& what) {
   fail(Reason::PayloadMalformed,
        "the licence payload is not valid JSON at byte " + std::to_string(at) + ": " + what);
@@ -69,7 +77,8 @@ class Reader {
 
  private:
   void blanks() {
-    while (p_ < t_.size() && (t_[p_] == ' ' || t_[p_] == '\t' || t_[p_] == '\n' || t_[p_] == '\r')) ++p_;
+    while (p_ < t_.size() && (t_[p_] == ' ' || t_[p_] == '\t' || t_[p_] == '\n' || t_[p_] == '\r'))
+      ++p_;
   }
   bool eat(char c) {
     blanks();
@@ -111,8 +120,8 @@ class Reader {
           std::string key = string();
           for (const auto& m : v.members) {
             if (m.first == key) {
-              fail(Reason::PayloadDuplicateKey,
-                   "the licence payload has the key \"" + key + "\" twice (byte " + std::to_string(at) + ")");
+              fail(Reason::PayloadDuplicateKey, "the licence payload has the key \"" + key +
+                                                    "\" twice (byte " + std::to_string(at) + ")");
             }
           }
           expect(':');
@@ -157,14 +166,16 @@ class Reader {
     while (p_ < t_.size() && t_[p_] >= '0' && t_[p_] <= '9') ++p_;
     if (p_ == digits) syntax(start, "a number without digits");
     if (p_ < t_.size() && (t_[p_] == '.' || t_[p_] == 'e' || t_[p_] == 'E')) {
-      fail(Reason::PayloadWrongType, "the licence payload holds a number that is not an integer (byte " +
-                                         std::to_string(start) + ")");
+      fail(Reason::PayloadWrongType,
+           "the licence payload holds a number that is not an integer (byte " +
+               std::to_string(start) + ")");
     }
     if (t_[digits] == '0' && p_ - digits > 1) syntax(start, "a number with a leading zero");
     Value v;
     v.kind = Value::Kind::Int;
     const auto r = std::from_chars(t_.data() + start, t_.data() + p_, v.i);
-    if (r.ec != std::errc() || p_ - digits > 15) syntax(start, "an integer too large for a licence");
+    if (r.ec != std::errc() || p_ - digits > 15)
+      syntax(start, "an integer too large for a licence");
     return v;
   }
 
@@ -204,7 +215,8 @@ class Reader {
       if ((b(k) & 0xC0) != 0x80) return 0;
       cp = (cp << 6) | (b(k) & 0x3F);
     }
-    if ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF))) {
+    if ((n == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+        (n == 4 && (cp < 0x10000 || cp > 0x10FFFF))) {
       return 0;
     }
     return n;
@@ -223,18 +235,24 @@ class Reader {
       }
       if (out.size() > 1024) syntax(start, "a string longer than 1024 bytes");
       if (c < 0x20) {
-        fail(Reason::PayloadMalformed, std::string("the licence payload holds a control character") +
-                                           (c == 0 ? " (NUL)" : "") + " in a string (byte " +
-                                           std::to_string(p_) + ")");
+        fail(Reason::PayloadMalformed,
+             std::string("the licence payload holds a control character") +
+                 (c == 0 ? " (NUL)" : "") + " in a string (byte " + std::to_string(p_) + ")");
       }
       if (c == '\\') {
         if (p_ + 1 >= t_.size()) syntax(p_, "an escape at the end");
         const char e = t_[p_ + 1];
         p_ += 2;
         switch (e) {
-          case '"': out += '"'; break;
-          case '\\': out += '\\'; break;
-          case '/': out += '/'; break;
+          case '"':
+            out += '"';
+            break;
+          case '\\':
+            out += '\\';
+            break;
+          case '/':
+            out += '/';
+            break;
           case 'u': {
             if (p_ + 4 > t_.size()) syntax(p_, "a short \\u escape");
             unsigned cp = 0;
@@ -251,8 +269,8 @@ class Reader {
             break;
           }
           default:
-            fail(Reason::PayloadMalformed, std::string("the licence payload holds the escape \\") + e +
-                                               " (a control character) in a string");
+            fail(Reason::PayloadMalformed, std::string("the licence payload holds the escape \\") +
+                                               e + " (a control character) in a string");
         }
         continue;
       }
@@ -313,8 +331,9 @@ class CanonicalObject {
 // ---- fields ---------------------------------------------------------------------------------
 
 const std::vector<std::string_view> kTopKeys = {
-    "customer",   "features", "format",  "grace_days", "issued_at",     "key_id",    "licence_id",
-    "peer_serial", "role",    "sequence", "serial",     "upgrades_until", "valid_from", "valid_until"};
+    "customer", "features",       "format",      "grace_days", "issued_at",
+    "key_id",   "licence_id",     "peer_serial", "role",       "sequence",
+    "serial",   "upgrades_until", "valid_from",  "valid_until"};
 const std::vector<std::string_view> kFeatureKeys = {"bridges", "concurrent_ports", "redundancy"};
 
 class Fields {
@@ -335,9 +354,9 @@ class Fields {
   const Value& typed(std::string_view key, Value::Kind kind, bool nullable = false) const {
     const Value& v = get(key);
     if (v.kind != kind && !(nullable && v.kind == Value::Kind::Null)) {
-      fail(Reason::PayloadWrongType, where_ + ": \"" + std::string(key) + "\" must be " +
-                                         std::string(kindName(kind)) + (nullable ? " or null" : "") +
-                                         ", not " + std::string(kindName(v.kind)));
+      fail(Reason::PayloadWrongType,
+           where_ + ": \"" + std::string(key) + "\" must be " + std::string(kindName(kind)) +
+               (nullable ? " or null" : "") + ", not " + std::string(kindName(v.kind)));
     }
     return v;
   }
@@ -354,7 +373,8 @@ class Fields {
     checkText(key, s, maxLen, allowed);
     return s;
   }
-  std::optional<std::string> optText(std::string_view key, std::size_t maxLen, std::string_view allowed) const {
+  std::optional<std::string> optText(std::string_view key, std::size_t maxLen,
+                                     std::string_view allowed) const {
     const Value& v = typed(key, Value::Kind::String, true);
     if (v.kind == Value::Kind::Null) return std::nullopt;
     checkText(key, v.s, maxLen, allowed);
@@ -377,13 +397,15 @@ class Fields {
   }
 
  private:
-  void checkText(std::string_view key, const std::string& s, std::size_t maxLen, std::string_view allowed) const {
+  void checkText(std::string_view key, const std::string& s, std::size_t maxLen,
+                 std::string_view allowed) const {
     if (s.empty() || s.size() > maxLen) {
       bad(key, "must have 1 to " + std::to_string(maxLen) + " bytes");
     }
     if (!allowed.empty()) {
       for (char c : s) {
-        const bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || allowed.find(c) != std::string_view::npos;
+        const bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                        allowed.find(c) != std::string_view::npos;
         if (!ok) bad(key, "holds the character '" + std::string(1, c) + "'");
       }
     }
@@ -394,26 +416,31 @@ class Fields {
 
 constexpr std::string_view kIdChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZ._-";
 constexpr std::string_view kKeyIdChars = "-";
-constexpr std::string_view kSerialChars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz -*~$=";
+constexpr std::string_view kSerialChars =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz -*~$=";
 
 bool featureName(std::string_view n) {
   if (n.empty() || n.size() > 32 || n[0] < 'a' || n[0] > 'z') return false;
-  return std::all_of(n.begin(), n.end(), [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_'; });
+  return std::all_of(n.begin(), n.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
+  });
 }
 
 Licence read(const Value& top) {
   if (top.kind != Value::Kind::Object) {
-    fail(Reason::PayloadWrongType, "the licence payload must be an object, not " + std::string(kindName(top.kind)));
+    fail(Reason::PayloadWrongType,
+         "the licence payload must be an object, not " + std::string(kindName(top.kind)));
   }
   const Fields f(top, "the licence payload");
   Licence l;
   // The format first: a newer one may have keys this release does not know.
   l.format = static_cast<int>(f.typed("format", Value::Kind::Int).i);
   if (l.format != kLicenceFormat) {
-    fail(Reason::FormatUnsupported, "the licence is in format " + std::to_string(f.get("format").i) +
-                                        ", and this release reads format " + std::to_string(kLicenceFormat) +
-                                        ": upgrade vcrm first, or ask the vendor for a format " +
-                                        std::to_string(kLicenceFormat) + " licence");
+    fail(Reason::FormatUnsupported,
+         "the licence is in format " + std::to_string(f.get("format").i) +
+             ", and this release reads format " + std::to_string(kLicenceFormat) +
+             ": upgrade vcrm first, or ask the vendor for a format " +
+             std::to_string(kLicenceFormat) + " licence");
   }
   f.onlyKeys(kTopKeys);
   l.licenceId = f.text("licence_id", 64, kIdChars);
@@ -430,7 +457,8 @@ Licence read(const Value& top) {
   l.validFrom = f.time("valid_from");
   if (const auto until = f.optText("valid_until", 32, {})) {
     l.validUntil = parseUtcTime(*until);
-    if (!l.validUntil) f.bad("valid_until", "must be a UTC time like 2027-03-01T00:00:00Z, or null");
+    if (!l.validUntil)
+      f.bad("valid_until", "must be a UTC time like 2027-03-01T00:00:00Z, or null");
     if (*l.validUntil <= l.validFrom) f.bad("valid_until", "must be after valid_from");
   }
   l.graceDays = static_cast<int>(f.integer("grace_days", 0, 365));
@@ -454,11 +482,13 @@ Licence read(const Value& top) {
     } else if (v.kind == Value::Kind::Bool) {
       l.features.more[name] = v.b;
     } else {
-      fail(Reason::PayloadWrongType, "the licence's feature \"" + name + "\" must be an integer or a boolean, not " +
+      fail(Reason::PayloadWrongType, "the licence's feature \"" + name +
+                                         "\" must be an integer or a boolean, not " +
                                          std::string(kindName(v.kind)));
     }
   }
-  if (l.features.more.size() > 32) fail(Reason::PayloadMalformed, "the licence has more than 35 features");
+  if (l.features.more.size() > 32)
+    fail(Reason::PayloadMalformed, "the licence has more than 35 features");
   if (l.role == Role::Redundant && !l.peerSerial) {
     f.bad("peer_serial", "is required for a redundant server's licence (it names the primary)");
   }
@@ -502,12 +532,13 @@ bool digitsAt(std::string_view s, std::size_t at, std::size_t n, unsigned& out) 
 
 std::optional<std::int64_t> dateAt(std::string_view s) {
   unsigned y = 0, m = 0, d = 0;
-  if (s.size() < 10 || s[4] != '-' || s[7] != '-' || !digitsAt(s, 0, 4, y) || !digitsAt(s, 5, 2, m) ||
-      !digitsAt(s, 8, 2, d)) {
+  if (s.size() < 10 || s[4] != '-' || s[7] != '-' || !digitsAt(s, 0, 4, y) ||
+      !digitsAt(s, 5, 2, m) || !digitsAt(s, 8, 2, d)) {
     return std::nullopt;
   }
   if (y < 1970 || m < 1 || m > 12 || d < 1) return std::nullopt;
-  static constexpr std::array<unsigned, 12> kDays = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+  static constexpr std::array<unsigned, 12> kDays = {31, 29, 31, 30, 31, 30,
+                                                     31, 31, 30, 31, 30, 31};
   const bool leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
   if (d > kDays[m - 1] || (m == 2 && d == 29 && !leap)) return std::nullopt;
   return daysFromCivil(y, m, d) * 86400;
@@ -515,7 +546,9 @@ std::optional<std::int64_t> dateAt(std::string_view s) {
 
 }  // namespace
 
-std::string_view roleName(Role r) { return r == Role::Primary ? "primary" : "redundant"; }
+std::string_view roleName(Role r) {
+  return r == Role::Primary ? "primary" : "redundant";
+}
 
 std::optional<Role> parseRole(std::string_view text) {
   if (text == "primary") return Role::Primary;
@@ -529,13 +562,14 @@ std::optional<std::int64_t> parseUtcDate(std::string_view text) {
 }
 
 std::optional<std::int64_t> parseUtcTime(std::string_view text) {
-  if (text.size() != 20 || text[10] != 'T' || text[13] != ':' || text[16] != ':' || text[19] != 'Z') {
+  if (text.size() != 20 || text[10] != 'T' || text[13] != ':' || text[16] != ':' ||
+      text[19] != 'Z') {
     return std::nullopt;
   }
   const auto day = dateAt(text.substr(0, 10));
   unsigned h = 0, mi = 0, s = 0;
-  if (!day || !digitsAt(text, 11, 2, h) || !digitsAt(text, 14, 2, mi) || !digitsAt(text, 17, 2, s) || h > 23 ||
-      mi > 59 || s > 59) {
+  if (!day || !digitsAt(text, 11, 2, h) || !digitsAt(text, 14, 2, mi) ||
+      !digitsAt(text, 17, 2, s) || h > 23 || mi > 59 || s > 59) {
     return std::nullopt;
   }
   return *day + h * 3600 + mi * 60 + s;
@@ -587,21 +621,24 @@ std::string canonicalPayload(const Licence& l) {
   o.addString("serial", l.serial);
   o.addString("upgrades_until", formatUtcDate(l.upgradesUntil));
   o.addString("valid_from", formatUtcTime(l.validFrom));
-  o.addOptString("valid_until", l.validUntil ? std::optional(formatUtcTime(*l.validUntil)) : std::nullopt);
+  o.addOptString("valid_until",
+                 l.validUntil ? std::optional(formatUtcTime(*l.validUntil)) : std::nullopt);
   return o.str();
 }
 
 std::variant<Licence, Refusal> parsePayload(std::string_view bytes) {
   if (bytes.size() > kMaxPayloadBytes) {
     return Refusal{Reason::TooLarge, "the licence payload has " + std::to_string(bytes.size()) +
-                                         " bytes; at most " + std::to_string(kMaxPayloadBytes) + " are read"};
+                                         " bytes; at most " + std::to_string(kMaxPayloadBytes) +
+                                         " are read"};
   }
   try {
     Licence l = read(Reader(bytes).document());
     if (canonicalPayload(l) != bytes) {
-      return Refusal{Reason::PayloadNotCanonical,
-                     "the licence payload is not in canonical form (sorted keys, no blanks), so it was not "
-                     "made by the vendor's tool"};
+      return Refusal{
+          Reason::PayloadNotCanonical,
+          "the licence payload is not in canonical form (sorted keys, no blanks), so it was not "
+          "made by the vendor's tool"};
     }
     return l;
   } catch (const PayloadError& e) {
@@ -632,7 +669,8 @@ json::ObjectPtr toJson(const Licence& l) {
   o->set("customer", l.customer);
   o->set("issued_at", formatUtcTime(l.issuedAt));
   o->set("valid_from", formatUtcTime(l.validFrom));
-  o->set("valid_until", l.validUntil ? Poco::Dynamic::Var(formatUtcTime(*l.validUntil)) : Poco::Dynamic::Var());
+  o->set("valid_until",
+         l.validUntil ? Poco::Dynamic::Var(formatUtcTime(*l.validUntil)) : Poco::Dynamic::Var());
   o->set("grace_days", l.graceDays);
   o->set("upgrades_until", formatUtcDate(l.upgradesUntil));
   o->set("features", features);

@@ -38,13 +38,17 @@ std::string envelope(std::string_view keyId, std::string_view signature, std::st
 
 std::string issueLicence(const Licence& l, const SigningKey& key) {
   if (l.keyId != key.keyId) {
-    throw InvalidInput("the licence names key \"" + l.keyId + "\" but is signed with \"" + key.keyId + "\"");
+    throw InvalidInput("the licence names key \"" + l.keyId + "\" but is signed with \"" +
+                       key.keyId + "\"");
   }
   const std::string payload = canonicalPayload(l);
-  if (payload.size() > kMaxPayloadBytes) throw InvalidInput("the licence payload is larger than " + std::to_string(kMaxPayloadBytes) + " bytes");
+  if (payload.size() > kMaxPayloadBytes)
+    throw InvalidInput("the licence payload is larger than " + std::to_string(kMaxPayloadBytes) +
+                       " bytes");
   // What we sign must read back as the same licence, or no appliance would take it.
   const auto back = parsePayload(payload);
-  if (const auto* r = std::get_if<Refusal>(&back)) throw InvalidInput("the licence would be refused: " + r->message);
+  if (const auto* r = std::get_if<Refusal>(&back))
+    throw InvalidInput("the licence would be refused: " + r->message);
   return armour(envelope(key.keyId, key.key.sign(signedMessage(key.keyId, payload)), payload));
 }
 
@@ -54,7 +58,8 @@ std::variant<Licence, Refusal> readLicence(std::string_view fileText, const Keyr
   const std::string_view b = std::get<std::string>(decoded);
 
   // The envelope: fixed framing only; nothing signed is read yet.
-  if (b.size() < kEnvelopeMagic.size() + 1 || b.substr(0, kEnvelopeMagic.size()) != kEnvelopeMagic) {
+  if (b.size() < kEnvelopeMagic.size() + 1 ||
+      b.substr(0, kEnvelopeMagic.size()) != kEnvelopeMagic) {
     return envelopeError("it does not start with the licence marker");
   }
   std::size_t p = kEnvelopeMagic.size();
@@ -70,29 +75,32 @@ std::variant<Licence, Refusal> readLicence(std::string_view fileText, const Keyr
                                  static_cast<unsigned char>(b[p + 1]);
   p += 2;
   if (b.size() != p + payloadLen) {
-    return envelopeError("its payload length (" + std::to_string(payloadLen) + ") does not match the " +
-                         std::to_string(b.size() - p) + " bytes present");
+    return envelopeError("its payload length (" + std::to_string(payloadLen) +
+                         ") does not match the " + std::to_string(b.size() - p) + " bytes present");
   }
   if (!validKeyId(keyId)) return envelopeError("its key id is not a key id");
 
   switch (keyring.trust(keyId)) {
     case Keyring::Trust::Unknown:
-      return Refusal{Reason::KeyUnknown, "the licence is signed with the key \"" + keyId +
-                                             "\", which this appliance does not trust: it was not issued by "
-                                             "the vendor of this release; ask the vendor for a licence signed "
-                                             "with a current key"};
+      return Refusal{Reason::KeyUnknown,
+                     "the licence is signed with the key \"" + keyId +
+                         "\", which this appliance does not trust: it was not issued by "
+                         "the vendor of this release; ask the vendor for a licence signed "
+                         "with a current key"};
     case Keyring::Trust::Revoked:
-      return Refusal{Reason::KeyRevoked, "the licence is signed with the key \"" + keyId +
-                                             "\", which the vendor has revoked: ask the vendor to issue the "
-                                             "licence again with a current key"};
+      return Refusal{Reason::KeyRevoked,
+                     "the licence is signed with the key \"" + keyId +
+                         "\", which the vendor has revoked: ask the vendor to issue the "
+                         "licence again with a current key"};
     case Keyring::Trust::Trusted:
       break;
   }
   const std::string_view payload = b.substr(p);
   if (!crypto::ed25519Verify(*keyring.publicKey(keyId), signedMessage(keyId, payload), signature)) {
-    return Refusal{Reason::SignatureInvalid, "the licence's signature does not match its contents: the file "
-                                             "was altered after the vendor signed it; ask the vendor to send "
-                                             "it again"};
+    return Refusal{Reason::SignatureInvalid,
+                   "the licence's signature does not match its contents: the file "
+                   "was altered after the vendor signed it; ask the vendor to send "
+                   "it again"};
   }
 
   auto parsed = parsePayload(payload);

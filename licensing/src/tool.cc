@@ -23,7 +23,8 @@ constexpr const char* kUsage =
     "usage: vcrm-license COMMAND [options]\n"
     "\n"
     "  keygen --key-id ID --out PREFIX\n"
-    "      a new vendor signing key: PREFIX.key (secret, mode 0600) and PREFIX.pub (a keyring line)\n"
+    "      a new vendor signing key: PREFIX.key (secret, mode 0600) and PREFIX.pub (a keyring "
+    "line)\n"
     "  issue --key FILE --serial SERIAL --licence-id ID --sequence N --customer NAME\n"
     "        --upgrades-until YYYY-MM-DD --ports N --bridges N [--redundancy]\n"
     "        [--role primary|redundant] [--peer-serial SERIAL] [--valid-from TIME]\n"
@@ -80,7 +81,8 @@ class Args {
     for (const auto& [k, v] : flags) {
       if (!used_.count(k)) throw Usage{"unknown option " + k};
     }
-    if (positional.size() != positionals) throw Usage{"expected " + std::to_string(positionals) + " file argument(s)"};
+    if (positional.size() != positionals)
+      throw Usage{"expected " + std::to_string(positionals) + " file argument(s)"};
   }
   std::vector<std::string> positional;
 
@@ -92,7 +94,8 @@ class Args {
 std::int64_t integer(const std::string& name, const std::string& text) {
   std::int64_t v = 0;
   const auto r = std::from_chars(text.data(), text.data() + text.size(), v);
-  if (r.ec != std::errc() || r.ptr != text.data() + text.size()) throw Usage{name + " must be an integer, not \"" + text + "\""};
+  if (r.ec != std::errc() || r.ptr != text.data() + text.size())
+    throw Usage{name + " must be an integer, not \"" + text + "\""};
   return v;
 }
 
@@ -103,7 +106,9 @@ std::int64_t time(const std::string& name, const std::string& text) {
 }
 
 std::int64_t nowSeconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 std::string serial(const std::string& name, const std::string& typed) {
@@ -123,10 +128,12 @@ int keygen(Args& a, std::ostream& out) {
   const std::string prefix = a.req("--out");
   a.done(0);
   const auto key = SigningKey::generate(id);
-  if (std::filesystem::exists(prefix + ".key")) throw InvalidInput(prefix + ".key exists; not overwriting a signing key");
+  if (std::filesystem::exists(prefix + ".key"))
+    throw InvalidInput(prefix + ".key exists; not overwriting a signing key");
   files::atomicWrite(prefix + ".key", key.text(), 0600);
   files::atomicWrite(prefix + ".pub", "# vcrm licence keyring\n" + key.keyringLine() + "\n", 0644);
-  out << "wrote " << prefix << ".key (secret) and " << prefix << ".pub (keyring for the appliances)\n";
+  out << "wrote " << prefix << ".key (secret) and " << prefix
+      << ".pub (keyring for the appliances)\n";
   return 0;
 }
 
@@ -146,7 +153,8 @@ int issue(Args& a, std::ostream& out) {
   const std::int64_t now = nowSeconds();
   l.issuedAt = a.opt("--issued-at") ? time("--issued-at", *a.opt("--issued-at")) : now;
   l.validFrom = a.opt("--valid-from") ? time("--valid-from", *a.opt("--valid-from")) : now;
-  if (auto until = a.opt("--valid-until"); until && *until != "never") l.validUntil = time("--valid-until", *until);
+  if (auto until = a.opt("--valid-until"); until && *until != "never")
+    l.validUntil = time("--valid-until", *until);
   l.graceDays = static_cast<int>(integer("--grace-days", a.opt("--grace-days").value_or("30")));
   const auto upgrades = parseUtcDate(a.req("--upgrades-until"));
   if (!upgrades) throw Usage{"--upgrades-until must be a date like 2027-03-01"};
@@ -207,7 +215,8 @@ int verify(Args& a, std::ostream& out, std::ostream& err) {
   a.done(1);
   if (!l) return 1;
   if (serialArg) {
-    const auto refusal = checkApplicable(*l, std::nullopt, serial("--serial", *serialArg), *role, at, 0);
+    const auto refusal =
+        checkApplicable(*l, std::nullopt, serial("--serial", *serialArg), *role, at, 0);
     if (refusal) {
       err << reasonCode(refusal->reason) << ": " << refusal->message << "\n";
       return 1;

@@ -39,8 +39,9 @@ constexpr int kPerThread = 100;  // bookings per thread per round
 constexpr int kRounds = 3;
 constexpr int kSerial = 100;
 
-// The statements of a booking as daemon/src/conference_booking.cc create(), place() and checkLicence() send them
-// (kept in step by hand), and the audit row daemon/src/audit.cc writes after the handler.
+// The statements of a booking as daemon/src/conference_booking.cc create(), place() and
+// checkLicence() send them (kept in step by hand), and the audit row daemon/src/audit.cc writes
+// after the handler.
 constexpr db::Sql kLockAdmission = "SELECT pg_advisory_xact_lock(1986356001)";
 constexpr db::Sql kLockBridges =
     "SELECT id, name, capacity_ports, state, health FROM bridges "
@@ -48,7 +49,8 @@ constexpr db::Sql kLockBridges =
     "  AND ($3::bigint IS NULL OR id <> $3) ORDER BY id FOR UPDATE";
 constexpr db::Sql kPeak =
     "WITH o AS (SELECT starts_at, ends_at, ports FROM conferences "
-    "  WHERE ($1::bigint IS NULL OR bridge_id = $1) AND state IN ('scheduled', 'starting', 'active') "
+    "  WHERE ($1::bigint IS NULL OR bridge_id = $1) AND state IN ('scheduled', 'starting', "
+    "'active') "
     "    AND starts_at < $3::timestamptz AND ends_at > $2::timestamptz "
     "    AND ($4::bigint IS NULL OR id <> $4)), "
     " pts AS (SELECT $2::timestamptz AS t UNION SELECT starts_at FROM o WHERE starts_at > "

@@ -26,8 +26,8 @@
 #include "bridge_setup.h"
 #include "db_snapshot.h"
 #include "licence_cases.h"
-#include "vcrm/licensing/licence_file.h"
 #include "route_table.h"
+#include "vcrm/licensing/licence_file.h"
 #include "vcrmd_process.h"
 
 using vcrm::test::changesState;
@@ -401,8 +401,9 @@ class BadInputsTest : public ::testing::Test {
                          std::chrono::system_clock::now().time_since_epoch())
                          .count();
     ObjectPtr o = new Poco::JSON::Object;
-    o->set("file", vcrm::licensing::issueLicence(vcrm::test::sampleLicence("0000-0000-0000-0000-0", now),
-                                                vcrm::test::testLicenceKey()));
+    o->set("file",
+           vcrm::licensing::issueLicence(vcrm::test::sampleLicence("0000-0000-0000-0000-0", now),
+                                         vcrm::test::testLicenceKey()));
     return jsonText(Var(o));
   }
 

@@ -3,12 +3,11 @@
 // bad-licence catalogue, each refused with its reason while the active licence stays
 // byte-for-byte the same. vcrmctl sends a licence file too.
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <chrono>
 #include <csignal>
 #include <fstream>
-
-#include <sys/wait.h>
 
 #include "child.h"
 #include "licence_cases.h"
@@ -29,7 +28,9 @@ using test::VcrmdProcess;
 using namespace licensing;
 
 std::int64_t nowSeconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 struct Ran {
@@ -68,8 +69,9 @@ class LicenceApiTest : public ::testing::Test {
     revoked_ = new SigningKey(SigningKey::generate("vcrm-old-0"));
     // The build's keyring plus a vendor key that has been revoked.
     keyring_ = (dir_->path() / "keyring").string();
-    files::atomicWrite(keyring_, std::string(Keyring::builtInText()) + "\n" + revoked_->keyringLine() +
-                                     "\nrevoked " + revoked_->keyId + "\n");
+    files::atomicWrite(keyring_, std::string(Keyring::builtInText()) + "\n" +
+                                     revoked_->keyringLine() + "\nrevoked " + revoked_->keyId +
+                                     "\n");
     VcrmdProcess::Options o;
     o.settings = {"licence.keyring=" + keyring_};
     o.applyTestLicence = false;
@@ -154,10 +156,13 @@ TEST_F(LicenceApiTest, ApplyPreviewRefuseAndRestart) {
   auto arr = r.json()->getArray("changes");
   for (std::size_t i = 0; i < arr->size(); ++i) {
     auto ch = arr->getObject(static_cast<unsigned>(i));
-    auto text = [](const Poco::Dynamic::Var& v) { return v.isEmpty() ? std::string("null") : v.toString(); };
+    auto text = [](const Poco::Dynamic::Var& v) {
+      return v.isEmpty() ? std::string("null") : v.toString();
+    };
     changes[ch->getValue<std::string>("field")] = {text(ch->get("before")), text(ch->get("after"))};
   }
-  EXPECT_EQ(changes["features.concurrent_ports"], std::make_pair(std::string("40"), std::string("80")));
+  EXPECT_EQ(changes["features.concurrent_ports"],
+            std::make_pair(std::string("40"), std::string("80")));
   EXPECT_EQ(changes["sequence"], std::make_pair(std::string("10"), std::string("11")));
   EXPECT_TRUE(changes.count("valid_until"));
   EXPECT_FALSE(changes.count("customer"));
@@ -172,8 +177,9 @@ TEST_F(LicenceApiTest, ApplyPreviewRefuseAndRestart) {
       EXPECT_GE(r.status, 400) << bad.name << " " << path << ": " << r.body;
       EXPECT_LT(r.status, 500) << bad.name << " " << path << ": " << r.body;
       // The JSON layer refuses a NUL in any string field before the licence is looked at.
-      const std::string expected = bad.name == "embedded NUL in the file" ? "invalid_field"
-                                                                           : std::string(reasonCode(bad.reason));
+      const std::string expected = bad.name == "embedded NUL in the file"
+                                       ? "invalid_field"
+                                       : std::string(reasonCode(bad.reason));
       EXPECT_EQ(r.errorCode(), expected) << bad.name << " " << path << ": " << r.body;
       EXPECT_EQ(storedActive(), before) << bad.name << " changed the active licence";
     }
@@ -186,7 +192,10 @@ TEST_F(LicenceApiTest, ApplyPreviewRefuseAndRestart) {
   r = post(c, "/api/v1/license", std::string(70000, 'A'));
   EXPECT_EQ(r.status, 400);
   EXPECT_EQ(r.errorCode(), "licence_too_large");
-  EXPECT_EQ(post(c, "/api/v1/license", issueLicence(test::sampleLicence("0000-0000-0000-0000-0", now, 12), key)).status, 422);
+  EXPECT_EQ(post(c, "/api/v1/license",
+                 issueLicence(test::sampleLicence("0000-0000-0000-0000-0", now, 12), key))
+                .status,
+            422);
   EXPECT_EQ(post(c, "/api/v1/license", first).status, 409);
 
   // Apply the update: the previous file is kept, the audit log says who applied what.
@@ -194,7 +203,8 @@ TEST_F(LicenceApiTest, ApplyPreviewRefuseAndRestart) {
   ASSERT_EQ(r.status, 200) << r.body;
   EXPECT_EQ(r.json()->getObject("active")->getValue<std::string>("licence_id"), "L-TEST-11");
   EXPECT_EQ(r.json()->getObject("previous")->getValue<std::string>("licence_id"), "L-TEST-10");
-  EXPECT_EQ(r.json()->getObject("status")->getObject("limits")->getValue<int>("concurrent_ports"), 80);
+  EXPECT_EQ(r.json()->getObject("status")->getObject("limits")->getValue<int>("concurrent_ports"),
+            80);
   auto audit = c.get("/api/v1/audit?action=licence.apply&limit=50");
   ASSERT_EQ(audit.status, 200);
   auto entries = audit.json()->getArray("entries");
@@ -205,7 +215,8 @@ TEST_F(LicenceApiTest, ApplyPreviewRefuseAndRestart) {
   {
     db::Connection db("host=" + db::dsnQuote((app_->stateDir() / "pgsocket").string()) +
                       " port=5432 user=vcrm dbname=vcrm connect_timeout=10");
-    auto kept = db.exec("SELECT file FROM licences WHERE licence_id = 'L-TEST-10' AND replaced_at IS NOT NULL");
+    auto kept = db.exec(
+        "SELECT file FROM licences WHERE licence_id = 'L-TEST-10' AND replaced_at IS NOT NULL");
     ASSERT_EQ(kept.rows(), 1);
     EXPECT_EQ(kept.text(0, 0), first);
   }
@@ -225,9 +236,13 @@ TEST_F(LicenceApiTest, VcrmctlShowsTheSerialAndPreviewsAndAppliesAFile) {
   auto c = admin();
   const std::int64_t seq = c.get("/api/v1/license").json()->isNull("active")
                                ? 1
-                               : c.get("/api/v1/license").json()->getObject("active")->getValue<std::int64_t>("sequence");
+                               : c.get("/api/v1/license")
+                                     .json()
+                                     ->getObject("active")
+                                     ->getValue<std::int64_t>("sequence");
   const std::string path = (dir_->path() / "site.lic").string();
-  files::atomicWrite(path, issueLicence(test::sampleLicence(serial, nowSeconds(), seq + 5), test::testLicenceKey()));
+  files::atomicWrite(path, issueLicence(test::sampleLicence(serial, nowSeconds(), seq + 5),
+                                        test::testLicenceKey()));
   const std::string ctl = (test::binDir() / "vcrmctl").string();
   const auto log = dir_->path() / "vcrmctl.log";
   const std::string root = app_->root().string();
@@ -235,14 +250,19 @@ TEST_F(LicenceApiTest, VcrmctlShowsTheSerialAndPreviewsAndAppliesAFile) {
   auto out = runCapture({ctl, "--root", root, "GET", "/api/v1/license", "--field", "serial"}, log);
   EXPECT_EQ(out.status, 0) << out.output;
   EXPECT_EQ(out.output, serial + "\n");
-  out = runCapture({ctl, "--root", root, "POST", "/api/v1/license/preview", "--file-field", "file=" + path}, log);
+  out = runCapture(
+      {ctl, "--root", root, "POST", "/api/v1/license/preview", "--file-field", "file=" + path},
+      log);
   EXPECT_EQ(out.status, 0) << out.output;
   EXPECT_NE(out.output.find("\"changes\""), std::string::npos) << out.output;
-  out = runCapture({ctl, "--root", root, "POST", "/api/v1/license", "--file-field", "file=" + path, "--field", "state"}, log);
+  out = runCapture({ctl, "--root", root, "POST", "/api/v1/license", "--file-field", "file=" + path,
+                    "--field", "state"},
+                   log);
   EXPECT_EQ(out.status, 0) << out.output;
   EXPECT_EQ(out.output, "valid\n");
   // A refusal: exit status 1 and the reason.
-  out = runCapture({ctl, "--root", root, "POST", "/api/v1/license", "--file-field", "file=" + path}, log);
+  out = runCapture({ctl, "--root", root, "POST", "/api/v1/license", "--file-field", "file=" + path},
+                   log);
   EXPECT_EQ(out.status, 1) << out.output;
   EXPECT_NE(out.output.find("not newer than the active licence"), std::string::npos) << out.output;
   unsetenv("VCRM_PASSWORD");

@@ -29,7 +29,9 @@ using test::isoIn;
 using test::VcrmdProcess;
 
 std::int64_t nowSeconds() {
-  return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
 }
 
 class LicenceEnforcementTest : public ::testing::Test {
@@ -48,7 +50,8 @@ class LicenceEnforcementTest : public ::testing::Test {
   }
 
   HttpResult applyLicence(std::int64_t sequence, std::int64_t ports, std::int64_t bridges,
-                          std::optional<std::int64_t> validUntil = std::nullopt, int graceDays = 30) {
+                          std::optional<std::int64_t> validUntil = std::nullopt,
+                          int graceDays = 30) {
     const auto serial = admin_->get("/api/v1/license").json()->getValue<std::string>("serial");
     licensing::Licence l = test::sampleLicence(serial, nowSeconds(), sequence);
     l.features.concurrentPorts = ports;
@@ -65,20 +68,26 @@ class LicenceEnforcementTest : public ::testing::Test {
     janus_.push_back(std::move(registered.janus));
     const auto id = registered.id;
     EXPECT_TRUE(eventually(
-        [&] { return admin_->get("/api/v1/bridges/" + std::to_string(id)).json()->getValue<std::string>("health") == "up"; },
+        [&] {
+          return admin_->get("/api/v1/bridges/" + std::to_string(id))
+                     .json()
+                     ->getValue<std::string>("health") == "up";
+        },
         std::chrono::seconds(10)));
     return id;
   }
 
   HttpResult addSilentBridge(const std::string& name) {
-    return admin_->postJson("/api/v1/bridges", R"({"name":")" + name +
-                                                   R"(","url":"http://127.0.0.1:9/janus","admin_url":"http://127.0.0.1:9/admin","admin_secret":"x","capacity_ports":10,"state":"disabled"})");
+    return admin_->postJson(
+        "/api/v1/bridges",
+        R"({"name":")" + name +
+            R"(","url":"http://127.0.0.1:9/janus","admin_url":"http://127.0.0.1:9/admin","admin_secret":"x","capacity_ports":10,"state":"disabled"})");
   }
 
   HttpResult book(const std::string& start, int ports, const std::string& more = "") {
     return admin_->postJson("/api/v1/conferences", R"({"name":"Booking","start":")" + start +
-                                                       R"(","duration_minutes":60,"ports":)" + std::to_string(ports) +
-                                                       more + "}");
+                                                       R"(","duration_minutes":60,"ports":)" +
+                                                       std::to_string(ports) + more + "}");
   }
 
   void setLatestSeen(std::int64_t t) {
@@ -116,8 +125,8 @@ TEST_F(LicenceEnforcementTest, TwentyWayRaceAcrossTwoBridgesStopsAtTheLicencesPo
       go.arrive_and_wait();
       // Alternate the bridges so both take bookings at the same instant.
       return clients[static_cast<std::size_t>(i)].postJson(
-          "/api/v1/conferences", R"({"name":"Race )" + std::to_string(i) + R"(","start":")" + start +
-                                     R"(","duration_minutes":60,"ports":1,"bridge_id":)" +
+          "/api/v1/conferences", R"({"name":"Race )" + std::to_string(i) + R"(","start":")" +
+                                     start + R"(","duration_minutes":60,"ports":1,"bridge_id":)" +
                                      std::to_string(i % 2 ? b1 : b2) + "}");
     }));
   }
@@ -136,7 +145,8 @@ TEST_F(LicenceEnforcementTest, TwentyWayRaceAcrossTwoBridgesStopsAtTheLicencesPo
   EXPECT_NE(message.find("licence allows 20 concurrent ports"), std::string::npos) << message;
   auto list = admin_->get("/api/v1/conferences?state=scheduled").json()->getArray("conferences");
   int reserved = 0;
-  for (std::size_t i = 0; i < list->size(); ++i) reserved += list->getObject(static_cast<unsigned>(i))->getValue<int>("ports");
+  for (std::size_t i = 0; i < list->size(); ++i)
+    reserved += list->getObject(static_cast<unsigned>(i))->getValue<int>("ports");
   EXPECT_EQ(reserved, 20);
   // Another time is free again, and a bigger licence lets more in at once.
   EXPECT_EQ(book(isoIn(std::chrono::hours(5)), 20).status, 201);
@@ -153,13 +163,16 @@ TEST_F(LicenceEnforcementTest, EvaluationModeAndBridgesBeyondTheLicence) {
   auto r = book(start, static_cast<int>(licensing::kEvaluationLimits.concurrentPorts) + 1);
   EXPECT_EQ(r.status, 409) << r.body;
   EXPECT_EQ(r.errorCode(), "licence_ports");
-  EXPECT_EQ(book(start, static_cast<int>(licensing::kEvaluationLimits.concurrentPorts)).status, 201);
+  EXPECT_EQ(book(start, static_cast<int>(licensing::kEvaluationLimits.concurrentPorts)).status,
+            201);
   ASSERT_EQ(licensing::kEvaluationLimits.bridges, 2);
   EXPECT_EQ(addSilentBridge("eval-b").status, 201);
   r = addSilentBridge("eval-c");
   EXPECT_EQ(r.status, 409) << r.body;
   EXPECT_EQ(r.errorCode(), "licence_bridges");
-  EXPECT_NE(r.json()->getObject("error")->getValue<std::string>("message").find("allows 2 bridges"), std::string::npos) << r.body;
+  EXPECT_NE(r.json()->getObject("error")->getValue<std::string>("message").find("allows 2 bridges"),
+            std::string::npos)
+      << r.body;
   // A licence for three bridges takes the third, not a fourth.
   ASSERT_EQ(applyLicence(1, 50, 3).status, 200);
   EXPECT_EQ(addSilentBridge("eval-c").status, 201);
@@ -170,11 +183,18 @@ TEST_F(LicenceEnforcementTest, GraceThenExpiryNeverDropALiveCallAndASetBackClock
   const std::int64_t now = nowSeconds();
   ASSERT_EQ(applyLicence(1, 20, 2, now + 2 * 86400, 1).status, 200);
   addBridge("grace-a", 100);
-  auto live = admin_->postJson("/api/v1/conferences", R"({"name":"Live","start_now":true,"duration_minutes":120,"ports":15})");
+  auto live =
+      admin_->postJson("/api/v1/conferences",
+                       R"({"name":"Live","start_now":true,"duration_minutes":120,"ports":15})");
   ASSERT_EQ(live.status, 201) << live.body;
   const auto id = live.json()->getValue<std::int64_t>("id");
-  auto stateOf = [&] { return admin_->get("/api/v1/conferences/" + std::to_string(id)).json()->getValue<std::string>("state"); };
-  ASSERT_TRUE(eventually([&] { return stateOf() == "active"; }, std::chrono::seconds(10))) << stateOf();
+  auto stateOf = [&] {
+    return admin_->get("/api/v1/conferences/" + std::to_string(id))
+        .json()
+        ->getValue<std::string>("state");
+  };
+  ASSERT_TRUE(eventually([&] { return stateOf() == "active"; }, std::chrono::seconds(10)))
+      << stateOf();
 
   // The appliance has seen a time past valid_until (its clock has since been set back to now):
   // the licence is in grace, with its capacity and a warning on the dashboard.

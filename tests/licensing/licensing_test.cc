@@ -148,7 +148,8 @@ TEST_F(LicenceFiles, MailedAndQuotedFilesStillVerify) {
   ASSERT_GE(cases.size(), 10u);
   for (const auto& c : cases) {
     auto r = readLicence(c.file, keyring);
-    ASSERT_TRUE(std::holds_alternative<Licence>(r)) << c.name << ": " << std::get<Refusal>(r).message;
+    ASSERT_TRUE(std::holds_alternative<Licence>(r))
+        << c.name << ": " << std::get<Refusal>(r).message;
     EXPECT_EQ(std::get<Licence>(r), l) << c.name;
   }
 }
@@ -161,7 +162,8 @@ TEST_F(LicenceFiles, EveryBadLicenceIsRefusedWithItsReason) {
   for (const auto& c : cases) {
     const auto refusal = refusalOf(c.file, active);
     ASSERT_TRUE(refusal.has_value()) << c.name << " was accepted";
-    EXPECT_EQ(reasonCode(refusal->reason), reasonCode(c.reason)) << c.name << ": " << refusal->message;
+    EXPECT_EQ(reasonCode(refusal->reason), reasonCode(c.reason))
+        << c.name << ": " << refusal->message;
     EXPECT_FALSE(refusal->message.empty()) << c.name;
   }
 }
@@ -188,7 +190,8 @@ TEST_F(LicenceFiles, ClockSetBackDoesNotRevalidateAnExpiredLicence) {
   auto r = checkApplicable(l, std::nullopt, serial, Role::Primary, kNow, seen);
   ASSERT_TRUE(r);
   EXPECT_EQ(r->reason, Reason::Expired);
-  EXPECT_EQ(checkApplicable(l, std::nullopt, serial, Role::Primary, kNow, kNow - 86400), std::nullopt);
+  EXPECT_EQ(checkApplicable(l, std::nullopt, serial, Role::Primary, kNow, kNow - 86400),
+            std::nullopt);
   l.graceDays = 1;
   EXPECT_EQ(evaluate(l, kNow, seen).state, State::Expired);
   EXPECT_EQ(evaluate(l, kNow, 0).state, State::Valid);
@@ -232,7 +235,8 @@ TEST_F(LicenceFiles, DiffListsWhatChanges) {
   b.validUntil = std::nullopt;
   std::map<std::string, std::pair<std::string, std::string>> got;
   for (const auto& c : diff(a, b)) {
-    got[c.field] = {c.before.isEmpty() ? "null" : c.before.toString(), c.after.isEmpty() ? "null" : c.after.toString()};
+    got[c.field] = {c.before.isEmpty() ? "null" : c.before.toString(),
+                    c.after.isEmpty() ? "null" : c.after.toString()};
   }
   EXPECT_EQ(got.size(), 5u);
   EXPECT_EQ(got["features.concurrent_ports"], std::make_pair(std::string("40"), std::string("80")));
@@ -273,13 +277,16 @@ TEST_F(LicenceFiles, FuzzSeedsAreJudgedAsNamed) {
 TEST(Keyring, ParsesRotationAndRevocationAndRefusesJunk) {
   const auto a = SigningKey::generate("vendor-2026");
   const auto b = SigningKey::generate("vendor-2027");
-  const auto k = Keyring::parse("# vendor keys\n" + a.keyringLine() + "\n" + b.keyringLine() + "  # new\nrevoked vendor-2026\n", "test");
+  const auto k = Keyring::parse("# vendor keys\n" + a.keyringLine() + "\n" + b.keyringLine() +
+                                    "  # new\nrevoked vendor-2026\n",
+                                "test");
   EXPECT_EQ(k.trust("vendor-2026"), Keyring::Trust::Revoked);
   EXPECT_EQ(k.trust("vendor-2027"), Keyring::Trust::Trusted);
   EXPECT_EQ(k.trust("vendor-2028"), Keyring::Trust::Unknown);
   EXPECT_FALSE(k.publicKey("vendor-2026"));
   EXPECT_THROW(Keyring::parse("key Bad_Id AAAA\n", "t"), InvalidInput);
-  EXPECT_THROW(Keyring::parse("key good AAAAAAAAAAAAAAAAAAAAAA==\n", "t"), InvalidInput);  // 16 bytes
+  EXPECT_THROW(Keyring::parse("key good AAAAAAAAAAAAAAAAAAAAAA==\n", "t"),
+               InvalidInput);  // 16 bytes
   EXPECT_THROW(Keyring::parse(a.keyringLine() + "\n" + a.keyringLine() + "\n", "t"), InvalidInput);
   EXPECT_THROW(Keyring::parse("trust everything\n", "t"), InvalidInput);
   EXPECT_EQ(Keyring::builtIn().trust("vcrm-test-1"), Keyring::Trust::Trusted);
@@ -292,7 +299,8 @@ TEST(Keyring, ParsesRotationAndRevocationAndRefusesJunk) {
 TEST(Tool, KeygenIssueShowVerify) {
   test::TempDir dir;
   const std::string prefix = (dir.path() / "vendor").string();
-  auto run = [](std::vector<std::string> args, std::string* out = nullptr, std::string* err = nullptr) {
+  auto run = [](std::vector<std::string> args, std::string* out = nullptr,
+                std::string* err = nullptr) {
     std::ostringstream o, e;
     const int rc = runTool(args, o, e);
     if (out) *out = o.str();
@@ -301,18 +309,40 @@ TEST(Tool, KeygenIssueShowVerify) {
   };
   std::string out, err;
   ASSERT_EQ(run({"keygen", "--key-id", "vendor-1", "--out", prefix}, &out, &err), 0) << err;
-  EXPECT_EQ(std::filesystem::status(prefix + ".key").permissions() & std::filesystem::perms::others_read,
-            std::filesystem::perms::none);
+  EXPECT_EQ(
+      std::filesystem::status(prefix + ".key").permissions() & std::filesystem::perms::others_read,
+      std::filesystem::perms::none);
   EXPECT_NE(run({"keygen", "--key-id", "vendor-1", "--out", prefix}), 0);  // never overwrites a key
 
   const std::string serial = newSerial();
   std::string typed = serial;
   for (char& c : typed) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   const std::string lic = (dir.path() / "a.lic").string();
-  ASSERT_EQ(run({"issue", "--key", prefix + ".key", "--serial", typed, "--licence-id", "L-1", "--sequence", "3",
-                 "--customer", "Example", "--upgrades-until", "2030-01-01", "--ports", "50", "--bridges", "3",
-                 "--valid-from", "2026-01-01T00:00:00Z", "--valid-until", "2030-01-01T00:00:00Z",
-                 "--feature", "web_client=true", "--out", lic},
+  ASSERT_EQ(run({"issue",
+                 "--key",
+                 prefix + ".key",
+                 "--serial",
+                 typed,
+                 "--licence-id",
+                 "L-1",
+                 "--sequence",
+                 "3",
+                 "--customer",
+                 "Example",
+                 "--upgrades-until",
+                 "2030-01-01",
+                 "--ports",
+                 "50",
+                 "--bridges",
+                 "3",
+                 "--valid-from",
+                 "2026-01-01T00:00:00Z",
+                 "--valid-until",
+                 "2030-01-01T00:00:00Z",
+                 "--feature",
+                 "web_client=true",
+                 "--out",
+                 lic},
                 &out, &err),
             0)
       << err;
@@ -324,12 +354,19 @@ TEST(Tool, KeygenIssueShowVerify) {
   EXPECT_EQ(shown->getValue<std::string>("serial"), serial);  // the canonical form
   EXPECT_EQ(shown->getObject("features")->getValue<int>("concurrent_ports"), 50);
   EXPECT_TRUE(shown->getObject("features")->getValue<bool>("web_client"));
-  EXPECT_EQ(run({"verify", lic, "--keyring", prefix + ".pub", "--serial", serial, "--at", "2027-01-01T00:00:00Z"}, &out, &err), 0)
+  EXPECT_EQ(run({"verify", lic, "--keyring", prefix + ".pub", "--serial", serial, "--at",
+                 "2027-01-01T00:00:00Z"},
+                &out, &err),
+            0)
       << err;
   EXPECT_NE(out.find("ok"), std::string::npos);
-  EXPECT_EQ(run({"verify", lic, "--keyring", prefix + ".pub", "--serial", serial, "--at", "2031-01-01T00:00:00Z"}, &out, &err), 1);
+  EXPECT_EQ(run({"verify", lic, "--keyring", prefix + ".pub", "--serial", serial, "--at",
+                 "2031-01-01T00:00:00Z"},
+                &out, &err),
+            1);
   EXPECT_NE(err.find("licence_expired"), std::string::npos) << err;
-  EXPECT_EQ(run({"verify", lic, "--keyring", prefix + ".pub", "--serial", newSerial()}, &out, &err), 1);
+  EXPECT_EQ(run({"verify", lic, "--keyring", prefix + ".pub", "--serial", newSerial()}, &out, &err),
+            1);
   EXPECT_NE(err.find("licence_serial_mismatch"), std::string::npos) << err;
   EXPECT_EQ(run({"issue", "--key", prefix + ".key", "--serial", "not-a-serial"}, &out, &err), 2);
   EXPECT_NE(err.find("not a serial number"), std::string::npos) << err;

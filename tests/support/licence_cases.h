@@ -17,7 +17,8 @@ namespace vcrm::test {
 licensing::SigningKey testLicenceKey();
 
 // A valid primary licence for `serial`, valid from a day before `now` for a year.
-licensing::Licence sampleLicence(const std::string& serial, std::int64_t now, std::int64_t sequence = 10);
+licensing::Licence sampleLicence(const std::string& serial, std::int64_t now,
+                                 std::int64_t sequence = 10);
 
 // A licence that lifts every limit (what VcrmdProcess applies for tests of other things).
 licensing::Licence unlimitedTestLicence(const std::string& serial, std::int64_t now);
@@ -34,7 +35,8 @@ struct BadLicence {
 // At least 30 bad files for the server with `serial` (role primary) at `now`, given that the
 // active licence is sampleLicence(serial, now, activeSequence). `revokedKey` must be revoked
 // in the keyring under test; the keyring must not know "vcrm-stranger".
-std::vector<BadLicence> badLicences(const std::string& serial, std::int64_t now, std::int64_t activeSequence,
+std::vector<BadLicence> badLicences(const std::string& serial, std::int64_t now,
+                                    std::int64_t activeSequence,
                                     const licensing::SigningKey& revokedKey);
 
 // A file in the ways mail and people change it; each must still verify.

@@ -1,23 +1,21 @@
 #include "vcrmd_process.h"
 
-#include "licence_cases.h"
-#include "vcrm/licensing/licence_file.h"
-
-#include "child.h"
-#include "vcrm/common/db.h"
-
+#include <Poco/JSON/Array.h>
+#include <Poco/JSON/Parser.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <Poco/JSON/Array.h>
-#include <Poco/JSON/Parser.h>
-
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+
+#include "child.h"
+#include "licence_cases.h"
+#include "vcrm/common/db.h"
+#include "vcrm/licensing/licence_file.h"
 
 namespace fs = std::filesystem;
 
@@ -197,13 +195,16 @@ void VcrmdProcess::applyTestLicence() {
   if (current.status != 200) throw std::runtime_error("cannot read the licence: " + current.body);
   if (!current.json()->isNull("active")) return;  // a restart: applied already
   const std::string serial = current.json()->getValue<std::string>("serial");
-  const auto now = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
   Poco::JSON::Object body;
   body.set("file", licensing::issueLicence(unlimitedTestLicence(serial, now), testLicenceKey()));
   std::ostringstream text;
   body.stringify(text);
   auto applied = c.postJson("/api/v1/license", text.str());
-  if (applied.status != 200) throw std::runtime_error("cannot apply the test licence: " + applied.body);
+  if (applied.status != 200)
+    throw std::runtime_error("cannot apply the test licence: " + applied.body);
 }
 
 HttpResult VcrmdProcess::createReadyUser(HttpsClient& admin, const std::string& name,

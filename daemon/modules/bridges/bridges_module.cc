@@ -10,7 +10,9 @@ BridgesModule::BridgesModule(const ModuleContext& ctx)
     : NamedModule("bridges"),
       service_(ctx.pool, ctx.log, ctx.bus),
       listeners_(ctx.listeners),
-      prober_({"bridge-prober", Worker::RunsOn::ActiveNode, std::chrono::seconds(ctx.config.probeSeconds),
+      prober_({"bridge-prober",
+               Worker::RunsOn::ActiveNode,
+               std::chrono::seconds(ctx.config.probeSeconds),
                [this] {
                  for (auto id : service_.probeAll()) {
                    for (const auto& listener : downListeners_) listener(id);

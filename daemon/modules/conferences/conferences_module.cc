@@ -41,8 +41,8 @@ ConferencesModule::ConferencesModule(const ModuleContext& ctx)
       pool_(ctx.pool),
       version_(ctx.version),
       service_(ctx.pool, ctx.log, ctx.bus, bridges_, optionsFrom(ctx.config, licence_)),
-      scheduler_({"scheduler", Worker::RunsOn::ActiveNode, service_.options().tick, [this] { service_.tick(); },
-                  [this] { service_.resume(); }},
+      scheduler_({"scheduler", Worker::RunsOn::ActiveNode, service_.options().tick,
+                  [this] { service_.tick(); }, [this] { service_.resume(); }},
                  ctx.log) {
   service_.onWork([this] { scheduler_.wake(); });
   ctx.require<BridgesModule>().onBridgeDown([this](std::int64_t bridgeId) { service_.relocateOrFail(bridgeId); });
@@ -65,18 +65,21 @@ std::vector<Route> ConferencesModule::routes() {
   events.audited = false;
   out.push_back(std::move(events));
 
-  out.push_back(roleRoute("GET", "/api/v1/dashboard", roles::kWatchers, "dashboard", [this](RequestContext&) {
-    auto d = service_.dashboard();
-    // The licence pane: its state (a warning in grace), days left, ports reserved now against licensed.
-    auto status = licensing::toJson(licence_.status());
-    auto c = pool_.acquire();
-    status->set("ports_reserved_now",
-                c->exec("SELECT coalesce(sum(ports), 0) FROM conferences WHERE state IN ('scheduled', 'starting', "
-                        "'active') AND starts_at <= now() AND ends_at > now()")
-                    .int64(0, 0));
-    d->set("licence", status);
-    return http::Response::json(200, d);
-  }));
+  out.push_back(
+      roleRoute("GET", "/api/v1/dashboard", roles::kWatchers, "dashboard", [this](RequestContext&) {
+        auto d = service_.dashboard();
+        // The licence pane: its state (a warning in grace), days left, ports reserved now against
+        // licensed.
+        auto status = licensing::toJson(licence_.status());
+        auto c = pool_.acquire();
+        status->set("ports_reserved_now",
+                    c->exec("SELECT coalesce(sum(ports), 0) FROM conferences WHERE state IN "
+                            "('scheduled', 'starting', "
+                            "'active') AND starts_at <= now() AND ends_at > now()")
+                        .int64(0, 0));
+        d->set("licence", status);
+        return http::Response::json(200, d);
+      }));
 
   // --- conferences -------------------------------------------------------------------------
   out.push_back(roleRoute("GET", "/api/v1/conferences", roles::kAdmin, "conference.list", [this](RequestContext& ctx) {

@@ -2,8 +2,8 @@
 #pragma once
 
 #include "modules/licensing/licence_service.h"
-#include "vcrm/daemon/module.h"
 #include "vcrm/daemon/conferences.h"
+#include "vcrm/daemon/module.h"
 
 namespace vcrm {
 

@@ -17,7 +17,8 @@ class LicensingModule : public NamedModule {
 
  private:
   LicenceService service_;
-  PeriodicWorker clock_;  // records the latest time seen, so a clock set back cannot extend a licence
+  PeriodicWorker
+      clock_;  // records the latest time seen, so a clock set back cannot extend a licence
 };
 
 }  // namespace vcrm

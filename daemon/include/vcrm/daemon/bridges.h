@@ -46,7 +46,9 @@ class BridgeService {
   // Conflict licence_bridges when the licence's bridge count is reached (see limitBridges).
   Bridge create(const json::ObjectPtr& body);
   // The number of bridges the licence allows, asked at each registration; unset: no limit.
-  void limitBridges(std::function<std::int64_t()> allowed) { licensedBridges_ = std::move(allowed); }
+  void limitBridges(std::function<std::int64_t()> allowed) {
+    licensedBridges_ = std::move(allowed);
+  }
   Bridge update(std::int64_t id, const json::ObjectPtr& body);
   void remove(std::int64_t id);  // Conflict while conferences are booked on it
 

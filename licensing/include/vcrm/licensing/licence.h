@@ -35,14 +35,14 @@ struct Features {
 
 struct Licence {
   int format = kLicenceFormat;
-  std::string licenceId;  // the vendor's reference, e.g. "L-2026-0042"
-  std::string keyId;      // the vendor key that signs it
+  std::string licenceId;      // the vendor's reference, e.g. "L-2026-0042"
+  std::string keyId;          // the vendor key that signs it
   std::int64_t sequence = 1;  // grows with every licence for this serial
   std::string serial;
   Role role = Role::Primary;
   std::optional<std::string> peerSerial;  // the other server of a redundant pair
   std::string customer;
-  std::int64_t issuedAt = 0;   // seconds since the epoch, UTC
+  std::int64_t issuedAt = 0;  // seconds since the epoch, UTC
   std::int64_t validFrom = 0;
   std::optional<std::int64_t> validUntil;  // exclusive; none: perpetual
   int graceDays = 0;

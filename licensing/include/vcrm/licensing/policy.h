@@ -32,7 +32,8 @@ inline std::int64_t trustedNow(std::int64_t now, std::int64_t latestSeenTime) {
 }
 
 // nullopt when `candidate` may become the active licence of the server with `serial` and `role`.
-std::optional<Refusal> checkApplicable(const Licence& candidate, const std::optional<Licence>& active,
+std::optional<Refusal> checkApplicable(const Licence& candidate,
+                                       const std::optional<Licence>& active,
                                        std::string_view serial, Role role, std::int64_t now,
                                        std::int64_t latestSeenTime);
 
@@ -41,13 +42,14 @@ std::string_view stateName(State s);
 
 struct Status {
   State state = State::Evaluation;
-  Limits limits = kEvaluationLimits;  // what admission enforces now
-  std::optional<std::int64_t> endsAt;  // valid: valid_until; grace: the end of grace
+  Limits limits = kEvaluationLimits;     // what admission enforces now
+  std::optional<std::int64_t> endsAt;    // valid: valid_until; grace: the end of grace
   std::optional<std::int64_t> daysLeft;  // whole days to endsAt, rounded up
-  std::string message;  // for the dashboard: what the state means and what to do
+  std::string message;                   // for the dashboard: what the state means and what to do
 };
 
-Status evaluate(const std::optional<Licence>& active, std::int64_t now, std::int64_t latestSeenTime);
+Status evaluate(const std::optional<Licence>& active, std::int64_t now,
+                std::int64_t latestSeenTime);
 json::ObjectPtr toJson(const Status& s);
 json::ObjectPtr toJson(const Limits& l);
 

@@ -10,13 +10,13 @@
 namespace vcrm::licensing {
 
 enum class Reason {
-  TooLarge,            // the file is bigger than any licence
-  ArmourMalformed,     // no licence block, a broken begin/end line, a non-base64 body
-  EnvelopeMalformed,   // the decoded block is not a signed licence (wrong magic, lengths)
-  KeyUnknown,          // signed with a key this appliance does not know
-  KeyRevoked,          // signed with a key the vendor has revoked
-  SignatureInvalid,    // the bytes are not the ones the vendor signed
-  PayloadMalformed,    // signed, but not a licence payload (syntax, NUL, BOM, bad value)
+  TooLarge,           // the file is bigger than any licence
+  ArmourMalformed,    // no licence block, a broken begin/end line, a non-base64 body
+  EnvelopeMalformed,  // the decoded block is not a signed licence (wrong magic, lengths)
+  KeyUnknown,         // signed with a key this appliance does not know
+  KeyRevoked,         // signed with a key the vendor has revoked
+  SignatureInvalid,   // the bytes are not the ones the vendor signed
+  PayloadMalformed,   // signed, but not a licence payload (syntax, NUL, BOM, bad value)
   PayloadDuplicateKey,
   PayloadUnknownKey,
   PayloadWrongType,
@@ -28,7 +28,7 @@ enum class Reason {
   RoleMismatch,        // primary licence on a redundant server or the other way round
   NotYetValid,
   Expired,
-  SequenceNotNewer,    // not newer than the active licence (a replay of an older file)
+  SequenceNotNewer,  // not newer than the active licence (a replay of an older file)
 };
 
 // Stable lower-case code, e.g. "licence_expired".
@@ -43,7 +43,8 @@ struct Refusal {
 // message. The HTTP status for each reason is chosen in daemon/src/http_errors.cc.
 class LicenceRefused : public Error {
  public:
-  explicit LicenceRefused(const Refusal& r) : Error(std::string(reasonCode(r.reason)), r.message), reason_(r.reason) {}
+  explicit LicenceRefused(const Refusal& r)
+      : Error(std::string(reasonCode(r.reason)), r.message), reason_(r.reason) {}
   Reason reason() const noexcept { return reason_; }
 
  private:
