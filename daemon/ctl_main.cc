@@ -1,6 +1,7 @@
 // vcrmctl: one API request from the command line, e.g.
 //   vcrmctl --root /var/lib/vcrm-dev GET /api/v1/bridges
 //   vcrmctl POST /api/v1/bridges '{"name":"b1",...}' --field id
+//   vcrmctl POST /api/v1/license --file-field file=site.lic
 // and local commands that need no vcrmd:
 //   vcrmctl backup verify FILE
 #include <fcntl.h>
@@ -21,12 +22,16 @@ namespace {
 
 void usage(std::ostream& out) {
   out << "usage: vcrmctl [options] METHOD PATH [JSON]\n"
-         "  --root DIR           appliance root: finds the port, certificate and first admin password\n"
+         "  --root DIR           appliance root: finds the port, certificate and first admin "
+         "password\n"
          "  --host H --port N    where vcrmd listens (default 127.0.0.1:8443, or from --root)\n"
-         "  --ca FILE            certificate to trust (default <root>/var/lib/vcrm/tls/server.crt)\n"
+         "  --ca FILE            certificate to trust (default "
+         "<root>/var/lib/vcrm/tls/server.crt)\n"
          "  --user NAME          default admin\n"
-         "  --password-file F    default <root>/var/lib/vcrm/initial-admin-password; or set VCRM_PASSWORD\n"
+         "  --password-file F    default <root>/var/lib/vcrm/initial-admin-password; or set "
+         "VCRM_PASSWORD\n"
          "  --field NAME         print only this top-level field of the JSON answer\n"
+         "  --file-field K=FILE  send {\"K\": <FILE's text>} as the body (e.g. a licence file)\n"
          "exit status: 0 for a 2xx answer, 1 otherwise (the error message goes to stderr)\n"
          "\n"
          "usage: vcrmctl backup verify FILE [--passphrase-file F]\n"
@@ -93,7 +98,7 @@ int main(int argc, char** argv) {
   if (argc >= 2 && std::string(argv[1]) == "backup") {
     return backupCommand(std::vector<std::string>(argv + 2, argv + argc));
   }
-  std::string root, host = "127.0.0.1", ca, user = "admin", passwordFile, field;
+  std::string root, host = "127.0.0.1", ca, user = "admin", passwordFile, field, fileField;
   int port = 0;
   std::vector<std::string> positional;
   for (int i = 1; i < argc; ++i) {
@@ -122,11 +127,14 @@ int main(int argc, char** argv) {
       passwordFile = next();
     } else if (a == "--field") {
       field = next();
+    } else if (a == "--file-field") {
+      fileField = next();
     } else {
       positional.push_back(a);
     }
   }
-  if (positional.size() < 2 || positional.size() > 3) {
+  if (positional.size() < 2 || positional.size() > 3 ||
+      (!fileField.empty() && positional.size() == 3)) {
     usage(std::cerr);
     return 2;
   }
@@ -150,7 +158,18 @@ int main(int argc, char** argv) {
     }
     vcrm::ApiClient client({host, port ? port : 8443, ca, false});
     client.login(user, password);
-    const auto reply = client.request(positional[0], positional[1], positional.size() == 3 ? positional[2] : "");
+    std::string body = positional.size() == 3 ? positional[2] : "";
+    if (!fileField.empty()) {
+      const auto eq = fileField.find('=');
+      if (eq == std::string::npos || eq == 0) {
+        std::cerr << "vcrmctl: --file-field takes KEY=FILE\n";
+        return 2;
+      }
+      vcrm::json::ObjectPtr o = new vcrm::json::Object;
+      o->set(fileField.substr(0, eq), vcrm::files::readFile(fileField.substr(eq + 1), 16u << 20));
+      body = vcrm::json::stringify(o);
+    }
+    const auto reply = client.request(positional[0], positional[1], body);
     if (reply.status >= 300) {
       std::string message = reply.body;
       try {

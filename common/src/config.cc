@@ -43,15 +43,19 @@ std::string parsePath(const std::string& key, const std::string& value, const st
 const std::vector<std::pair<std::string, std::string>>& Config::keys() {
   static const std::vector<std::pair<std::string, std::string>> all = {
       {"db.dsn", "libpq connection string of an external PostgreSQL; empty: the embedded cluster"},
-      {"db.embedded_user", "OS user the embedded PostgreSQL runs as when vcrmd runs as root (vcrm)"},
+      {"db.embedded_user",
+       "OS user the embedded PostgreSQL runs as when vcrmd runs as root (vcrm)"},
       {"db.pg_bindir", "directory of initdb/pg_ctl; empty: newest /usr/lib/postgresql/*/bin"},
       {"db.pool_size", "database connections kept open (1-64, default 8)"},
-      {"db.strict_leases", "abort when a thread takes a second database connection while holding one (a debug guard for tests; default false)"},
+      {"db.strict_leases",
+       "abort when a thread takes a second database connection while holding one (a debug guard "
+       "for tests; default false)"},
       {"db.migrations_dir", "read migrations from this directory instead of the built-in ones"},
       {"http.listen", "address the HTTPS and HTTP listeners bind (default 0.0.0.0)"},
       {"https.port", "HTTPS port (default 8443; 0 picks a free port)"},
       {"http.port", "plain HTTP port that only redirects to HTTPS (default 8080; -1 disables)"},
-      {"bridge_events.listen", "address of the plain-HTTP listener for bridge event posts (default 127.0.0.1)"},
+      {"bridge_events.listen",
+       "address of the plain-HTTP listener for bridge event posts (default 127.0.0.1)"},
       {"bridge_events.port", "its port (default 8090; 0 picks a free port; -1 disables it)"},
       {"http.max_body_bytes", "largest accepted JSON request body (default 1048576)"},
       {"http.threads", "request worker threads; each live event stream holds one (default 64)"},
@@ -64,7 +68,8 @@ const std::vector<std::pair<std::string, std::string>>& Config::keys() {
       {"session.idle_minutes", "sign-out after this many idle minutes (default 60)"},
       {"session.max_hours", "longest a session lives (default 12)"},
       {"log.level", "debug, info, warn or error (default info); changeable at run time"},
-      {"conference.prelaunch_seconds", "rooms are created on the bridge this long before start (default 60)"},
+      {"conference.prelaunch_seconds",
+       "rooms are created on the bridge this long before start (default 60)"},
       {"conference.empty_grace_seconds", "auto-end-when-empty waits this long (default 120)"},
       {"bridge.probe_seconds", "bridge health probe period (default 2)"},
       {"conference.reconcile_seconds", "participant lists are polled this often behind bridge events (default 2)"},
@@ -74,6 +79,7 @@ const std::vector<std::pair<std::string, std::string>>& Config::keys() {
       {"audit.max_rows", "the oldest audit rows beyond this many are pruned (100-1000000000, default 1000000)"},
       {"audit.prune_seconds", "how often the audit log is pruned (1-86400, default 600)"},
       {"conference.reconcile_workers", "conferences polled at once in a reconcile pass, each holding a database connection (1-16, default 4)"},
+      {"licence.keyring", "file of vendor keys licence files must be signed with (default: the keyring built into vcrmd)"},
   };
   return all;
 }
@@ -145,6 +151,8 @@ void Config::set(const std::string& key, const std::string& value, const std::st
     uploadExpireMinutes = static_cast<int>(parseInt(key, value, 1, 30 * 24 * 60, origin));
   } else if (key == "uploads.max_total_mb") {
     uploadMaxTotalMb = static_cast<std::uint64_t>(parseInt(key, value, 1, 16ll << 20, origin));
+  } else if (key == "licence.keyring") {
+    licenceKeyringFile = parsePath(key, value, origin);
   } else if (key == "bridge.probe_seconds") {
     probeSeconds = static_cast<int>(parseInt(key, value, 1, 300, origin));
   } else if (key == "log.level") {

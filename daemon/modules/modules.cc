@@ -5,6 +5,7 @@
 #include "modules/cdrs/cdrs_module.h"
 #include "modules/conferences/conferences_module.h"
 #include "modules/events/events_module.h"
+#include "modules/licensing/licensing_module.h"
 #include "modules/system/system_module.h"
 #include "modules/uploads/uploads_module.h"
 #include "modules/users/users_module.h"
@@ -17,6 +18,7 @@ void registerModules(ModuleList& modules) {
   modules.add<UsersModule>();
   modules.add<AuditModule>();
   modules.add<EventsModule>();
+  modules.add<LicensingModule>();  // before the modules whose admission it limits
   modules.add<BridgesModule>();
   modules.add<ConferencesModule>();
   modules.add<CdrsModule>();

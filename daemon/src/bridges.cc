@@ -113,6 +113,18 @@ Bridge BridgeService::create(const json::ObjectPtr& body, const AuditedCommit& a
   try {
     auto c = pool_.acquire();
     db::Transaction tx(*c);
+    if (licensedBridges_) {
+      // One registration at a time, so two cannot both take the licence's last bridge.
+      tx.exec("SELECT pg_advisory_xact_lock(1986356002)");
+      const std::int64_t allowed = licensedBridges_();
+      const std::int64_t registered = tx.exec("SELECT count(*) FROM bridges").int64(0, 0);
+      if (registered >= allowed) {
+        throw Conflict("the licence allows " + std::to_string(allowed) + " bridges and " +
+                           std::to_string(registered) +
+                           " are registered: remove one, or apply a licence with more bridges",
+                       "licence_bridges");
+      }
+    }
     auto r = tx.exec(
         "INSERT INTO bridges (name, type, url, admin_url, admin_secret, capacity_ports, pool, "
         "state, events_secret) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
@@ -120,6 +132,7 @@ Bridge BridgeService::create(const json::ObjectPtr& body, const AuditedCommit& a
          crypto::base64UrlEncode(crypto::randomBytes(24))});
     audit.commit(tx);
     b.id = r.int64(0, 0);
+    tx.commit();
   } catch (const DbError& e) {
     if (e.sqlState() == "23505") throw Conflict("a bridge named \"" + b.name + "\" already exists", "bridge_exists");
     throw;

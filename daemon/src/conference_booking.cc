@@ -73,7 +73,54 @@ std::pair<std::string, std::string> changedWindow(db::Transaction& tx, const Boo
   return {std::move(start), std::move(end)};
 }
 
+struct Peak {
+  std::string at;  // when the most ports are reserved
+  std::int64_t used = 0;
+};
+
+// The most ports reserved at any instant of [start, end) on bridge `bridgeId` (all bridges when
+// nullopt), without conference `exclude`. The peak is reached at `start` or where another
+// booking begins inside the window.
+Peak peakReserved(db::Transaction& tx, std::optional<std::int64_t> bridgeId,
+                  const std::string& start, const std::string& end,
+                  std::optional<std::int64_t> exclude) {
+  auto peak = tx.exec(
+      "WITH o AS (SELECT starts_at, ends_at, ports FROM conferences "
+      "  WHERE ($1::bigint IS NULL OR bridge_id = $1) AND state IN ('scheduled', 'starting', "
+      "'active') "
+      "    AND starts_at < $3::timestamptz AND ends_at > $2::timestamptz "
+      "    AND ($4::bigint IS NULL OR id <> $4)), "
+      " pts AS (SELECT $2::timestamptz AS t UNION SELECT starts_at FROM o WHERE starts_at > "
+      "$2::timestamptz) "
+      "SELECT rfc3339(p.t), coalesce(sum(o.ports), 0) AS used FROM pts p "
+      "  LEFT JOIN o ON o.starts_at <= p.t AND o.ends_at > p.t "
+      "GROUP BY p.t ORDER BY used DESC, p.t LIMIT 1",
+      {bridgeId, start, end, exclude});
+  return {peak.text(0, 0), peak.int64(0, 1)};
+}
+
 }  // namespace
+
+void ConferenceBooking::lockAdmission(db::Transaction& tx) {
+  tx.exec("SELECT pg_advisory_xact_lock(1986356001)");  // "vcrm admission"; any fixed key will do
+}
+
+void ConferenceBooking::checkLicence(db::Transaction& tx, const std::string& start,
+                                     const std::string& end, int ports,
+                                     std::optional<std::int64_t> exclude) {
+  if (!options_.licensedPorts) return;
+  const std::int64_t allowed = options_.licensedPorts();
+  const Peak peak = peakReserved(tx, std::nullopt, start, end, exclude);
+  if (peak.used + ports > allowed) {
+    throw Conflict("the licence allows " + std::to_string(allowed) +
+                       " concurrent ports on all bridges together, and " +
+                       std::to_string(peak.used) + " are reserved at " + peak.at + ", so " +
+                       std::to_string(ports) +
+                       " more do not fit: shorten or shrink other conferences, or apply a licence "
+                       "with more ports",
+                   "licence_ports");
+  }
+}
 
 std::optional<Placement> ConferenceBooking::place(db::Transaction& tx, const std::string& start,
                                                   const std::string& end, int ports,
@@ -108,18 +155,8 @@ std::optional<Placement> ConferenceBooking::place(db::Transaction& tx, const std
     }
     // The peak of reserved ports over [start, end) is reached at `start` or where another
     // booking begins inside the window.
-    auto peak = tx.exec(
-        "WITH o AS (SELECT starts_at, ends_at, ports FROM conferences "
-        "  WHERE bridge_id = $1 AND state IN ('scheduled', 'starting', 'active') "
-        "    AND starts_at < $3::timestamptz AND ends_at > $2::timestamptz "
-        "    AND ($4::bigint IS NULL OR id <> $4)), "
-        " pts AS (SELECT $2::timestamptz AS t UNION SELECT starts_at FROM o WHERE starts_at > "
-        "$2::timestamptz) "
-        "SELECT rfc3339(p.t), coalesce(sum(o.ports), 0) AS used FROM pts p "
-        "  LEFT JOIN o ON o.starts_at <= p.t AND o.ends_at > p.t "
-        "GROUP BY p.t ORDER BY used DESC, p.t LIMIT 1",
-        {id, start, end, exclude});
-    const int used = static_cast<int>(peak.int64(0, 1));
+    const Peak peak = peakReserved(tx, id, start, end, exclude);
+    const int used = static_cast<int>(peak.used);
     const int free = capacity - used;
     if (free >= ports) {
       const double load = static_cast<double>(used) / capacity;
@@ -130,7 +167,7 @@ std::optional<Placement> ConferenceBooking::place(db::Transaction& tx, const std
     } else if (free > closestFree) {
       closestFree = free;
       closest = "bridge " + name + " has only " + std::to_string(std::max(free, 0)) + " of " +
-                std::to_string(capacity) + " ports free at " + peak.text(0, 0);
+                std::to_string(capacity) + " ports free at " + peak.at;
     }
   }
   if (!best && refusal->empty()) {
@@ -291,6 +328,7 @@ json::ObjectPtr ConferenceBooking::create(const std::string& owner, const json::
     }
 
     db::Transaction tx(*c);
+    lockAdmission(tx);
     if (rec) {
       auto s = tx.exec(
           "INSERT INTO conference_series (frequency, interval_n, weekdays, count_n, until_at, "
@@ -310,6 +348,7 @@ json::ObjectPtr ConferenceBooking::create(const std::string& owner, const json::
                            ": " + refusal,
                        "no_capacity");
       }
+      checkLicence(tx, s, e, ports, std::nullopt);
       for (int attempt = 0;; ++attempt) {
         tx.exec("SAVEPOINT room");
         try {
@@ -363,6 +402,7 @@ std::optional<Placement> ConferenceBooking::rebook(
     placement = place(tx, start, end, ports, std::nullopt, pool, id, std::nullopt, &other);
   }
   if (placement) {
+    if (ch.ports || ch.start || ch.end || ch.duration) checkLicence(tx, start, end, ports, id);
     tx.exec(
         "UPDATE conferences SET name = coalesce($2, name), starts_at = $3::timestamptz, ends_at = "
         "$4::timestamptz, "
@@ -383,6 +423,7 @@ json::ObjectPtr ConferenceBooking::update(std::int64_t id, const json::ObjectPtr
   {
     auto c = pool_.acquire();
     db::Transaction tx(*c);
+    lockAdmission(tx);
     auto cur = tx.exec(
         "SELECT state, rfc3339(starts_at), rfc3339(ends_at), ports, bridge_id, "
         "requested_bridge_id, pool, "
@@ -441,6 +482,7 @@ json::ObjectPtr ConferenceBooking::updateSeries(std::int64_t id, const json::Obj
   {
     auto c = pool_.acquire();
     db::Transaction tx(*c);
+    lockAdmission(tx);
     auto cur = tx.exec(
         "SELECT series_id, state, rfc3339(starts_at), rfc3339(ends_at), time_zone FROM conferences "
         "WHERE id = $1 FOR UPDATE",
@@ -515,6 +557,7 @@ json::ObjectPtr ConferenceBooking::extend(std::int64_t id, int minutes,
   {
     auto c = pool_.acquire();
     db::Transaction tx(*c);
+    lockAdmission(tx);
     auto cur = tx.exec(
         "SELECT state, rfc3339(ends_at), rfc3339(ends_at + make_interval(mins => $2::int)), ports, "
         "bridge_id "
@@ -536,6 +579,7 @@ json::ObjectPtr ConferenceBooking::extend(std::int64_t id, int minutes,
       throw Conflict("cannot extend by " + std::to_string(minutes) + " minutes: " + refusal,
                      "no_capacity");
     }
+    checkLicence(tx, cur.text(0, 1), cur.text(0, 2), static_cast<int>(cur.int64(0, 3)), id);
     tx.exec("UPDATE conferences SET ends_at = $2::timestamptz, updated_at = now() WHERE id = $1",
             {id, cur.text(0, 2)});
     audit.commit(tx);

@@ -71,6 +71,16 @@ class ConferenceBooking {
                                const AuditedCommit& audit);
   json::ObjectPtr extend(std::int64_t id, int minutes, const AuditedCommit& audit);
 
+  // Serialises every change that adds reserved ports, whatever the bridge, so the licence's
+  // global limit holds under concurrent bookings. Taken first in a transaction (before any
+  // conference or bridge row), so it adds no lock-order cycle.
+  static void lockAdmission(db::Transaction& tx);
+  // The licence's limit: the ports reserved on all bridges at the peak of [start, end) (without
+  // conference `exclude`) plus `ports` must not exceed the licensed concurrent ports; a 409
+  // licence_ports saying so otherwise. The caller holds lockAdmission.
+  void checkLicence(db::Transaction& tx, const std::string& start, const std::string& end,
+                    int ports, std::optional<std::int64_t> exclude);
+
   // The bridge that takes `ports` over [start, end), least loaded first, inside `tx` with the
   // candidate bridges locked. nullopt: `refusal` says why.
   static std::optional<Placement> place(db::Transaction& tx, const std::string& start,

@@ -3,6 +3,7 @@
 #include "vcrm/common/error.h"
 #include "vcrm/daemon/audit.h"
 #include "vcrm/daemon/janus.h"
+#include "vcrm/licensing/refusal.h"
 
 namespace vcrm::http {
 
@@ -31,7 +32,32 @@ int dbStatus(const DbError& e) {
   return 500;
 }
 
+// A file that is not a licence (too big for one included) is a bad request; a licence this
+// server must not take (not trusted, not for it, not now) cannot be processed; an older one
+// conflicts with the active one.
+int licenceStatus(licensing::Reason r) {
+  using licensing::Reason;
+  switch (r) {
+    case Reason::TooLarge:
+    case Reason::ArmourMalformed:
+    case Reason::EnvelopeMalformed:
+    case Reason::PayloadMalformed:
+    case Reason::PayloadDuplicateKey:
+    case Reason::PayloadUnknownKey:
+    case Reason::PayloadWrongType:
+    case Reason::PayloadTooDeep:
+    case Reason::PayloadNotCanonical:
+      return 400;
+    case Reason::SequenceNotNewer:
+      return 409;
+    default:
+      return 422;
+  }
+}
+
 int statusOf(const Error& err) {
+  if (const auto* lr = dynamic_cast<const licensing::LicenceRefused*>(&err))
+    return licenceStatus(lr->reason());
   if (dynamic_cast<const InvalidInput*>(&err)) return 400;
   if (dynamic_cast<const Unauthenticated*>(&err)) return 401;
   if (dynamic_cast<const Forbidden*>(&err)) return 403;

@@ -39,15 +39,18 @@ constexpr int kPerThread = 100;  // bookings per thread per round
 constexpr int kRounds = 3;
 constexpr int kSerial = 100;
 
-// The statements of a booking as daemon/src/conferences.cc create() and place() send them
-// (kept in step by hand), and the audit row daemon/src/audit.cc writes into the same transaction.
+// The statements of a booking as daemon/src/conference_booking.cc create(), place() and
+// checkLicence() send them (kept in step by hand), and the audit row daemon/src/audit.cc writes
+// into the same transaction.
+constexpr db::Sql kLockAdmission = "SELECT pg_advisory_xact_lock(1986356001)";
 constexpr db::Sql kLockBridges =
     "SELECT id, name, capacity_ports, state, health FROM bridges "
     "WHERE ($1::bigint IS NULL OR id = $1) AND ($2::text IS NULL OR pool = $2) "
     "  AND ($3::bigint IS NULL OR id <> $3) ORDER BY id FOR UPDATE";
 constexpr db::Sql kPeak =
     "WITH o AS (SELECT starts_at, ends_at, ports FROM conferences "
-    "  WHERE bridge_id = $1 AND state IN ('scheduled', 'starting', 'active') "
+    "  WHERE ($1::bigint IS NULL OR bridge_id = $1) AND state IN ('scheduled', 'starting', "
+    "'active') "
     "    AND starts_at < $3::timestamptz AND ends_at > $2::timestamptz "
     "    AND ($4::bigint IS NULL OR id <> $4)), "
     " pts AS (SELECT $2::timestamptz AS t UNION SELECT starts_at FROM o WHERE starts_at > "
@@ -157,6 +160,7 @@ std::int64_t bookViaLibpq(db::Connection& c, const std::string& name, const std:
   std::int64_t id = 0;
   {
     db::Transaction tx(c);
+    tx.exec(kLockAdmission);
     auto candidates = tx.exec(kLockBridges, {nullptr, nullptr, nullptr});
     std::optional<std::int64_t> best;
     double bestLoad = 2.0;
@@ -172,6 +176,7 @@ std::int64_t bookViaLibpq(db::Connection& c, const std::string& name, const std:
       }
     }
     if (!best) throw std::runtime_error("libpq booking found no bridge with room");
+    tx.exec(kPeak, {nullptr, start, end, nullptr});  // the licence's limit, on all bridges
     tx.exec("SAVEPOINT room");
     auto r =
         tx.exec(kInsert, {nullptr, name, "admin", start, end, "UTC", 1, nullptr, nullptr, nullptr,

@@ -25,7 +25,9 @@
 #include "api_times.h"
 #include "bridge_setup.h"
 #include "db_snapshot.h"
+#include "licence_cases.h"
 #include "route_table.h"
+#include "vcrm/licensing/licence_file.h"
 #include "vcrmd_process.h"
 
 using vcrm::test::changesState;
@@ -393,6 +395,18 @@ class BadInputsTest : public ::testing::Test {
     EXPECT_EQ(app_->client().get("/healthz").status, 200) << app_->output().substr(0, 4000);
   }
 
+  // {"file": <a licence signed with the test key for a serial that is not this server's>}.
+  static std::string otherServersLicence() {
+    const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+    ObjectPtr o = new Poco::JSON::Object;
+    o->set("file",
+           vcrm::licensing::issueLicence(vcrm::test::sampleLicence("0000-0000-0000-0000-0", now),
+                                         vcrm::test::testLicenceKey()));
+    return jsonText(Var(o));
+  }
+
   // Every route the daemon serves, as this file expects to reach it.
   static std::map<std::string, std::vector<Example>> examples() {
     const std::string mainBridge = std::to_string(bridge_->id);
@@ -506,6 +520,10 @@ class BadInputsTest : public ::testing::Test {
          {query({"from", "to", "conference_id", "limit", "cursor", "format"})}},
         {"GET /api/v1/cdrs/participants",
          {query({"from", "to", "conference_id", "limit", "cursor", "format"})}},
+        {"GET /api/v1/license", {none}},
+        // A well-made licence for another server: refused as such, with or without a preview.
+        {"POST /api/v1/license/preview", {json(otherServersLicence(), 422)}},
+        {"POST /api/v1/license", {json(otherServersLicence(), 422)}},
     };
   }
 
@@ -517,7 +535,8 @@ class BadInputsTest : public ::testing::Test {
         {{"sessions", {"last_seen_at"}},
          {"bridges",
           {"health", "health_cause", "health_message", "latency_ms", "bridge_version",
-           "health_checked_at", "health_changed_at"}}}};
+           "health_checked_at", "health_changed_at"}},
+         {"appliance_serials", {"latest_seen"}}}};  // the licence clock, moved on every minute
     return databaseSnapshot(*db_, changesByItself);
   }
 

@@ -64,6 +64,9 @@ const std::map<std::string, std::vector<std::string>>& expectedAccess() {
       {"POST /api/v1/conferences/{id}/participants/{pid}/drop", {"admin"}},
       {"GET /api/v1/cdrs/conferences", {"admin"}},
       {"GET /api/v1/cdrs/participants", {"admin"}},
+      {"GET /api/v1/license", {"admin", "noc"}},
+      {"POST /api/v1/license/preview", {"admin"}},
+      {"POST /api/v1/license", {"admin"}},
   };
   return table;
 }

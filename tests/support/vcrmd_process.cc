@@ -1,20 +1,21 @@
 #include "vcrmd_process.h"
 
-#include "child.h"
-#include "vcrm/common/db.h"
-
+#include <Poco/JSON/Array.h>
+#include <Poco/JSON/Parser.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include <Poco/JSON/Array.h>
-#include <Poco/JSON/Parser.h>
-
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
+
+#include "child.h"
+#include "licence_cases.h"
+#include "vcrm/common/db.h"
+#include "vcrm/licensing/licence_file.h"
 
 namespace fs = std::filesystem;
 
@@ -104,6 +105,7 @@ void VcrmdProcess::start() {
         httpPort_ = o->getValue<int>("http_port");
         eventsPort_ = o->getValue<int>("events_port");
         if (options_.chooseAdminPassword) chooseAdminPassword();
+        if (options_.chooseAdminPassword && options_.applyTestLicence) applyTestLicence();
         return;
       } catch (...) {  // NOLINT(bugprone-empty-catch): written atomically; retry
       }
@@ -181,6 +183,28 @@ void VcrmdProcess::chooseAdminPassword() {
   auto changed = c.changePassword(initialAdminPassword(), kAdminPassword);
   if (changed.status != 204) throw std::runtime_error("cannot choose the admin password: " + changed.body);
   std::ofstream(root_ / "test-admin-password") << "chosen\n";
+}
+
+void VcrmdProcess::applyTestLicence() {
+  auto c = client();
+  // A test that made its own admin account (a database from an older release) manages it, and
+  // its licence, itself.
+  if (adminPassword().empty() || c.loginBearer("admin", adminPassword()).status != 200) return;
+  auto current = c.get("/api/v1/license");
+  if (current.status == 404) return;  // a vcrmd from before licences
+  if (current.status != 200) throw std::runtime_error("cannot read the licence: " + current.body);
+  if (!current.json()->isNull("active")) return;  // a restart: applied already
+  const std::string serial = current.json()->getValue<std::string>("serial");
+  const auto now = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+  Poco::JSON::Object body;
+  body.set("file", licensing::issueLicence(unlimitedTestLicence(serial, now), testLicenceKey()));
+  std::ostringstream text;
+  body.stringify(text);
+  auto applied = c.postJson("/api/v1/license", text.str());
+  if (applied.status != 200)
+    throw std::runtime_error("cannot apply the test licence: " + applied.body);
 }
 
 HttpResult VcrmdProcess::createReadyUser(HttpsClient& admin, const std::string& name,

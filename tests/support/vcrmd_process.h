@@ -31,6 +31,9 @@ class VcrmdProcess {
     // Do what an operator does first: sign in with the one-time password and choose
     // kAdminPassword (vcrmd then removes the one-time file). Off to look at that file.
     bool chooseAdminPassword = true;
+    // Then apply a licence made with the repository's test key that lifts every limit, so tests
+    // of other things are not bound by evaluation mode. Off for tests of licensing itself.
+    bool applyTestLicence = true;
   };
   static constexpr const char* kAdminPassword = "admin password chosen by the test";
   VcrmdProcess();
@@ -84,6 +87,7 @@ class VcrmdProcess {
   int eventsPort_ = 0;
   int runs_ = 0;
   void chooseAdminPassword();
+  void applyTestLicence();
 };
 
 }  // namespace vcrm::test

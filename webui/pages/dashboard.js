@@ -1,6 +1,7 @@
 // The dashboard: what is happening now (live conferences, participants, bridges up and down), a
-// chart of conferences and participants over the last 24 hours, and the panes the licence and
-// redundancy modules will fill. Kept current by the event stream.
+// chart of conferences and participants over the last 24 hours, the licence (state, days left,
+// ports in use against licensed) and the pane the redundancy module will fill. Kept current by
+// the event stream.
 
 import { debounce, el, formatTime, table, uniqueId } from '../lib/ui.js';
 import { browserTimeZone } from '../lib/time.js';
@@ -138,6 +139,15 @@ export default {
         el('h2', { id }, title), el('p', { class: 'muted' }, text));
     };
 
+    // Licence: state, days left, ports reserved now against licensed; a warning in grace.
+    const licenceHeadingId = uniqueId('licence');
+    const licenceState = el('p', {}, '…');
+    const licencePorts = el('p', {}, '');
+    const licenceWarning = el('p', { class: 'message notice', role: 'status', hidden: true });
+    const licencePanel = el('section', { class: 'panel', 'aria-labelledby': licenceHeadingId },
+      el('h2', { id: licenceHeadingId }, 'Licence'), licenceWarning, licenceState, licencePorts,
+      el('p', {}, el('a', { href: '/licenses' }, isAdmin ? 'Manage the licence' : 'Licence details')));
+
     // DOM append would print a null as the text "null": leave out what this role cannot see.
     main.append(...[
       error,
@@ -145,7 +155,7 @@ export default {
       seesBridges ? chartPanel : null,
       seesBridges ? bridgesPanel : null,
       el('div', { class: 'two-col' },
-        pane('Licence', 'Licensing arrives in a later release. This pane will show the licensed ports, how many are in use and when the licence expires.'),
+        seesBridges ? licencePanel : null,
         pane('Redundancy', 'The active/standby pair arrives in a later release. This pane will show which node is active and whether the standby is in sync.')),
     ].filter(Boolean));
 
@@ -163,6 +173,16 @@ export default {
       bridgesStat.value.textContent = `${up} of ${total}`;
       bridgesStat.sub.textContent = `${down} down${total - up - down ? `, ${total - up - down} not yet checked` : ''}`;
       bridgeTable.update(bridgeAnswer.bridges ?? []);
+      const licence = summary.licence;
+      if (licence) {
+        const names = { evaluation: 'Evaluation mode', not_yet_valid: 'Not yet valid', valid: 'Licensed', grace: 'Grace period', expired: 'Expired' };
+        const left = licence.days_left === null ? '' : `, ${licence.days_left} day${licence.days_left === 1 ? '' : 's'} left`;
+        licenceState.replaceChildren(el('span', { class: `badge ${licence.state}` }, names[licence.state] ?? licence.state), left);
+        licencePorts.textContent = `Ports in use: ${licence.ports_reserved_now} of ${licence.limits.concurrent_ports} licensed`;
+        const warn = licence.state === 'grace' || licence.state === 'expired' || licence.state === 'evaluation';
+        licenceWarning.textContent = warn ? `${licence.message[0].toUpperCase()}${licence.message.slice(1)}.` : '';
+        licenceWarning.hidden = !warn;
+      }
 
       const buckets = summary.hours.map((h) => Date.parse(h.start));
       const conferences = summary.hours.map((h) => h.conferences);

@@ -37,6 +37,7 @@ import bridges from './bridges.js';
 import users from './users.js';
 import audit from './audit.js';
 import system from './system.js';
+import licences from './licences.js';
 import account from './account.js';
 
-export default [dashboard, conferences, conference, cdrs, bridges, users, audit, system, account];
+export default [dashboard, conferences, conference, cdrs, bridges, users, audit, system, licences, account];

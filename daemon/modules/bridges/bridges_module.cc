@@ -2,20 +2,27 @@
 
 #include <regex>
 
+#include "modules/licensing/licensing_module.h"
+
 namespace vcrm {
 
 BridgesModule::BridgesModule(const ModuleContext& ctx)
     : NamedModule("bridges"),
       service_(ctx.pool, ctx.log, ctx.bus),
       listeners_(ctx.listeners),
-      prober_({"bridge-prober", Worker::RunsOn::ActiveNode, std::chrono::seconds(ctx.config.probeSeconds),
+      prober_({"bridge-prober",
+               Worker::RunsOn::ActiveNode,
+               std::chrono::seconds(ctx.config.probeSeconds),
                [this] {
                  for (auto id : service_.probeAll()) {
                    for (const auto& listener : downListeners_) listener(id);
                  }
                },
                {}},
-              ctx.log) {}
+              ctx.log) {
+  auto& licence = ctx.require<LicensingModule>().service();
+  service_.limitBridges([&licence] { return licence.limits().bridges; });
+}
 
 std::vector<Route> BridgesModule::routes() {
   std::vector<Route> out;

@@ -4,6 +4,7 @@
 #include <regex>
 
 #include "modules/bridges/bridges_module.h"
+#include "modules/licensing/licensing_module.h"
 #include "vcrm/common/error.h"
 #include "vcrm/daemon/cdrs.h"
 
@@ -11,8 +12,9 @@ namespace vcrm {
 
 namespace {
 
-ConferenceService::Options optionsFrom(const Config& config) {
+ConferenceService::Options optionsFrom(const Config& config, LicenceService& licence) {
   ConferenceService::Options co;
+  co.licensedPorts = [&licence] { return licence.limits().concurrentPorts; };
   co.prelaunch = std::chrono::seconds(config.prelaunchSeconds);
   co.reconcileEvery = std::chrono::seconds(config.reconcileSeconds);
   // Reconcile workers each hold a database connection: leave at least half the pool to the API.
@@ -35,11 +37,12 @@ bool seriesScope(const RequestContext& ctx) {
 ConferencesModule::ConferencesModule(const ModuleContext& ctx)
     : NamedModule("conferences"),
       bridges_(ctx.require<BridgesModule>().service()),
+      licence_(ctx.require<LicensingModule>().service()),
       pool_(ctx.pool),
       version_(ctx.version),
-      service_(ctx.pool, ctx.log, ctx.bus, bridges_, optionsFrom(ctx.config)),
-      scheduler_({"scheduler", Worker::RunsOn::ActiveNode, service_.options().tick, [this] { service_.tick(); },
-                  [this] { service_.resume(); }},
+      service_(ctx.pool, ctx.log, ctx.bus, bridges_, optionsFrom(ctx.config, licence_)),
+      scheduler_({"scheduler", Worker::RunsOn::ActiveNode, service_.options().tick,
+                  [this] { service_.tick(); }, [this] { service_.resume(); }},
                  ctx.log) {
   service_.onWork([this] { scheduler_.wake(); });
   ctx.require<BridgesModule>().onBridgeDown([this](std::int64_t bridgeId) { service_.relocateOrFail(bridgeId); });
@@ -62,9 +65,21 @@ std::vector<Route> ConferencesModule::routes() {
   events.audited = false;
   out.push_back(std::move(events));
 
-  out.push_back(roleRoute("GET", "/api/v1/dashboard", roles::kWatchers, "dashboard", [this](RequestContext&) {
-    return http::Response::json(200, service_.dashboard());
-  }));
+  out.push_back(
+      roleRoute("GET", "/api/v1/dashboard", roles::kWatchers, "dashboard", [this](RequestContext&) {
+        auto d = service_.dashboard();
+        // The licence pane: its state (a warning in grace), days left, ports reserved now against
+        // licensed.
+        auto status = licensing::toJson(licence_.status());
+        auto c = pool_.acquire();
+        status->set("ports_reserved_now",
+                    c->exec("SELECT coalesce(sum(ports), 0) FROM conferences WHERE state IN "
+                            "('scheduled', 'starting', "
+                            "'active') AND starts_at <= now() AND ends_at > now()")
+                        .int64(0, 0));
+        d->set("licence", status);
+        return http::Response::json(200, d);
+      }));
 
   // --- conferences -------------------------------------------------------------------------
   out.push_back(roleRoute("GET", "/api/v1/conferences", roles::kAdmin, "conference.list", [this](RequestContext& ctx) {

@@ -1,8 +1,9 @@
 // Conferences: booking, the lifecycle on the bridges, the live monitor's actions, calendars, and the bridges' event posts.
 #pragma once
 
-#include "vcrm/daemon/module.h"
+#include "modules/licensing/licence_service.h"
 #include "vcrm/daemon/conferences.h"
+#include "vcrm/daemon/module.h"
 
 namespace vcrm {
 
@@ -15,6 +16,7 @@ class ConferencesModule : public NamedModule {
 
  private:
   BridgeService& bridges_;
+  LicenceService& licence_;  // admission asks it for the licensed ports
   db::Pool& pool_;
   std::string version_;
   ConferenceService service_;

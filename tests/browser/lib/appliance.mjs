@@ -2,12 +2,13 @@
 // Chromium driven by playwright-core (which never downloads a browser of its own).
 
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, open, readFile, readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { chromium, request as playwrightRequest } from 'playwright-core';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -179,10 +180,12 @@ async function stopLeftoverPostgres(root) {
 /**
  * Starts vcrmd in a fresh temporary root on ephemeral ports and waits until it is ready, then
  * does what an operator does first: signs in as admin with the one-time password and chooses
- * ADMIN_PASSWORD (unless `chooseAdminPassword` is false).
+ * ADMIN_PASSWORD (unless `chooseAdminPassword` is false), and applies a licence made with the
+ * repository's test key that lifts every limit (unless `applyTestLicence` is false), so tests
+ * of other things are not bound by evaluation mode.
  * Returns {url, password (the admin's now), initialPassword, root, version, readyInfo, logPath, stop()}.
  */
-export async function startAppliance({ extraArgs = [], chooseAdminPassword = true } = {}) {
+export async function startAppliance({ extraArgs = [], chooseAdminPassword = true, applyTestLicence = true } = {}) {
   const vcrmd = path.join(binDir, 'vcrmd');
   if (!existsSync(vcrmd)) {
     throw new Error(`${vcrmd} does not exist: build it first with 'packaging/dev build' ` +
@@ -277,6 +280,18 @@ export async function startAppliance({ extraArgs = [], chooseAdminPassword = tru
       return fail(`cannot choose the admin password: ${error.message}`);
     }
     password = ADMIN_PASSWORD;
+    if (applyTestLicence) {
+      try {
+        const admin = await apiSession(url, 'admin', password);
+        const current = await admin.call('GET', '/license');
+        const file = await issueTestLicence(current.body.serial);
+        const applied = await admin.call('POST', '/license', { file });
+        await admin.dispose();
+        if (applied.status !== 200) throw new Error(`${applied.status} ${JSON.stringify(applied.body)}`);
+      } catch (error) {
+        return fail(`cannot apply the test licence: ${error.message}`);
+      }
+    }
   }
 
   return {
@@ -289,6 +304,21 @@ export async function startAppliance({ extraArgs = [], chooseAdminPassword = tru
     logPath,
     stop,
   };
+}
+
+/**
+ * A licence file for `serial` made by vcrm-license with the repository's test key; by default
+ * one that lifts every limit.
+ */
+export async function issueTestLicence(serial, { sequence = 1, ports = 1000000, bridges = 10000, licenceId = 'L-TEST-UNLIMITED', validDays = null } = {}) {
+  const dayAgo = new Date(Date.now() - 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z');
+  const { stdout } = await promisify(execFile)(path.join(binDir, 'vcrm-license'), ['issue',
+    '--key', path.join(sourceDir, 'licensing', 'keys', 'vcrm-test-licence.key'), '--serial', serial,
+    '--licence-id', licenceId, '--sequence', String(sequence), '--customer', 'vcrm test suite',
+    '--upgrades-until', '2099-12-31', '--ports', String(ports), '--bridges', String(bridges),
+    '--valid-from', dayAgo, '--issued-at', dayAgo,
+    ...(validDays ? ['--valid-until', new Date(Date.now() + validDays * 86_400_000).toISOString().replace(/\.\d+Z$/, 'Z')] : [])]);
+  return stdout;
 }
 
 /** Fills the sign-in form on `page` (which must show it) and submits it. */

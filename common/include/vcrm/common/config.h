@@ -23,6 +23,9 @@ struct Paths {
   std::filesystem::path tlsDir() const { return stateDir() / "tls"; }
   std::filesystem::path runDir() const { return stateDir() / "run"; }
   std::filesystem::path uploadsDir() const { return stateDir() / "uploads"; }
+  // This installation's serial number, made at first start. It lives beside the database, not
+  // in it: a database restored from another server must not change who this server is.
+  std::filesystem::path serialFile() const { return stateDir() / "serial"; }
   std::filesystem::path initialAdminPasswordFile() const {
     return stateDir() / "initial-admin-password";
   }
@@ -76,6 +79,8 @@ struct Config {
   int auditRetentionDays = 365;
   std::int64_t auditMaxRows = 1000000;
   int auditPruneSeconds = 600;
+  // Licences: the vendor keys licence files must be signed with; empty: the built-in keyring.
+  std::string licenceKeyringFile;
 
   // Loads `<root>/etc/vcrm/vcrmd.conf` if it exists, then applies overrides
   // ("key=value", in order). Unknown keys and bad values throw ConfigError naming the key,

@@ -44,8 +44,11 @@ class BridgeService {
 
   std::vector<Bridge> list();
   Bridge get(std::int64_t id);  // NotFound
-  // The changes commit through `audit`, with the request's audit row.
+  // The changes commit through `audit`, with the request's audit row. Conflict licence_bridges
+  // when the licence's bridge count is reached (see limitBridges).
   Bridge create(const json::ObjectPtr& body, const AuditedCommit& audit);
+  // The number of bridges the licence allows, asked at each registration; unset: no limit.
+  void limitBridges(std::function<std::int64_t()> allowed) { licensedBridges_ = std::move(allowed); }
   Bridge update(std::int64_t id, const json::ObjectPtr& body, const AuditedCommit& audit);
   void remove(std::int64_t id,
               const AuditedCommit& audit);  // Conflict while conferences are booked on it
@@ -67,6 +70,7 @@ class BridgeService {
   json::ObjectPtr toJson(const Bridge& b) const;  // never includes secrets
 
  private:
+  std::function<std::int64_t()> licensedBridges_;
   struct Cached {
     std::string key;  // url|admin_url|secret: rebuilt when it changes
     std::shared_ptr<janus::Driver> driver;

@@ -51,6 +51,9 @@ class ConferenceService {
     int reconcileWorkers = 4;                   // conferences reconciled at once (each holds a DB connection)
     std::chrono::seconds emptyGrace{120};       // auto-end after this long empty
     int maxOccurrences = 366;
+    // The concurrent ports the licence allows on all bridges together, asked at each booking;
+    // empty: no licence limit (tests of the parts).
+    std::function<std::int64_t()> licensedPorts;
   };
   ConferenceService(db::Pool& pool, Logger& log, EventBus& bus, BridgeService& bridges,
                     Options options);
