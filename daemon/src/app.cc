@@ -64,6 +64,7 @@ void App::start() {
     db::Connection c(dsn);
     schema_ = migrate(c, loadMigrations(config_.migrationsDir), log_);
   }
+  dsn_ = dsn;
   pool_ = std::make_unique<db::Pool>(dsn, static_cast<std::size_t>(config_.dbPoolSize), config_.dbStrictLeases);
 
   AuthService::Options authOptions;
@@ -98,7 +99,7 @@ void App::start() {
   listeners_.eventsListen = config_.eventsListen;
   modules_ = std::make_unique<ModuleList>([this](const std::vector<std::unique_ptr<Module>>& earlier) {
     return ModuleContext{config_, log_, *pool_, *bus_, *auth_, *audit_, listeners_, VCRM_VERSION_STRING, schema_,
-                         earlier};
+                         dsn_, earlier};
   });
   registerModules(*modules_);
   for (const auto& make : extra_) modules_->add(make(modules_->context()));

@@ -23,6 +23,7 @@ struct Paths {
   std::filesystem::path tlsDir() const { return stateDir() / "tls"; }
   std::filesystem::path runDir() const { return stateDir() / "run"; }
   std::filesystem::path uploadsDir() const { return stateDir() / "uploads"; }
+  std::filesystem::path backupsDir() const { return stateDir() / "backups"; }
   // This installation's serial number, made at first start. It lives beside the database, not
   // in it: a database restored from another server must not change who this server is.
   std::filesystem::path serialFile() const { return stateDir() / "serial"; }

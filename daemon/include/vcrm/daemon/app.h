@@ -46,6 +46,7 @@ class App {
   Logger& log_;
   files::Fd rootLock_;
   std::unique_ptr<PgCluster> cluster_;
+  std::string dsn_;
   std::unique_ptr<db::Pool> pool_;
   std::unique_ptr<AuthService> auth_;
   std::unique_ptr<AuditLog> audit_;

@@ -96,6 +96,8 @@ struct ModuleContext {
   Listeners& listeners;
   std::string version;
   int schema = 0;
+  // The libpq connection string of the pool's database (pg_dump of a backup connects with it).
+  std::string dbDsn;
   const std::vector<std::unique_ptr<Module>>& earlier;
 
   // The earlier module of type M; StartupError when it is not registered before the caller.
