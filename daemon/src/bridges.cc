@@ -130,9 +130,8 @@ Bridge BridgeService::create(const json::ObjectPtr& body, const AuditedCommit& a
         "state, events_secret) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id",
         {b.name, b.type, b.url, b.adminUrl, b.adminSecret, b.capacityPorts, b.pool, b.state,
          crypto::base64UrlEncode(crypto::randomBytes(24))});
-    audit.commit(tx);
     b.id = r.int64(0, 0);
-    tx.commit();
+    audit.commit(tx);
   } catch (const DbError& e) {
     if (e.sqlState() == "23505") throw Conflict("a bridge named \"" + b.name + "\" already exists", "bridge_exists");
     throw;

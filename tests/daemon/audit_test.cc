@@ -17,7 +17,9 @@
 
 #include "api_times.h"
 #include "eventually.h"
+#include "licence_cases.h"
 #include "vcrm/common/db.h"
+#include "vcrm/licensing/licence_file.h"
 #include "vcrmd_process.h"
 
 using namespace vcrm::test;
@@ -197,6 +199,13 @@ TEST_F(AuditTest, AChangeWhoseAuditRowCannotBeWrittenIsNotMade) {
     std::string body;
     HttpsClient* as;
   };
+  // A licence that would replace the test's unlimited one (sequence 1).
+  const std::string serial = admin_->get("/api/v1/license").json()->getValue<std::string>("serial");
+  Poco::JSON::Object licenceBody;
+  licenceBody.set("file", vcrm::licensing::issueLicence(
+                              sampleLicence(serial, std::time(nullptr), 50), testLicenceKey()));
+  std::ostringstream licenceText;
+  licenceBody.stringify(licenceText);
   const std::vector<Attempt> attempts = {
       {"POST", "/api/v1/users",
        R"({"username":"newbie","password":"a long passphrase","roles":["noc"]})", admin_.get()},
@@ -220,6 +229,7 @@ TEST_F(AuditTest, AChangeWhoseAuditRowCannotBeWrittenIsNotMade) {
       {"POST", confPath + "/extend", R"({"minutes":15})", admin_.get()},
       {"DELETE", confPath, "", admin_.get()},
       {"PUT", "/api/v1/system/log-level", R"({"level":")" + levelWanted + R"("})", admin_.get()},
+      {"POST", "/api/v1/license", licenceText.str(), admin_.get()},
   };
   for (const auto& a : attempts) {
     auto r = a.as->request(a.method, a.path, a.body);
@@ -248,6 +258,12 @@ TEST_F(AuditTest, AChangeWhoseAuditRowCannotBeWrittenIsNotMade) {
   EXPECT_EQ(kept->getValue<std::string>("end"), booked.json()->getValue<std::string>("end"));
   EXPECT_EQ(admin_->get("/api/v1/system/log-level").json()->getValue<std::string>("level"),
             levelBefore);
+  EXPECT_EQ(admin_->get("/api/v1/license")
+                .json()
+                ->getObject("active")
+                ->getValue<std::string>("licence_id"),
+            "L-TEST-UNLIMITED")
+      << "the refused apply left the licence as it was";
   EXPECT_EQ(scalar("SELECT count(*) FROM audit_log"), rowsBefore);
   EXPECT_NE(app_->output().find("AUDIT_WRITE_FAILED"), std::string::npos) << "the operator is told";
 

@@ -171,7 +171,8 @@ json::ObjectPtr LicenceService::preview(const std::string& file) {
   return o;
 }
 
-json::ObjectPtr LicenceService::apply(const std::string& file, const std::string& user) {
+json::ObjectPtr LicenceService::apply(const std::string& file, const std::string& user,
+                                      const AuditFor& audit) {
   const licensing::Licence candidate = verified(file);
   {
     auto c = pool_.acquire();
@@ -194,7 +195,7 @@ json::ObjectPtr LicenceService::apply(const std::string& file, const std::string
         "INSERT INTO licences (serial, licence_id, sequence, file, applied_by) VALUES ($1, $2, $3, "
         "$4, $5)",
         {serial_, candidate.licenceId, static_cast<long long>(candidate.sequence), file, user});
-    tx.commit();
+    audit(candidate.licenceId).commit(tx);
     active_.lock()->licence = candidate;
   }
   log_.info(kComponent, "LICENCE_APPLIED",

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -11,6 +12,7 @@
 #include "vcrm/common/guarded.h"
 #include "vcrm/common/json.h"
 #include "vcrm/common/log.h"
+#include "vcrm/daemon/audit.h"
 #include "vcrm/licensing/keyring.h"
 #include "vcrm/licensing/policy.h"
 
@@ -36,7 +38,10 @@ class LicenceService {
   json::ObjectPtr preview(const std::string& file);
   // Makes `file` the active licence (one transaction; the previous one is kept); throws
   // LicenceRefused and changes nothing if it would be refused.
-  json::ObjectPtr apply(const std::string& file, const std::string& user);
+  // The audit row of an apply, given the licence id once the file is verified; it is written
+  // in the apply's own transaction.
+  using AuditFor = std::function<AuditedCommit(const std::string& licenceId)>;
+  json::ObjectPtr apply(const std::string& file, const std::string& user, const AuditFor& audit);
 
   // Records the clock's time as seen (never moving it back). Called periodically.
   void noteTime();

@@ -42,8 +42,11 @@ std::vector<Route> LicensingModule::routes() {
   out.push_back(roleRoute(
       "POST", "/api/v1/license", roles::kAdmin, "licence.apply", [this](RequestContext& ctx) {
         const std::string file = licenceFile(ctx);
-        auto described = service_.apply(file, ctx.session->user.username);
-        ctx.auditTarget = described->getObject("active")->getValue<std::string>("licence_id");
+        auto described =
+            service_.apply(file, ctx.session->user.username, [&ctx](const std::string& licenceId) {
+              ctx.auditTarget = licenceId;
+              return ctx.audited(200);
+            });
         return http::Response::json(200, described);
       }));
   return out;
