@@ -2,6 +2,7 @@
 
 #include <sstream>
 
+#include "vcrm/common/error.h"
 #include "vcrm/common/utf8.h"
 
 namespace vcrm::http {
@@ -91,10 +92,18 @@ std::map<std::string, std::string> parseQuery(const std::string& query) {
   while (std::getline(in, part, '&')) {
     if (part.empty()) continue;
     const auto eq = part.find('=');
-    auto key = percentDecode(part.substr(0, eq), true);
+    const std::string rawKey = part.substr(0, eq);
+    auto key = percentDecode(rawKey, true);
     auto value = eq == std::string::npos ? std::optional<std::string>("")
                                          : percentDecode(part.substr(eq + 1), true);
-    if (key && value) out[*key] = *value;
+    if (!key || !value) {
+      // Dropping it would answer as if it had not been sent: a filter silently ignored.
+      throw InvalidInput("query parameter \"" + (key ? *key : rawKey) +
+                             "\" is malformed: a '%' must be followed by two hex digits, and %00 "
+                             "is not allowed",
+                         "bad_query");
+    }
+    out[*key] = *value;
   }
   return out;
 }

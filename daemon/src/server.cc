@@ -68,7 +68,14 @@ std::optional<http::Request> toRequest(httpd::Exchange& ex) {
     return std::nullopt;
   }
   req.path = *path;
-  if (q != std::string::npos) req.query = http::parseQuery(uri.substr(q + 1));
+  if (q != std::string::npos) {
+    try {
+      req.query = http::parseQuery(uri.substr(q + 1));
+    } catch (const InvalidInput& e) {
+      send(ex, http::Response::error(400, e.code(), e.what()), false);
+      return std::nullopt;
+    }
+  }
   return req;
 }
 

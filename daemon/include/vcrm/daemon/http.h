@@ -48,6 +48,8 @@ struct Response {
 // "a%20b" -> "a b"; nullopt for malformed escapes or an encoded NUL. '+' is a space only in
 // query strings.
 std::optional<std::string> percentDecode(const std::string& text, bool plusIsSpace = false);
+// The parameters of a query string; InvalidInput (`bad_query`, naming the parameter) for a
+// malformed escape or an encoded NUL rather than dropping the parameter.
 std::map<std::string, std::string> parseQuery(const std::string& query);
 
 }  // namespace vcrm::http
