@@ -14,6 +14,7 @@
 #include <stdexcept>
 #include <vector>
 
+#include "bench_support.h"
 #include "child.h"
 #include "eventually.h"
 #include "janus_process.h"
@@ -51,24 +52,6 @@ bool accepts(int port) {
   const bool ok = connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0;
   close(fd);
   return ok;
-}
-
-// The pids whose parent is `parent`, from /proc/<pid>/stat.
-std::vector<pid_t> childrenOf(pid_t parent) {
-  std::vector<pid_t> out;
-  for (const auto& e : fs::directory_iterator("/proc")) {
-    const std::string name = e.path().filename().string();
-    if (name.empty() || name.find_first_not_of("0123456789") != std::string::npos) continue;
-    const std::string stat = slurp(e.path() / "stat");
-    const auto close = stat.rfind(')');
-    if (close == std::string::npos) continue;
-    std::istringstream rest(stat.substr(close + 1));
-    std::string state;
-    pid_t ppid = 0;
-    rest >> state >> ppid;
-    if (ppid == parent) out.push_back(static_cast<pid_t>(std::stol(name)));
-  }
-  return out;
 }
 
 }  // namespace
@@ -167,24 +150,26 @@ void SshdProcess::start() {
 }
 
 void SshdProcess::pauseSessions(bool pause) const {
-  if (!running()) return;
+  for (const pid_t p : sessions()) kill(p, pause ? SIGSTOP : SIGCONT);
+}
+
+std::vector<pid_t> SshdProcess::sessions() const {
+  std::vector<pid_t> all;
+  if (!running()) return all;
   std::vector<pid_t> todo = childrenOf(pid_);
   while (!todo.empty()) {
     const pid_t p = todo.back();
     todo.pop_back();
-    kill(p, pause ? SIGSTOP : SIGCONT);
-    for (pid_t c : childrenOf(p)) todo.push_back(c);
+    all.push_back(p);
+    for (const pid_t c : childrenOf(p)) todo.push_back(c);
   }
+  return all;
 }
 
 void SshdProcess::stop() {
   if (!running()) return;
   // Sessions are processes of their own: end them too, paused or not.
-  std::vector<pid_t> todo = childrenOf(pid_);
-  while (!todo.empty()) {
-    const pid_t p = todo.back();
-    todo.pop_back();
-    for (pid_t c : childrenOf(p)) todo.push_back(c);
+  for (const pid_t p : sessions()) {
     kill(p, SIGTERM);
     kill(p, SIGCONT);
   }

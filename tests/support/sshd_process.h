@@ -8,6 +8,7 @@
 #include <chrono>
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include "temp_dir.h"
 
@@ -51,6 +52,8 @@ class SshdProcess {
   const std::filesystem::path& dir() const { return dir_.path(); }
 
  private:
+  std::vector<pid_t> sessions() const;  // every process below the listener
+
   TempDir dir_{"vcrm-sshd"};
   int port_ = 0;
   pid_t pid_ = -1;
