@@ -67,7 +67,8 @@ void makeTree(const fs::path& dir, std::size_t mib) {
   for (std::size_t i = 0; i < mib; ++i) {
     piece[0] = static_cast<char>(i);
     piece[1] = static_cast<char>(i >> 8);
-    if (::write(fd.get(), piece.data(), piece.size()) != static_cast<ssize_t>(piece.size())) std::exit(1);
+    if (::write(fd.get(), piece.data(), piece.size()) != static_cast<ssize_t>(piece.size()))
+      std::exit(1);
   }
   vcrm::files::atomicWrite(dir / "share/vcrm/webui/index.html", "<!doctype html>\n");
 }
@@ -83,7 +84,8 @@ int main(int argc, char** argv) {
   const fs::path keys = fs::path(VCRM_SOURCE_DIR) / "upgrade/keys";
   const auto key = vcrm::upgrade::BundleSigningKey::parse(
       vcrm::files::readFile(keys / "vcrm-test-bundle.key"), "test key");
-  const fs::path work = fs::temp_directory_path() / ("vcrm-bench-bundle-" + std::to_string(::getpid()));
+  const fs::path work =
+      fs::temp_directory_path() / ("vcrm-bench-bundle-" + std::to_string(::getpid()));
 
   double worstRatio = 0;
   std::vector<std::string> lines;
@@ -97,7 +99,8 @@ int main(int argc, char** argv) {
     fs::remove_all(work / "tree");  // only the bundle in the page cache
     const std::vector<std::string> ours = {tool, "verify", bundle.string(), "--keyring",
                                            (keys / "vcrm-test-bundle.pub").string()};
-    const std::vector<std::string> openssl = {"/usr/bin/openssl", "dgst", "-sha256", bundle.string()};
+    const std::vector<std::string> openssl = {"/usr/bin/openssl", "dgst", "-sha256",
+                                              bundle.string()};
     measure(openssl);  // warm the page cache for both
     Run best{1e9, 0, 0};
     Run bestOpenssl{1e9, 0, 0};
@@ -113,20 +116,22 @@ int main(int argc, char** argv) {
     worstRatio = std::max(worstRatio, ratio);
     const double mb = static_cast<double>(fs::file_size(bundle)) / 1e6;
     char line[256];
-    std::snprintf(line, sizeof line,
-                  "  %5zu MiB bundle, best of 3: vcrm-bundle verify %.2f s (%.0f MB/s, CPU %.2f s, "
-                  "peak RSS %ld KiB), openssl dgst -sha256 %.2f s (%.0f MB/s, CPU %.2f s); ratio %.2f",
-                  mib, best.seconds, mb / best.seconds, best.cpuSeconds, peakKiB,
-                  bestOpenssl.seconds, mb / bestOpenssl.seconds, bestOpenssl.cpuSeconds, ratio);
+    std::snprintf(
+        line, sizeof line,
+        "  %5zu MiB bundle, best of 3: vcrm-bundle verify %.2f s (%.0f MB/s, CPU %.2f s, "
+        "peak RSS %ld KiB), openssl dgst -sha256 %.2f s (%.0f MB/s, CPU %.2f s); ratio %.2f",
+        mib, best.seconds, mb / best.seconds, best.cpuSeconds, peakKiB, bestOpenssl.seconds,
+        mb / bestOpenssl.seconds, bestOpenssl.cpuSeconds, ratio);
     lines.emplace_back(line);
   }
   fs::remove_all(work);
   std::printf("bundle_verify: %.2f\n", worstRatio);
   double load[3] = {0, 0, 0};
   ::getloadavg(load, 3);
-  std::printf("  ratio = verify time / openssl time (goal <= 0.6 on 2 cores), worst size; %u cores, "
-              "load average %.1f (other work on the machine takes cores from both)\n",
-              std::thread::hardware_concurrency(), load[0]);
+  std::printf(
+      "  ratio = verify time / openssl time (goal <= 0.6 on 2 cores), worst size; %u cores, "
+      "load average %.1f (other work on the machine takes cores from both)\n",
+      std::thread::hardware_concurrency(), load[0]);
   for (const std::string& l : lines) std::printf("%s\n", l.c_str());
   return 0;
 }

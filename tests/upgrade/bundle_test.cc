@@ -1,6 +1,8 @@
 // Upgrade bundles: a round trip through create, inspect, verify and extract; bad bundles, each
 // refused with its reason before anything is written (the target directory stays absent); the
 // keyring; the upgrade policy; the vcrm-bundle tool.
+#include "vcrm/upgrade/bundle.h"
+
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -17,7 +19,6 @@
 #include "vcrm/common/crypto.h"
 #include "vcrm/common/files.h"
 #include "vcrm/common/process.h"
-#include "vcrm/upgrade/bundle.h"
 #include "vcrm/upgrade/bundle_policy.h"
 
 namespace vcrm::upgrade {
@@ -63,8 +64,11 @@ TarEntry file(std::string name, std::string data, int perm = 0644) {
 
 // An installation tree as a payload would hold it.
 std::vector<TarEntry> goodEntries() {
-  return {dir("bin"), file("bin/vcrmd", pseudoRandom(20000, 1), 0755), dir("share"),
-          dir("share/vcrm"), dir("share/vcrm/webui"),
+  return {dir("bin"),
+          file("bin/vcrmd", pseudoRandom(20000, 1), 0755),
+          dir("share"),
+          dir("share/vcrm"),
+          dir("share/vcrm/webui"),
           file("share/vcrm/webui/index.html", "<!doctype html>\n")};
 }
 
@@ -191,7 +195,9 @@ TEST(BundleTest, AnAssembledBundleWithManyChunksVerifiesOnOneAndOnTwoThreads) {
   writeBytes(tmp.path() / "b.bin", goodBundle());
   const files::Fd fd = openRead(tmp.path() / "b.bin");
   for (unsigned threads : {1u, 2u, 8u}) {
-    EXPECT_EQ(verifyBundle(fd.get(), testKeyring(), BundleLimits{.threads = threads}).manifest.chunks.size(), 8u);
+    EXPECT_EQ(verifyBundle(fd.get(), testKeyring(), BundleLimits{.threads = threads})
+                  .manifest.chunks.size(),
+              8u);
   }
 }
 
@@ -208,7 +214,8 @@ TEST(BundleTest, ExtractionRefusesADirectoryThatExistsAndLeavesItAlone) {
     EXPECT_EQ(e.reason(), BundleReason::TargetExists);
   }
   EXPECT_EQ(files::readFile(tmp.path() / "slot-b/keep"), "mine");
-  EXPECT_EQ(std::distance(fs::directory_iterator(tmp.path() / "slot-b"), fs::directory_iterator()), 1);
+  EXPECT_EQ(std::distance(fs::directory_iterator(tmp.path() / "slot-b"), fs::directory_iterator()),
+            1);
 }
 
 // ------------------------------------------------------------------- damaged and lying files
@@ -243,17 +250,24 @@ TEST(BundleTest, AFlippedByteAnywhereIsRefusedWithItsReason) {
       {"payload length low bit", [](auto&) { return 56; }, 0x01,
        (good[56] & 1) != 0 ? BundleReason::TrailingData : BundleReason::Truncated},
       {"payload length 2^63", [](auto&) { return 63; }, 0x80, BundleReason::LimitExceeded},
-      {"manifest first byte", [=](auto&) { return manifest; }, 0x01, BundleReason::SignatureInvalid},
-      {"manifest middle", [=](auto&) { return (manifest + sig) / 2; }, 0x04, BundleReason::SignatureInvalid},
+      {"manifest first byte", [=](auto&) { return manifest; }, 0x01,
+       BundleReason::SignatureInvalid},
+      {"manifest middle", [=](auto&) { return (manifest + sig) / 2; }, 0x04,
+       BundleReason::SignatureInvalid},
       {"manifest last byte", [=](auto&) { return sig - 1; }, 0x01, BundleReason::SignatureInvalid},
       {"key id length", [=](auto&) { return sig; }, 0x40, BundleReason::SignatureMalformed},
       {"key id", [=](auto&) { return sig + 2; }, 0x01, BundleReason::KeyUnknown},
-      {"key id to a non key id", [=](auto&) { return sig + 2; }, 0x20, BundleReason::SignatureMalformed},
-      {"signature first byte", [=](auto&) { return payload - 64; }, 0x01, BundleReason::SignatureInvalid},
-      {"signature last byte", [=](auto&) { return payload - 1; }, 0x80, BundleReason::SignatureInvalid},
+      {"key id to a non key id", [=](auto&) { return sig + 2; }, 0x20,
+       BundleReason::SignatureMalformed},
+      {"signature first byte", [=](auto&) { return payload - 64; }, 0x01,
+       BundleReason::SignatureInvalid},
+      {"signature last byte", [=](auto&) { return payload - 1; }, 0x80,
+       BundleReason::SignatureInvalid},
       {"payload first byte", [=](auto&) { return payload; }, 0x01, BundleReason::ChunkMismatch},
-      {"payload in file data", [=](auto&) { return payload + 5000; }, 0x01, BundleReason::ChunkMismatch},
-      {"payload last byte", [=](auto&) { return good.size() - 1; }, 0x01, BundleReason::ChunkMismatch},
+      {"payload in file data", [=](auto&) { return payload + 5000; }, 0x01,
+       BundleReason::ChunkMismatch},
+      {"payload last byte", [=](auto&) { return good.size() - 1; }, 0x01,
+       BundleReason::ChunkMismatch},
   };
   for (const Flip& f : flips) {
     SCOPED_TRACE(f.where);
@@ -271,10 +285,10 @@ TEST(BundleTest, ATruncatedBundleIsRefusedAtEveryOffset) {
   const std::size_t sig = info.header.signatureOffset;
   const std::size_t payload = info.header.payloadOffset;
   expectRefused("", BundleReason::NotABundle);
-  for (std::size_t at : {std::size_t{3}, std::size_t{8}, std::size_t{40}, std::size_t{63},
-                         std::size_t{64}, std::size_t{65}, sig - 1, sig, sig + 1, payload - 1,
-                         payload, payload + 511, payload + 512, payload + 4096,
-                         good.size() - 1024, good.size() - 1}) {
+  for (std::size_t at :
+       {std::size_t{3}, std::size_t{8}, std::size_t{40}, std::size_t{63}, std::size_t{64},
+        std::size_t{65}, sig - 1, sig, sig + 1, payload - 1, payload, payload + 511, payload + 512,
+        payload + 4096, good.size() - 1024, good.size() - 1}) {
     SCOPED_TRACE("truncated at " + std::to_string(at));
     expectRefused(good.substr(0, at), BundleReason::Truncated);
   }
@@ -340,9 +354,11 @@ TEST(BundleTest, AManifestSignedButWrongIsRefused) {
   expectRefused(signedWith("not json"), BundleReason::ManifestInvalid);
   expectRefused(signedWith(replaced("\"product\":\"vcrm\"", "\"product\":\"acme-mcu\"")),
                 BundleReason::OtherProduct);
-  expectRefused(signedWith(replaced("\"format\":1", "\"format\":2")), BundleReason::UnsupportedFormat);
-  expectRefused(signedWith(replaced("\"release_date\":\"2026-11-30\"", "\"release_date\":\"2026-02-30\"")),
-                BundleReason::ManifestInvalid);
+  expectRefused(signedWith(replaced("\"format\":1", "\"format\":2")),
+                BundleReason::UnsupportedFormat);
+  expectRefused(
+      signedWith(replaced("\"release_date\":\"2026-11-30\"", "\"release_date\":\"2026-02-30\"")),
+      BundleReason::ManifestInvalid);
   expectRefused(signedWith(replaced("\"version\":\"0.2.0\"", "\"version\":\"0.2.0-rc1\"")),
                 BundleReason::ManifestInvalid);
   expectRefused(signedWith(replaced("\"payload_size\":" + std::to_string(tar.size()),
@@ -370,50 +386,95 @@ TEST(BundleTest, AHostilePayloadIsRefusedBeforeAnythingIsWritten) {
   const std::vector<PayloadCase> cases = {
       {"path traversal", {file("../evil", "x")}, std::nullopt, BundleReason::UnsafeEntry},
       {"path traversal inside",
-       {dir("bin"), file("bin/../../etc/cron.d/x", "x")}, std::nullopt, BundleReason::UnsafeEntry},
+       {dir("bin"), file("bin/../../etc/cron.d/x", "x")},
+       std::nullopt,
+       BundleReason::UnsafeEntry},
       {"path traversal in the tar only",
-       {file("../evil", "x")}, listed({file("evil", "x")}), BundleReason::UnsafeEntry},
+       {file("../evil", "x")},
+       listed({file("evil", "x")}),
+       BundleReason::UnsafeEntry},
       {"absolute path", {file("/etc/passwd", "x")}, std::nullopt, BundleReason::UnsafeEntry},
       {"absolute path in the tar only",
-       {file("/etc/passwd", "x")}, listed({file("etc", "x")}), BundleReason::UnsafeEntry},
+       {file("/etc/passwd", "x")},
+       listed({file("etc", "x")}),
+       BundleReason::UnsafeEntry},
       {"symlink",
-       {dir("bin"), TarEntry{.name = "bin/vcrmd", .type = AE_IFLNK, .perm = 0777, .symlink = "/bin/sh"}},
-       listed({dir("bin"), file("bin/vcrmd", "", 0777)}), BundleReason::UnsafeEntry},
+       {dir("bin"),
+        TarEntry{.name = "bin/vcrmd", .type = AE_IFLNK, .perm = 0777, .symlink = "/bin/sh"}},
+       listed({dir("bin"), file("bin/vcrmd", "", 0777)}),
+       BundleReason::UnsafeEntry},
       {"hardlink",
        {file("a", "x"), TarEntry{.name = "b", .hardlink = "/etc/shadow"}},
-       listed({file("a", "x"), file("b", "")}), BundleReason::UnsafeEntry},
-      {"character device",
-       {TarEntry{.name = "null", .type = AE_IFCHR}}, listed({file("null", "", 0600)}), BundleReason::UnsafeEntry},
-      {"block device",
-       {TarEntry{.name = "sda", .type = AE_IFBLK}}, listed({file("sda", "", 0600)}), BundleReason::UnsafeEntry},
-      {"fifo", {TarEntry{.name = "pipe", .type = AE_IFIFO}}, listed({file("pipe", "", 0600)}),
+       listed({file("a", "x"), file("b", "")}),
        BundleReason::UnsafeEntry},
-      {"setuid in the tar", {file("su", elf, 04755)}, listed({file("su", elf, 0755)}), BundleReason::UnsafeEntry},
+      {"character device",
+       {TarEntry{.name = "null", .type = AE_IFCHR}},
+       listed({file("null", "", 0600)}),
+       BundleReason::UnsafeEntry},
+      {"block device",
+       {TarEntry{.name = "sda", .type = AE_IFBLK}},
+       listed({file("sda", "", 0600)}),
+       BundleReason::UnsafeEntry},
+      {"fifo",
+       {TarEntry{.name = "pipe", .type = AE_IFIFO}},
+       listed({file("pipe", "", 0600)}),
+       BundleReason::UnsafeEntry},
+      {"setuid in the tar",
+       {file("su", elf, 04755)},
+       listed({file("su", elf, 0755)}),
+       BundleReason::UnsafeEntry},
       {"setgid in the manifest", {file("sg", elf, 02755)}, std::nullopt, BundleReason::UnsafeEntry},
       {"duplicate in the tar",
-       {file("a", "x"), file("a", "x")}, listed({file("a", "x")}), BundleReason::DuplicateEntry},
-      {"duplicate in the manifest", {file("a", "x"), file("a", "x")}, std::nullopt, BundleReason::DuplicateEntry},
-      {"unlisted entry", {file("a", "x"), file("b", "y")}, listed({file("a", "x")}), BundleReason::UnlistedEntry},
-      {"missing entry", {file("a", "x")}, listed({file("a", "x"), file("b", "y")}), BundleReason::MissingEntry},
-      {"out of order", {file("b", "y"), file("a", "x")}, listed({file("a", "x"), file("b", "y")}),
+       {file("a", "x"), file("a", "x")},
+       listed({file("a", "x")}),
+       BundleReason::DuplicateEntry},
+      {"duplicate in the manifest",
+       {file("a", "x"), file("a", "x")},
+       std::nullopt,
+       BundleReason::DuplicateEntry},
+      {"unlisted entry",
+       {file("a", "x"), file("b", "y")},
+       listed({file("a", "x")}),
+       BundleReason::UnlistedEntry},
+      {"missing entry",
+       {file("a", "x")},
+       listed({file("a", "x"), file("b", "y")}),
+       BundleReason::MissingEntry},
+      {"out of order",
+       {file("b", "y"), file("a", "x")},
+       listed({file("a", "x"), file("b", "y")}),
        BundleReason::MissingEntry},
       {"entry size that lies",
-       {file("a", elf)}, listed({file("a", elf.substr(0, 100))}), BundleReason::EntryMismatch},
+       {file("a", elf)},
+       listed({file("a", elf.substr(0, 100))}),
+       BundleReason::EntryMismatch},
       {"file that is a directory in the tar",
-       {dir("a")}, listed({file("a", "")}), BundleReason::EntryMismatch},
-      {"mode differs", {file("a", "x", 0777)}, listed({file("a", "x", 0755)}), BundleReason::EntryMismatch},
+       {dir("a")},
+       listed({file("a", "")}),
+       BundleReason::EntryMismatch},
+      {"mode differs",
+       {file("a", "x", 0777)},
+       listed({file("a", "x", 0755)}),
+       BundleReason::EntryMismatch},
       {"sparse file (bomb)",
-       {TarEntry{.name = "big", .data = "x", .sparse = true}}, listed({file("big", "x")}),
+       {TarEntry{.name = "big", .data = "x", .sparse = true}},
+       listed({file("big", "x")}),
        BundleReason::LimitExceeded},
-      {"entry before its directory", {file("bin/vcrmd", "x")}, std::nullopt, BundleReason::ManifestInvalid},
-      {"file under a file", {file("bin", "x"), file("bin/vcrmd", "y")}, std::nullopt,
+      {"entry before its directory",
+       {file("bin/vcrmd", "x")},
+       std::nullopt,
+       BundleReason::ManifestInvalid},
+      {"file under a file",
+       {file("bin", "x"), file("bin/vcrmd", "y")},
+       std::nullopt,
        BundleReason::ManifestInvalid},
       {"name with a newline", {file("a\nb", "x")}, std::nullopt, BundleReason::UnsafeEntry},
   };
   for (const PayloadCase& c : cases) {
     SCOPED_TRACE(c.name);
-    expectRefused(assembleBundle(testKey(), manifestFor(c.manifest.value_or(entriesOf(c.tar))), tarOf(c.tar)),
-                  c.reason);
+    expectRefused(
+        assembleBundle(testKey(), manifestFor(c.manifest.value_or(entriesOf(c.tar))), tarOf(c.tar)),
+        c.reason);
   }
 }
 
@@ -422,13 +483,15 @@ TEST(BundleTest, AnArchiveBombIsRefusedByItsDeclaredExpansion) {
   const std::vector<TarEntry> huge = {file("zeros", std::string(64u << 20, '\0'))};
   const std::string gz = tarOf(huge, /*gzip=*/true);
   ASSERT_LT(gz.size(), 1u << 20);
-  expectRefused(assembleBundle(testKey(), manifestFor(entriesOf(huge)), gz), BundleReason::LimitExceeded);
+  expectRefused(assembleBundle(testKey(), manifestFor(entriesOf(huge)), gz),
+                BundleReason::LimitExceeded);
   // The same compressed payload with a manifest that fits it is not a plain tar.
   expectRefused(assembleBundle(testKey(), manifestFor({}), gz), BundleReason::NotATar);
   // Files adding up to more than an installation may take.
   BundleManifest big = manifestFor(entriesOf({file("a", "x")}));
   big.entries[0].size = std::uint64_t{1} << 62;
-  expectRefused(assembleBundle(testKey(), big, tarOf({file("a", "x")})), BundleReason::LimitExceeded);
+  expectRefused(assembleBundle(testKey(), big, tarOf({file("a", "x")})),
+                BundleReason::LimitExceeded);
   // More entries than allowed.
   std::vector<TarEntry> many;
   for (int i = 0; i < 20001; ++i) many.push_back(file("f" + std::to_string(i), ""));
@@ -437,7 +500,8 @@ TEST(BundleTest, AnArchiveBombIsRefusedByItsDeclaredExpansion) {
 }
 
 TEST(BundleTest, ARandomPayloadIsNotATar) {
-  expectRefused(assembleBundle(testKey(), manifestFor({}), pseudoRandom(9000, 3)), BundleReason::NotATar);
+  expectRefused(assembleBundle(testKey(), manifestFor({}), pseudoRandom(9000, 3)),
+                BundleReason::NotATar);
 }
 
 TEST(BundleTest, AFileThatDiffersFromItsSignedHashIsRemovedWithTheWholeSlot) {
@@ -446,7 +510,8 @@ TEST(BundleTest, AFileThatDiffersFromItsSignedHashIsRemovedWithTheWholeSlot) {
   std::vector<BundleEntry> entries = entriesOf(goodEntries());
   entries[1].sha256 = crypto::sha256Hex("something else");
   vcrm::test::TempDir tmp("vcrm-bundle");
-  writeBytes(tmp.path() / "b.bin", assembleBundle(testKey(), manifestFor(entries), tarOf(goodEntries())));
+  writeBytes(tmp.path() / "b.bin",
+             assembleBundle(testKey(), manifestFor(entries), tarOf(goodEntries())));
   const files::Fd fd = openRead(tmp.path() / "b.bin");
   try {
     extractBundle(fd.get(), testKeyring(), tmp.path() / "slot-b");
@@ -466,7 +531,8 @@ TEST(BundleTest, TheFirstBadChunkIsNamedWhateverThreadFindsABadOne) {
   writeBytes(tmp.path() / "bad.bin", bad);
   for (int round = 0; round < 20; ++round) {
     try {
-      verifyBundle(openRead(tmp.path() / "bad.bin").get(), testKeyring(), BundleLimits{.threads = 2});
+      verifyBundle(openRead(tmp.path() / "bad.bin").get(), testKeyring(),
+                   BundleLimits{.threads = 2});
       FAIL() << "accepted";
     } catch (const BundleRefused& e) {
       ASSERT_EQ(e.reason(), BundleReason::ChunkMismatch);
@@ -490,9 +556,9 @@ TEST(BundleKeyringTest, ParsesKeysAndRevocationsAndRefusesWhatItCannotUse) {
   EXPECT_FALSE(ring.publicKey("old-1").has_value());
   EXPECT_EQ(BundleKeyring::parse(ring.text(), "again").text(), ring.text());
 
-  for (const std::string& bad :
-       std::vector<std::string>{"key a ed25519", "key UPPER ed25519 " + pub, "key a rsa " + pub, "key a ed25519 AAAA",
-        "key a ed25519 " + pub + "\nkey a ed25519 " + pub, "revoke a", "trust a"}) {
+  for (const std::string& bad : std::vector<std::string>{
+           "key a ed25519", "key UPPER ed25519 " + pub, "key a rsa " + pub, "key a ed25519 AAAA",
+           "key a ed25519 " + pub + "\nkey a ed25519 " + pub, "revoke a", "trust a"}) {
     SCOPED_TRACE(bad);
     try {
       BundleKeyring::parse(bad, "ring.pub");
@@ -502,7 +568,9 @@ TEST(BundleKeyringTest, ParsesKeysAndRevocationsAndRefusesWhatItCannotUse) {
     }
   }
   EXPECT_THROW(BundleSigningKey::parse("key a ed25519 " + pub, "k"), InvalidInput);
-  EXPECT_EQ(testKey().keyringLine(), BundleKeyring::parse(testKey().keyringLine(), "t").text().substr(0, testKey().keyringLine().size()));
+  EXPECT_EQ(testKey().keyringLine(), BundleKeyring::parse(testKey().keyringLine(), "t")
+                                         .text()
+                                         .substr(0, testKey().keyringLine().size()));
 }
 
 // ---------------------------------------------------------------------------------- policy
@@ -518,27 +586,30 @@ TEST(BundlePolicyTest, CompatibilityVersionFloorDowngradeAndLicenceDate) {
   auto bundle = [](std::string version, std::string minVersion, std::string date) {
     return BundleRelease{version, date, "vcrm-appliance", minVersion, ""};
   };
-  auto on = [](std::string version, std::optional<std::string> until = std::nullopt, bool allow = false) {
+  auto on = [](std::string version, std::optional<std::string> until = std::nullopt,
+               bool allow = false) {
     return InstalledFacts{"vcrm-appliance", version, until, allow};
   };
   const std::vector<PolicyCase> cases = {
       {"an upgrade", bundle("0.2.0", "0.1.0", "2026-11-30"), on("0.1.0"), std::nullopt},
       {"from above the floor", bundle("1.4.0", "1.0.0", "2026-11-30"), on("1.3.9"), std::nullopt},
-      {"numeric, not textual, order", bundle("0.10.0", "0.9.0", "2026-11-30"), on("0.9.1"), std::nullopt},
-      {"another kind of system", BundleRelease{"0.2.0", "2026-11-30", "acme-mcu", "0.1.0", ""}, on("0.1.0"),
-       BundleReason::Incompatible},
+      {"numeric, not textual, order", bundle("0.10.0", "0.9.0", "2026-11-30"), on("0.9.1"),
+       std::nullopt},
+      {"another kind of system", BundleRelease{"0.2.0", "2026-11-30", "acme-mcu", "0.1.0", ""},
+       on("0.1.0"), BundleReason::Incompatible},
       {"below the version floor", bundle("2.0.0", "1.5.0", "2026-11-30"), on("1.4.9"),
        BundleReason::BelowVersionFloor},
       {"a downgrade", bundle("0.1.0", "0.1.0", "2026-11-30"), on("0.2.0"), BundleReason::Downgrade},
-      {"the same version", bundle("0.2.0", "0.1.0", "2026-11-30"), on("0.2.0"), BundleReason::Downgrade},
-      {"a downgrade an admin allowed", bundle("0.1.0", "0.1.0", "2026-11-30"), on("0.2.0", std::nullopt, true),
-       std::nullopt},
-      {"released after upgrades-until", bundle("0.2.0", "0.1.0", "2026-12-01"), on("0.1.0", "2026-11-30"),
-       BundleReason::NotEntitled},
-      {"released on upgrades-until", bundle("0.2.0", "0.1.0", "2026-11-30"), on("0.1.0", "2026-11-30"),
-       std::nullopt},
-      {"released before upgrades-until", bundle("0.2.0", "0.1.0", "2025-01-01"), on("0.1.0", "2026-11-30"),
-       std::nullopt},
+      {"the same version", bundle("0.2.0", "0.1.0", "2026-11-30"), on("0.2.0"),
+       BundleReason::Downgrade},
+      {"a downgrade an admin allowed", bundle("0.1.0", "0.1.0", "2026-11-30"),
+       on("0.2.0", std::nullopt, true), std::nullopt},
+      {"released after upgrades-until", bundle("0.2.0", "0.1.0", "2026-12-01"),
+       on("0.1.0", "2026-11-30"), BundleReason::NotEntitled},
+      {"released on upgrades-until", bundle("0.2.0", "0.1.0", "2026-11-30"),
+       on("0.1.0", "2026-11-30"), std::nullopt},
+      {"released before upgrades-until", bundle("0.2.0", "0.1.0", "2025-01-01"),
+       on("0.1.0", "2026-11-30"), std::nullopt},
       {"allowed downgrade still needs entitlement", bundle("0.1.0", "0.1.0", "2027-01-01"),
        on("0.2.0", "2026-11-30", true), BundleReason::NotEntitled},
   };
@@ -578,8 +649,8 @@ TEST(BundleToolTest, CreateInspectVerifyFromTheCommandLine) {
   const std::string ring = (kKeys / "vcrm-test-bundle.pub").string();
   ToolRun r = tool({"create", "--key", key, "--version", "0.2.0", "--release-date", "2026-11-30",
                     "--compatible", "vcrm-appliance", "--min-version", "0.1.0", "--notes",
-                    (tmp.path() / "notes.txt").string(), "--from", (tmp.path() / "install").string(),
-                    "--out", out});
+                    (tmp.path() / "notes.txt").string(), "--from",
+                    (tmp.path() / "install").string(), "--out", out});
   ASSERT_EQ(r.status, 0) << r.output;
 
   r = tool({"inspect", out});
@@ -590,10 +661,11 @@ TEST(BundleToolTest, CreateInspectVerifyFromTheCommandLine) {
   r = tool({"verify", out, "--keyring", ring});
   EXPECT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find("verified:"), std::string::npos);
-  r = tool({"verify", out, "--keyring", ring, "--compatible", "vcrm-appliance", "--installed-version", "0.1.0"});
+  r = tool({"verify", out, "--keyring", ring, "--compatible", "vcrm-appliance",
+            "--installed-version", "0.1.0"});
   EXPECT_EQ(r.status, 0) << r.output;
-  r = tool({"verify", out, "--keyring", ring, "--compatible", "vcrm-appliance", "--installed-version", "0.1.0",
-            "--upgrades-until", "2026-06-30"});
+  r = tool({"verify", out, "--keyring", ring, "--compatible", "vcrm-appliance",
+            "--installed-version", "0.1.0", "--upgrades-until", "2026-06-30"});
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.output.find("bundle_not_entitled"), std::string::npos) << r.output;
 

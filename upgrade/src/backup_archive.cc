@@ -20,9 +20,14 @@
 #include "vcrm/common/error.h"
 #include "vcrm/common/files.h"
 #include "vcrm/common/json.h"
+#include "entry_names.h"
 #include "vcrm/upgrade/archive_error.h"
 
 namespace vcrm::upgrade {
+
+using detail::isSha256Hex;
+using detail::pathProblem;
+using detail::printable;
 
 namespace {
 
@@ -40,42 +45,12 @@ using WriteArchivePtr = std::unique_ptr<archive, WriteFree>;
 using EntryPtr = std::unique_ptr<archive_entry, EntryFree>;
 
 constexpr std::size_t kIoPiece = 64u << 10;
-constexpr std::size_t kMaxPathLength = 200;
 // Tar headers, pax records and end padding the archive may hold beyond its members' data.
 constexpr std::uint64_t kTarOverheadPerMember = 64u << 10;
 constexpr std::uint64_t kTarOverheadFixed = 2u << 20;
 
 [[noreturn]] void refuse(ArchiveReason reason, const std::string& message) {
   throw ArchiveError(reason, message);
-}
-
-std::string printable(std::string_view name) {
-  std::string out = "\"";
-  for (char c : name.substr(0, kMaxPathLength)) {
-    out += (c >= 0x20 && c < 0x7f) ? c : '?';  // a hostile name must not garble the message
-  }
-  return out + (name.size() > kMaxPathLength ? "...\"" : "\"");
-}
-
-// Why `path` is not an acceptable member name, or empty when it is.
-std::string pathProblem(std::string_view path) {
-  if (path.empty()) return "has an empty name";
-  if (path.size() > kMaxPathLength) return "has a name longer than 200 characters";
-  if (path.front() == '/') return "has an absolute path";
-  std::size_t start = 0;
-  while (start <= path.size()) {
-    const std::size_t slash = std::min(path.find('/', start), path.size());
-    const std::string_view part = path.substr(start, slash - start);
-    if (part == "..") return "climbs out of the archive with \"..\"";
-    if (part.empty() || part == ".") return "has an empty or \".\" path component";
-    for (char c : part) {
-      const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                      c == '.' || c == '_' || c == '-';
-      if (!ok) return "has a character outside A-Z, a-z, 0-9, '.', '_', '-' and '/' in its name";
-    }
-    start = slash + 1;
-  }
-  return {};
 }
 
 // A name that is also the directory of another ("tls" and "tls/server.key") cannot be
@@ -88,12 +63,6 @@ std::string fileDirectoryClash(const std::set<std::string>& names) {
     }
   }
   return {};
-}
-
-bool isSha256Hex(std::string_view s) {
-  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
 }
 
 std::string utcNow() {

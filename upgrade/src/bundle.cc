@@ -66,7 +66,8 @@ void preadFull(int fd, char* data, std::size_t size, std::uint64_t offset, const
   while (got < size) {
     const ssize_t n = ::pread(fd, data + got, size - got, static_cast<off_t>(offset + got));
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) throw IoError(std::string("cannot read the bundle's ") + what + ": " + errnoText(errno));
+    if (n < 0)
+      throw IoError(std::string("cannot read the bundle's ") + what + ": " + errnoText(errno));
     if (n == 0) {
       refuse(BundleReason::Truncated, std::string("the bundle ended inside its ") + what +
                                           " (it shrank while it was read); upload it again");
@@ -94,7 +95,8 @@ void writeFull(int fd, std::string_view data, const std::string& what) {
 // reading with pread into its own buffer (memory: threads x kIoPiece, whatever the size).
 // `digest(i, hex)` is called once per chunk from any thread; returning false stops the others.
 void hashChunks(int fd, std::uint64_t offset, std::uint64_t length, std::uint64_t chunkSize,
-                unsigned threads, const std::function<bool(std::size_t, const std::string&)>& digest) {
+                unsigned threads,
+                const std::function<bool(std::size_t, const std::string&)>& digest) {
   const std::size_t count = static_cast<std::size_t>((length + chunkSize - 1) / chunkSize);
   if (count == 0) return;
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
@@ -113,7 +115,8 @@ void hashChunks(int fd, std::uint64_t offset, std::uint64_t length, std::uint64_
         const std::uint64_t end = std::min(length, start + chunkSize);
         crypto::Sha256 hash;
         for (std::uint64_t at = start; at < end;) {
-          const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), end - at));
+          const std::size_t n =
+              static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), end - at));
           preadFull(fd, buf.data(), n, offset + at, "payload");
           hash.update(buf.data(), n);
           at += n;
@@ -152,10 +155,11 @@ struct Head {
 Head readHead(int fd, const BundleLimits& limits) {
   Head h;
   h.fileSize = regularFileSize(fd);
-  h.headerBytes = preadString(fd, std::min<std::uint64_t>(h.fileSize, kBundleHeaderSize), 0, "header");
+  h.headerBytes =
+      preadString(fd, std::min<std::uint64_t>(h.fileSize, kBundleHeaderSize), 0, "header");
   h.header = parseBundleHeader(h.headerBytes, h.fileSize, limits);
-  h.signature = parseSignatureBlock(preadString(fd, h.header.signatureLength,
-                                                h.header.signatureOffset, "signature block"));
+  h.signature = parseSignatureBlock(
+      preadString(fd, h.header.signatureLength, h.header.signatureOffset, "signature block"));
   h.manifestText = preadString(fd, h.header.manifestLength, h.header.manifestOffset, "manifest");
   return h;
 }
@@ -194,9 +198,11 @@ la_ssize_t payloadRead(archive* a, void* opaque, const void** out) {
     if (in->checkChunks) {
       n = static_cast<std::size_t>(std::min<std::uint64_t>(left, m.chunkSize));
       in->buffer.resize(n);
-      preadFull(in->fd, in->buffer.data(), n, in->info->header.payloadOffset + in->position, "payload");
+      preadFull(in->fd, in->buffer.data(), n, in->info->header.payloadOffset + in->position,
+                "payload");
       const std::size_t i = static_cast<std::size_t>(in->position / m.chunkSize);
-      if (crypto::toHex(std::string_view(reinterpret_cast<const char*>(crypto::sha256(in->buffer).data()), 32)) !=
+      if (crypto::toHex(std::string_view(
+              reinterpret_cast<const char*>(crypto::sha256(in->buffer).data()), 32)) !=
           m.chunks[i]) {
         refuse(BundleReason::ChunkMismatch,
                "payload " + chunkRange(i, m.chunkSize) +
@@ -206,7 +212,8 @@ la_ssize_t payloadRead(archive* a, void* opaque, const void** out) {
     } else {
       n = static_cast<std::size_t>(std::min<std::uint64_t>(left, kTarPiece));
       in->buffer.resize(n);
-      preadFull(in->fd, in->buffer.data(), n, in->info->header.payloadOffset + in->position, "payload");
+      preadFull(in->fd, in->buffer.data(), n, in->info->header.payloadOffset + in->position,
+                "payload");
     }
     in->position += n;
     *out = in->buffer.data();
@@ -221,7 +228,8 @@ la_ssize_t payloadRead(archive* a, void* opaque, const void** out) {
 la_int64_t payloadSkip(archive*, void* opaque, la_int64_t request) {
   auto* in = static_cast<PayloadInput*>(opaque);
   const std::uint64_t left = in->info->manifest.payloadSize - in->position;
-  const auto n = std::min<std::uint64_t>(left, static_cast<std::uint64_t>(std::max<la_int64_t>(0, request)));
+  const auto n =
+      std::min<std::uint64_t>(left, static_cast<std::uint64_t>(std::max<la_int64_t>(0, request)));
   in->position += n;
   return static_cast<la_int64_t>(n);
 }
@@ -320,8 +328,8 @@ class PayloadWalk {
     if (!a_) throw IoError("libarchive: cannot allocate a tar reader");
     // The tar format only, no decompression filter: a plain tar is what the chunks describe.
     if (archive_read_support_format_tar(a_.get()) != ARCHIVE_OK ||
-        archive_read_open2(a_.get(), &in_, nullptr, payloadRead, checkChunks ? nullptr : payloadSkip,
-                           nullptr) != ARCHIVE_OK) {
+        archive_read_open2(a_.get(), &in_, nullptr, payloadRead,
+                           checkChunks ? nullptr : payloadSkip, nullptr) != ARCHIVE_OK) {
       fail("the bundle's payload is not a tar");
     }
   }
@@ -342,10 +350,12 @@ class PayloadWalk {
       checkKind(entry, name);
       if (const std::string problem = pathProblem(name); !problem.empty()) {
         refuse(BundleReason::UnsafeEntry, "the bundle's payload holds an entry " + printable(name) +
-                                              " that " + problem + "; it cannot be installed safely");
+                                              " that " + problem +
+                                              "; it cannot be installed safely");
       }
       if (!seen.insert(name).second) {
-        refuse(BundleReason::DuplicateEntry, "the bundle's payload holds " + printable(name) + " twice");
+        refuse(BundleReason::DuplicateEntry,
+               "the bundle's payload holds " + printable(name) + " twice");
       }
       const auto it = index.find(name);
       if (it == index.end()) {
@@ -353,8 +363,9 @@ class PayloadWalk {
                                                 ", which its manifest does not list");
       }
       if (it->second != k) {
-        refuse(BundleReason::MissingEntry, "the bundle's payload lacks " + printable(entries[k].path) +
-                                               ", which its manifest lists before " + printable(name));
+        refuse(BundleReason::MissingEntry,
+               "the bundle's payload lacks " + printable(entries[k].path) +
+                   ", which its manifest lists before " + printable(name));
       }
       const BundleEntry& want = entries[k];
       const bool isDir = archive_entry_filetype(entry) == AE_IFDIR;
@@ -372,11 +383,12 @@ class PayloadWalk {
                   " in the manifest";
       }
       if (!differs.empty()) {
-        refuse(BundleReason::EntryMismatch, "the bundle's entry " + printable(name) + " is " + differs +
-                                                "; it was not made by vcrm-bundle");
+        refuse(BundleReason::EntryMismatch, "the bundle's entry " + printable(name) + " is " +
+                                                differs + "; it was not made by vcrm-bundle");
       }
       if (!target) {
-        if (!isDir && archive_read_data_skip(a_.get()) != ARCHIVE_OK) fail("the bundle's payload is damaged");
+        if (!isDir && archive_read_data_skip(a_.get()) != ARCHIVE_OK)
+          fail("the bundle's payload is damaged");
       } else if (isDir) {
         target->directory(want);
       } else {
@@ -384,7 +396,8 @@ class PayloadWalk {
       }
     }
     if (k < entries.size()) {
-      refuse(BundleReason::MissingEntry, "the bundle's payload lacks " + printable(entries[k].path) +
+      refuse(BundleReason::MissingEntry, "the bundle's payload lacks " +
+                                             printable(entries[k].path) +
                                              ", which its manifest lists");
     }
   }
@@ -416,9 +429,10 @@ class PayloadWalk {
       refuse(BundleReason::Truncated, "the bundle's payload ends inside " + printable(want.path));
     }
     if (hash.finishHex() != want.sha256) {
-      refuse(BundleReason::HashMismatch, printable(want.path) +
-                                             " does not match its SHA-256 in the bundle's manifest; "
-                                             "the bundle was made wrongly: ask the vendor for a new one");
+      refuse(BundleReason::HashMismatch,
+             printable(want.path) +
+                 " does not match its SHA-256 in the bundle's manifest; "
+                 "the bundle was made wrongly: ask the vendor for a new one");
     }
     target.fileDone(want, fd);
   }
@@ -442,13 +456,14 @@ class PayloadWalk {
                                             "; a bundle holds only regular files and directories");
     }
     if ((archive_entry_mode(entry) & 07000) != 0) {
-      refuse(BundleReason::UnsafeEntry,
-             "the bundle's entry " + printable(name) + " has setuid, setgid or sticky bits; refused");
+      refuse(BundleReason::UnsafeEntry, "the bundle's entry " + printable(name) +
+                                            " has setuid, setgid or sticky bits; refused");
     }
     if (archive_entry_sparse_count(entry) > 0) {
-      refuse(BundleReason::LimitExceeded, "the bundle's entry " + printable(name) +
-                                              " is a sparse file, which could expand far beyond its "
-                                              "stored size (an archive bomb); refused");
+      refuse(BundleReason::LimitExceeded,
+             "the bundle's entry " + printable(name) +
+                 " is a sparse file, which could expand far beyond its "
+                 "stored size (an archive bomb); refused");
     }
   }
 
@@ -484,7 +499,8 @@ void checkRelease(const BundleRelease& r) {
                        r.version);
   }
   if (!validIsoDate(r.releaseDate)) {
-    throw InvalidInput("the release date \"" + r.releaseDate.substr(0, 20) + "\" is not YYYY-MM-DD");
+    throw InvalidInput("the release date \"" + r.releaseDate.substr(0, 20) +
+                       "\" is not YYYY-MM-DD");
   }
   if (r.compatible.empty() || r.compatible.size() > 128) {
     throw InvalidInput("the compatible string must be 1 to 128 characters");
@@ -498,7 +514,8 @@ void checkRelease(const BundleRelease& r) {
 void listTree(const std::filesystem::path& root, const std::string& prefix,
               std::vector<BundleEntry>& out) {
   std::vector<std::filesystem::path> names;
-  for (const auto& d : std::filesystem::directory_iterator(root / prefix)) names.push_back(d.path());
+  for (const auto& d : std::filesystem::directory_iterator(root / prefix))
+    names.push_back(d.path());
   std::sort(names.begin(), names.end());
   for (const auto& p : names) {
     const std::string rel = (prefix.empty() ? "" : prefix + "/") + p.filename().string();
@@ -506,11 +523,13 @@ void listTree(const std::filesystem::path& root, const std::string& prefix,
       throw InvalidInput("cannot bundle " + p.string() + ": it " + problem);
     }
     struct stat st {};
-    if (::lstat(p.c_str(), &st) != 0) throw IoError("cannot stat " + p.string() + ": " + errnoText(errno));
+    if (::lstat(p.c_str(), &st) != 0)
+      throw IoError("cannot stat " + p.string() + ": " + errnoText(errno));
     if ((st.st_mode & 07000) != 0) {
       throw InvalidInput("cannot bundle " + p.string() + ": it has setuid, setgid or sticky bits");
     }
-    BundleEntry e{rel, BundleEntry::Type::File, static_cast<std::uint32_t>(st.st_mode & 0777), 0, {}};
+    BundleEntry e{
+        rel, BundleEntry::Type::File, static_cast<std::uint32_t>(st.st_mode & 0777), 0, {}};
     if (S_ISDIR(st.st_mode)) {
       e.type = BundleEntry::Type::Directory;
       out.push_back(e);
@@ -533,7 +552,8 @@ void writePayload(int fd, const std::filesystem::path& root, std::vector<BundleE
   int out = fd;
   auto fail = [&](const std::string& what) {
     const char* detail = archive_error_string(a.get());
-    throw IoError("cannot write the bundle's payload: " + what + (detail ? std::string(": ") + detail : ""));
+    throw IoError("cannot write the bundle's payload: " + what +
+                  (detail ? std::string(": ") + detail : ""));
   };
   if (archive_write_set_format_pax_restricted(a.get()) != ARCHIVE_OK ||
       archive_write_open(a.get(), &out, nullptr, tarToFd, nullptr) != ARCHIVE_OK) {
@@ -543,7 +563,8 @@ void writePayload(int fd, const std::filesystem::path& root, std::vector<BundleE
   for (BundleEntry& e : entries) {
     std::unique_ptr<archive_entry, EntryFree> entry(archive_entry_new());
     archive_entry_set_pathname(entry.get(), e.path.c_str());
-    archive_entry_set_filetype(entry.get(), e.type == BundleEntry::Type::Directory ? AE_IFDIR : AE_IFREG);
+    archive_entry_set_filetype(entry.get(),
+                               e.type == BundleEntry::Type::Directory ? AE_IFDIR : AE_IFREG);
     archive_entry_set_perm(entry.get(), e.mode);
     archive_entry_set_size(entry.get(), static_cast<la_int64_t>(e.size));
     archive_entry_set_mtime(entry.get(), 0, 0);  // reproducible: the same tree, the same bytes
@@ -561,13 +582,15 @@ void writePayload(int fd, const std::filesystem::path& root, std::vector<BundleE
       if (n == 0 || got + static_cast<std::uint64_t>(n) > e.size) break;
       hash.update(buf.data(), static_cast<std::size_t>(n));
       for (std::size_t done = 0; done < static_cast<std::size_t>(n);) {
-        const la_ssize_t w = archive_write_data(a.get(), buf.data() + done, static_cast<std::size_t>(n) - done);
+        const la_ssize_t w =
+            archive_write_data(a.get(), buf.data() + done, static_cast<std::size_t>(n) - done);
         if (w <= 0) fail(e.path);
         done += static_cast<std::size_t>(w);
       }
       got += static_cast<std::uint64_t>(n);
     }
-    if (got != e.size) throw IoError(p.string() + " changed while the bundle was made; make it again");
+    if (got != e.size)
+      throw IoError(p.string() + " changed while the bundle was made; make it again");
     e.sha256 = hash.finishHex();
   }
   if (archive_write_close(a.get()) != ARCHIVE_OK) fail("cannot finish the tar");
@@ -596,7 +619,8 @@ BundleInfo verifyBundle(int fd, const BundleKeyring& keyring, const BundleLimits
     case BundleKeyring::Trust::Trusted:
       break;
   }
-  if (!crypto::ed25519Verify(*keyring.publicKey(keyId), signedMessage(h.headerBytes, keyId, h.manifestText),
+  if (!crypto::ed25519Verify(*keyring.publicKey(keyId),
+                             signedMessage(h.headerBytes, keyId, h.manifestText),
                              h.signature.signature)) {
     refuse(BundleReason::SignatureInvalid,
            "the bundle's signature does not match its header and manifest: the file was altered "
@@ -614,7 +638,8 @@ BundleInfo verifyBundle(int fd, const BundleKeyring& keyring, const BundleLimits
                return false;
              });
   if (firstBad) {
-    refuse(BundleReason::ChunkMismatch, "the bundle's payload " + chunkRange(*firstBad, info.manifest.chunkSize) +
+    refuse(BundleReason::ChunkMismatch, "the bundle's payload " +
+                                            chunkRange(*firstBad, info.manifest.chunkSize) +
                                             " does not match its signed hash: the file was altered "
                                             "or damaged; download it again");
   }
@@ -622,8 +647,8 @@ BundleInfo verifyBundle(int fd, const BundleKeyring& keyring, const BundleLimits
   return info;
 }
 
-BundleInfo extractBundle(int fd, const BundleKeyring& keyring, const std::filesystem::path& freshDir,
-                         const BundleLimits& limits) {
+BundleInfo extractBundle(int fd, const BundleKeyring& keyring,
+                         const std::filesystem::path& freshDir, const BundleLimits& limits) {
   BundleInfo info = verifyBundle(fd, keyring, limits);
   std::optional<StagingDir> target;
   target.emplace(freshDir);  // refuses before anything is written when the directory exists
@@ -639,7 +664,8 @@ BundleInfo extractBundle(int fd, const BundleKeyring& keyring, const std::filesy
   return info;
 }
 
-std::string assembleBundle(const BundleSigningKey& key, BundleManifest manifest, std::string_view payload) {
+std::string assembleBundle(const BundleSigningKey& key, BundleManifest manifest,
+                           std::string_view payload) {
   manifest.payloadSize = payload.size();
   manifest.chunks.clear();
   for (std::uint64_t at = 0; at < payload.size(); at += manifest.chunkSize) {
@@ -664,14 +690,16 @@ BundleManifest createBundle(const BundleSigningKey& key, const BundleRelease& re
 
   const std::filesystem::path dir = out.parent_path().empty() ? "." : out.parent_path();
   const files::Fd payload(::open(dir.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600));
-  if (!payload) throw IoError("cannot make a temporary file in " + dir.string() + ": " + errnoText(errno));
+  if (!payload)
+    throw IoError("cannot make a temporary file in " + dir.string() + ": " + errnoText(errno));
   writePayload(payload.get(), fromDir, m.entries);
   m.payloadSize = regularFileSize(payload.get());
   m.chunks.assign((m.payloadSize + chunkSize - 1) / chunkSize, {});
-  hashChunks(payload.get(), 0, m.payloadSize, chunkSize, 0, [&](std::size_t i, const std::string& hex) {
-    m.chunks[i] = hex;  // each index written by one thread only
-    return true;
-  });
+  hashChunks(payload.get(), 0, m.payloadSize, chunkSize, 0,
+             [&](std::size_t i, const std::string& hex) {
+               m.chunks[i] = hex;  // each index written by one thread only
+               return true;
+             });
   const std::string head = bundleHead(key, bundleManifestJson(m), m.payloadSize);
 
   const std::filesystem::path tmp = out.string() + ".tmp";
@@ -681,12 +709,14 @@ BundleManifest createBundle(const BundleSigningKey& key, const BundleRelease& re
     writeFull(fd.get(), head, tmp.string());
     std::string buf(kIoPiece, '\0');
     for (std::uint64_t at = 0; at < m.payloadSize;) {
-      const std::size_t n = static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), m.payloadSize - at));
+      const std::size_t n =
+          static_cast<std::size_t>(std::min<std::uint64_t>(buf.size(), m.payloadSize - at));
       preadFull(payload.get(), buf.data(), n, at, "payload");
       writeFull(fd.get(), std::string_view(buf.data(), n), tmp.string());
       at += n;
     }
-    if (::fsync(fd.get()) != 0) throw IoError("cannot fsync " + tmp.string() + ": " + errnoText(errno));
+    if (::fsync(fd.get()) != 0)
+      throw IoError("cannot fsync " + tmp.string() + ": " + errnoText(errno));
     fd.reset();
     std::filesystem::rename(tmp, out);
     files::fsyncDir(dir);

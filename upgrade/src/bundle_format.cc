@@ -59,31 +59,56 @@ std::string parentOf(const std::string& path) {
 
 std::string_view bundleReasonCode(BundleReason reason) {
   switch (reason) {
-    case BundleReason::NotABundle: return "bundle_not_a_bundle";
-    case BundleReason::UnsupportedFormat: return "bundle_unsupported_format";
-    case BundleReason::BadHeader: return "bundle_bad_header";
-    case BundleReason::Truncated: return "bundle_truncated";
-    case BundleReason::TrailingData: return "bundle_trailing_data";
-    case BundleReason::SignatureMalformed: return "bundle_signature_malformed";
-    case BundleReason::KeyUnknown: return "bundle_key_unknown";
-    case BundleReason::KeyRevoked: return "bundle_key_revoked";
-    case BundleReason::SignatureInvalid: return "bundle_signature_invalid";
-    case BundleReason::ManifestInvalid: return "bundle_manifest_invalid";
-    case BundleReason::OtherProduct: return "bundle_other_product";
-    case BundleReason::ChunkMismatch: return "bundle_chunk_mismatch";
-    case BundleReason::NotATar: return "bundle_not_a_tar";
-    case BundleReason::UnsafeEntry: return "bundle_unsafe_entry";
-    case BundleReason::DuplicateEntry: return "bundle_duplicate_entry";
-    case BundleReason::UnlistedEntry: return "bundle_unlisted_entry";
-    case BundleReason::MissingEntry: return "bundle_missing_entry";
-    case BundleReason::EntryMismatch: return "bundle_entry_mismatch";
-    case BundleReason::HashMismatch: return "bundle_hash_mismatch";
-    case BundleReason::LimitExceeded: return "bundle_limit_exceeded";
-    case BundleReason::TargetExists: return "bundle_target_exists";
-    case BundleReason::Incompatible: return "bundle_incompatible";
-    case BundleReason::Downgrade: return "bundle_downgrade";
-    case BundleReason::BelowVersionFloor: return "bundle_below_version_floor";
-    case BundleReason::NotEntitled: return "bundle_not_entitled";
+    case BundleReason::NotABundle:
+      return "bundle_not_a_bundle";
+    case BundleReason::UnsupportedFormat:
+      return "bundle_unsupported_format";
+    case BundleReason::BadHeader:
+      return "bundle_bad_header";
+    case BundleReason::Truncated:
+      return "bundle_truncated";
+    case BundleReason::TrailingData:
+      return "bundle_trailing_data";
+    case BundleReason::SignatureMalformed:
+      return "bundle_signature_malformed";
+    case BundleReason::KeyUnknown:
+      return "bundle_key_unknown";
+    case BundleReason::KeyRevoked:
+      return "bundle_key_revoked";
+    case BundleReason::SignatureInvalid:
+      return "bundle_signature_invalid";
+    case BundleReason::ManifestInvalid:
+      return "bundle_manifest_invalid";
+    case BundleReason::OtherProduct:
+      return "bundle_other_product";
+    case BundleReason::ChunkMismatch:
+      return "bundle_chunk_mismatch";
+    case BundleReason::NotATar:
+      return "bundle_not_a_tar";
+    case BundleReason::UnsafeEntry:
+      return "bundle_unsafe_entry";
+    case BundleReason::DuplicateEntry:
+      return "bundle_duplicate_entry";
+    case BundleReason::UnlistedEntry:
+      return "bundle_unlisted_entry";
+    case BundleReason::MissingEntry:
+      return "bundle_missing_entry";
+    case BundleReason::EntryMismatch:
+      return "bundle_entry_mismatch";
+    case BundleReason::HashMismatch:
+      return "bundle_hash_mismatch";
+    case BundleReason::LimitExceeded:
+      return "bundle_limit_exceeded";
+    case BundleReason::TargetExists:
+      return "bundle_target_exists";
+    case BundleReason::Incompatible:
+      return "bundle_incompatible";
+    case BundleReason::Downgrade:
+      return "bundle_downgrade";
+    case BundleReason::BelowVersionFloor:
+      return "bundle_below_version_floor";
+    case BundleReason::NotEntitled:
+      return "bundle_not_entitled";
   }
   return "bundle_refused";
 }
@@ -151,9 +176,9 @@ BundleHeader parseBundleHeader(std::string_view bytes, std::uint64_t fileSize,
                "); upgrade in steps through the release notes' intermediate version");
   }
   auto bad = [](const std::string& what) {
-    refuse(BundleReason::BadHeader,
-           "the bundle's header is invalid (" + what + "); the file was not made by vcrm-bundle "
-           "or was damaged: download it again");
+    refuse(BundleReason::BadHeader, "the bundle's header is invalid (" + what +
+                                        "); the file was not made by vcrm-bundle "
+                                        "or was damaged: download it again");
   };
   if (h.formatVersion < 1) bad("format version 0");
   if (headerSize != kBundleHeaderSize) bad("header size " + std::to_string(headerSize));
@@ -210,10 +235,13 @@ SignatureBlock parseSignatureBlock(std::string_view bytes) {
   };
   if (bytes.size() < 2) bad("too short");
   const std::size_t idLength = getLe(bytes, 0, 2);
-  if (idLength < 1 || idLength > kMaxKeyIdLength) bad("a key id of " + std::to_string(idLength) + " bytes");
+  if (idLength < 1 || idLength > kMaxKeyIdLength)
+    bad("a key id of " + std::to_string(idLength) + " bytes");
   if (bytes.size() != 2 + idLength + 64) bad("its length does not match its key id");
-  SignatureBlock out{std::string(bytes.substr(2, idLength)), std::string(bytes.substr(2 + idLength))};
-  if (!validBundleKeyId(out.keyId)) bad("the key id " + printable(out.keyId) + " is not a-z, 0-9, -");
+  SignatureBlock out{std::string(bytes.substr(2, idLength)),
+                     std::string(bytes.substr(2 + idLength))};
+  if (!validBundleKeyId(out.keyId))
+    bad("the key id " + printable(out.keyId) + " is not a-z, 0-9, -");
   return out;
 }
 
@@ -294,8 +322,8 @@ BundleManifest parseBundleManifest(std::string_view text, const BundleLimits& li
       refuse(BundleReason::OtherProduct, "this bundle is for " + printable(m.product) +
                                              ", not vcrm; upload a vcrm upgrade bundle");
     }
-    json::onlyKeys(o, {"format", "product", "version", "release_date", "compatible",
-                       "min_version", "notes", "chunk_size", "payload_size", "chunks", "entries"});
+    json::onlyKeys(o, {"format", "product", "version", "release_date", "compatible", "min_version",
+                       "notes", "chunk_size", "payload_size", "chunks", "entries"});
     m.release.version = requireVersion(o, "version");
     m.release.minVersion = requireVersion(o, "min_version");
     m.release.releaseDate = json::requireString(o, "release_date", 10);
@@ -316,10 +344,9 @@ BundleManifest parseBundleManifest(std::string_view text, const BundleLimits& li
     if (payloadSize < 0) throw InvalidInput("field \"payload_size\" is negative");
     m.payloadSize = static_cast<std::uint64_t>(payloadSize);
     if (m.payloadSize > limits.maxPayloadBytes) {
-      refuse(BundleReason::LimitExceeded, "the bundle's payload is declared as " +
-                                              std::to_string(m.payloadSize) +
-                                              " bytes, more than the " +
-                                              std::to_string(limits.maxPayloadBytes) + " allowed");
+      refuse(BundleReason::LimitExceeded,
+             "the bundle's payload is declared as " + std::to_string(m.payloadSize) +
+                 " bytes, more than the " + std::to_string(limits.maxPayloadBytes) + " allowed");
     }
     const json::ArrayPtr chunks = o->getArray("chunks");
     if (!chunks) throw InvalidInput("field \"chunks\" must be an array");
@@ -351,13 +378,14 @@ BundleManifest parseBundleManifest(std::string_view text, const BundleLimits& li
       BundleEntry e;
       e.path = json::requireString(j, "path", 1024);
       if (const std::string problem = pathProblem(e.path); !problem.empty()) {
-        refuse(BundleReason::UnsafeEntry,
-               "the bundle's manifest lists an entry " + printable(e.path) + " that " + problem +
-                   "; it cannot be installed safely");
+        refuse(BundleReason::UnsafeEntry, "the bundle's manifest lists an entry " +
+                                              printable(e.path) + " that " + problem +
+                                              "; it cannot be installed safely");
       }
       const std::string type = json::requireString(j, "type", 8);
       const std::int64_t mode = requireInt(j, "mode");
-      if (mode < 0 || mode > 07777) throw InvalidInput("the mode of " + printable(e.path) + " is out of range");
+      if (mode < 0 || mode > 07777)
+        throw InvalidInput("the mode of " + printable(e.path) + " is out of range");
       if ((mode & 07000) != 0) {
         refuse(BundleReason::UnsafeEntry, "the bundle's manifest gives " + printable(e.path) +
                                               " setuid, setgid or sticky bits; refused");
@@ -373,7 +401,8 @@ BundleManifest parseBundleManifest(std::string_view text, const BundleLimits& li
         e.size = static_cast<std::uint64_t>(size);
         e.sha256 = json::requireString(j, "sha256", 64);
         if (!isSha256Hex(e.sha256)) {
-          throw InvalidInput("the sha256 of " + printable(e.path) + " is not 64 lowercase hex digits");
+          throw InvalidInput("the sha256 of " + printable(e.path) +
+                             " is not 64 lowercase hex digits");
         }
       } else {
         refuse(BundleReason::UnsafeEntry, "the bundle's manifest lists " + printable(e.path) +
@@ -393,9 +422,9 @@ BundleManifest parseBundleManifest(std::string_view text, const BundleLimits& li
       }
       seen.emplace(e.path, e.type);
       if (e.size > limits.maxTotalBytes || total + e.size > limits.maxTotalBytes) {
-        refuse(BundleReason::LimitExceeded,
-               "the bundle's files add up to more than the " +
-                   std::to_string(limits.maxTotalBytes) + " bytes an installation may take");
+        refuse(BundleReason::LimitExceeded, "the bundle's files add up to more than the " +
+                                                std::to_string(limits.maxTotalBytes) +
+                                                " bytes an installation may take");
       }
       total += e.size;
       m.entries.push_back(std::move(e));
@@ -410,9 +439,8 @@ BundleManifest parseBundleManifest(std::string_view text, const BundleLimits& li
                  "bomb; refused");
     }
   } catch (const InvalidInput& e) {
-    refuse(BundleReason::ManifestInvalid,
-           std::string("the bundle's manifest is invalid (") + e.what() +
-               "); it was not made by vcrm-bundle");
+    refuse(BundleReason::ManifestInvalid, std::string("the bundle's manifest is invalid (") +
+                                              e.what() + "); it was not made by vcrm-bundle");
   }
   if (bundleManifestJson(m) != text) {
     refuse(BundleReason::ManifestInvalid,

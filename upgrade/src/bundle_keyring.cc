@@ -71,8 +71,9 @@ BundleKeyring BundleKeyring::parse(std::string_view text, const std::string& ori
       requireKeyId(w[1], where);
       ring.revoke(w[1]);
     } else {
-      throw InvalidInput(where + ": expected \"key <key-id> ed25519 <base64 public key>\" or "
-                                 "\"revoked <key-id>\"");
+      throw InvalidInput(where +
+                         ": expected \"key <key-id> ed25519 <base64 public key>\" or "
+                         "\"revoked <key-id>\"");
     }
   }
   return ring;

@@ -112,7 +112,8 @@ int keygen(const Options& o, std::ostream& out) {
 }
 
 int create(const Options& o, std::ostream& out) {
-  const BundleSigningKey key = BundleSigningKey::parse(files::readFile(o.need("--key"), 1 << 16), o.need("--key"));
+  const BundleSigningKey key =
+      BundleSigningKey::parse(files::readFile(o.need("--key"), 1 << 16), o.need("--key"));
   BundleRelease r;
   r.version = o.need("--version");
   r.releaseDate = o.need("--release-date");
@@ -122,7 +123,8 @@ int create(const Options& o, std::ostream& out) {
   std::uint64_t chunk = kDefaultBundleChunkSize;
   if (const auto c = o.maybe("--chunk-size")) {
     const auto res = std::from_chars(c->data(), c->data() + c->size(), chunk);
-    if (res.ec != std::errc() || res.ptr != c->data() + c->size()) throw Usage{"--chunk-size must be a number of bytes"};
+    if (res.ec != std::errc() || res.ptr != c->data() + c->size())
+      throw Usage{"--chunk-size must be a number of bytes"};
   }
   if (!o.files.empty()) throw Usage{"create takes no file arguments"};
   const BundleManifest m = createBundle(key, r, o.need("--from"), o.need("--out"), chunk);
@@ -169,16 +171,19 @@ int runBundleTool(const std::vector<std::string>& args, std::ostream& out, std::
     const std::string command = args.empty() ? "" : args[0];
     if (command == "keygen") return keygen(Options::of(args, {"--key-id", "--out"}, {}), out);
     if (command == "create") {
-      return create(Options::of(args, {"--key", "--version", "--release-date", "--compatible",
-                                       "--min-version", "--notes", "--from", "--out", "--chunk-size"},
+      return create(Options::of(args,
+                                {"--key", "--version", "--release-date", "--compatible",
+                                 "--min-version", "--notes", "--from", "--out", "--chunk-size"},
                                 {}),
                     out);
     }
     if (command == "inspect") return inspect(Options::of(args, {}, {}), out);
     if (command == "verify") {
-      return verify(Options::of(args, {"--keyring", "--compatible", "--installed-version", "--upgrades-until"},
-                                {"--allow-downgrade"}),
-                    out);
+      return verify(
+          Options::of(args,
+                      {"--keyring", "--compatible", "--installed-version", "--upgrades-until"},
+                      {"--allow-downgrade"}),
+          out);
     }
     if (command == "--help" || command == "help") {
       out << kUsage;

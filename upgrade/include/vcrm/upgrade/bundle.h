@@ -120,7 +120,7 @@ struct BundleManifest {
   BundleRelease release;
   std::uint64_t chunkSize = kDefaultBundleChunkSize;
   std::uint64_t payloadSize = 0;
-  std::vector<std::string> chunks;  // SHA-256 hex of each chunkSize piece of the payload
+  std::vector<std::string> chunks;   // SHA-256 hex of each chunkSize piece of the payload
   std::vector<BundleEntry> entries;  // in payload order; a directory before what it holds
   [[nodiscard]] std::uint64_t totalFileBytes() const;
 };
