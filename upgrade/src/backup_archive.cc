@@ -473,20 +473,7 @@ class TarReader {
   }
 
   void checkEntryType(archive_entry* entry, const std::string& name) {
-    const auto type = archive_entry_filetype(entry);
-    const char* kind = nullptr;
-    if (archive_entry_hardlink(entry) != nullptr) {
-      kind = "a hard link";
-    } else if (type == AE_IFLNK || archive_entry_symlink(entry) != nullptr) {
-      kind = "a symbolic link";
-    } else if (type == AE_IFCHR || type == AE_IFBLK) {
-      kind = "a device";
-    } else if (type == AE_IFDIR) {
-      kind = "a directory";
-    } else if (type != AE_IFREG) {
-      kind = "a special file";
-    }
-    if (kind) {
+    if (const char* kind = detail::unsafeEntryKind(entry, /*allowDirectories=*/false)) {
       refuse(ArchiveReason::UnsafeMember, "the archive's member " + printable(name) + " is " +
                                               kind + "; a vcrm archive holds only regular files");
     }

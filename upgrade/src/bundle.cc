@@ -438,20 +438,7 @@ class PayloadWalk {
   }
 
   void checkKind(archive_entry* entry, const std::string& name) {
-    const auto type = archive_entry_filetype(entry);
-    const char* kind = nullptr;
-    if (archive_entry_hardlink(entry) != nullptr) {
-      kind = "a hard link";
-    } else if (type == AE_IFLNK || archive_entry_symlink(entry) != nullptr) {
-      kind = "a symbolic link";
-    } else if (type == AE_IFCHR || type == AE_IFBLK) {
-      kind = "a device";
-    } else if (type == AE_IFIFO) {
-      kind = "a fifo";
-    } else if (type != AE_IFREG && type != AE_IFDIR) {
-      kind = "a special file";
-    }
-    if (kind) {
+    if (const char* kind = detail::unsafeEntryKind(entry, /*allowDirectories=*/true)) {
       refuse(BundleReason::UnsafeEntry, "the bundle's entry " + printable(name) + " is " + kind +
                                             "; a bundle holds only regular files and directories");
     }

@@ -2,6 +2,8 @@
 // payloads), and how a hostile name is quoted in a message. Internal to vcrm_upgrade.
 #pragma once
 
+#include <archive_entry.h>
+
 #include <algorithm>
 #include <string>
 #include <string_view>
@@ -44,6 +46,19 @@ inline bool isSha256Hex(std::string_view s) {
   return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
            return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
          });
+}
+
+// What a tar entry is when it is neither a regular file nor, with `allowDirectories`, a
+// directory ("a hard link", "a symbolic link", "a device", "a directory", "a special file");
+// nullptr when it is one the reader may extract.
+inline const char* unsafeEntryKind(archive_entry* entry, bool allowDirectories) {
+  const auto type = archive_entry_filetype(entry);
+  if (archive_entry_hardlink(entry) != nullptr) return "a hard link";
+  if (type == AE_IFLNK || archive_entry_symlink(entry) != nullptr) return "a symbolic link";
+  if (type == AE_IFCHR || type == AE_IFBLK) return "a device";
+  if (type == AE_IFDIR) return allowDirectories ? nullptr : "a directory";
+  if (type != AE_IFREG) return "a special file";
+  return nullptr;
 }
 
 }  // namespace vcrm::upgrade::detail
