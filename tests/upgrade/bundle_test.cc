@@ -522,6 +522,35 @@ TEST(BundleTest, AFileThatDiffersFromItsSignedHashIsRemovedWithTheWholeSlot) {
   EXPECT_FALSE(fs::exists(tmp.path() / "slot-b"));
 }
 
+TEST(BundleTest, AChunkChangedAfterVerificationStopsExtractionAndRemovesTheSlot) {
+  // Verified at upload, confirmed later: the payload is changed in between, inside bin/vcrmd,
+  // so extraction has already written part of it when it reaches the changed chunk.
+  vcrm::test::TempDir tmp("vcrm-bundle");
+  const fs::path path = tmp.path() / "b.bin";
+  writeBytes(path, goodBundle());
+  const files::Fd fd = openRead(path);
+  const BundleInfo verified = verifyBundle(fd.get(), testKeyring());
+  {
+    const files::Fd writer(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+    const char x = 'x';
+    ASSERT_EQ(::pwrite(writer.get(), &x, 1,
+                       static_cast<off_t>(verified.header.payloadOffset + 3 * 4096 + 10)),
+              1);
+  }
+  try {
+    extractVerifiedBundle(fd.get(), verified, tmp.path() / "slot-b");
+    FAIL() << "extracted a payload changed after verification";
+  } catch (const BundleRefused& e) {
+    EXPECT_EQ(e.reason(), BundleReason::ChunkMismatch) << e.what();
+    EXPECT_NE(std::string(e.what()).find("chunk 3 "), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(tmp.path() / "slot-b"));
+  // And a file that grew since.
+  writeBytes(path, goodBundle() + "more");
+  EXPECT_THROW(extractVerifiedBundle(fd.get(), verified, tmp.path() / "slot-b"), BundleRefused);
+  EXPECT_FALSE(fs::exists(tmp.path() / "slot-b"));
+}
+
 TEST(BundleTest, TheFirstBadChunkIsNamedWhateverThreadFindsABadOne) {
   std::string bad = goodBundle();
   vcrm::test::TempDir tmp("vcrm-bundle");

@@ -637,10 +637,21 @@ BundleInfo verifyBundle(int fd, const BundleKeyring& keyring, const BundleLimits
 BundleInfo extractBundle(int fd, const BundleKeyring& keyring,
                          const std::filesystem::path& freshDir, const BundleLimits& limits) {
   BundleInfo info = verifyBundle(fd, keyring, limits);
+  extractVerifiedBundle(fd, info, freshDir);
+  return info;
+}
+
+void extractVerifiedBundle(int fd, const BundleInfo& verified,
+                           const std::filesystem::path& freshDir) {
+  if (const std::uint64_t now = regularFileSize(fd); now != verified.fileSize) {
+    refuse(BundleReason::Truncated, "the bundle's size changed since it was verified (" +
+                                        std::to_string(verified.fileSize) + " bytes, now " +
+                                        std::to_string(now) + "); upload it again");
+  }
   std::optional<StagingDir> target;
   target.emplace(freshDir);  // refuses before anything is written when the directory exists
   try {
-    PayloadWalk(fd, info, true).run(&*target);
+    PayloadWalk(fd, verified, true).run(&*target);
     target->finish();
   } catch (...) {
     target.reset();
@@ -648,7 +659,6 @@ BundleInfo extractBundle(int fd, const BundleKeyring& keyring,
     std::filesystem::remove_all(freshDir, ignored);
     throw;
   }
-  return info;
 }
 
 std::string assembleBundle(const BundleSigningKey& key, BundleManifest manifest,

@@ -155,6 +155,13 @@ BundleInfo verifyBundle(int fd, const BundleKeyring& keyring, const BundleLimits
 BundleInfo extractBundle(int fd, const BundleKeyring& keyring,
                          const std::filesystem::path& freshDir, const BundleLimits& limits = {});
 
+// The extraction half of extractBundle, for a bundle verifyBundle already verified on the same
+// descriptor (an operator confirms in between): `verified` is what it returned. Every chunk is
+// checked again as it is read, so a file changed since is refused at its first changed chunk
+// (ChunkMismatch) and the directory removed.
+void extractVerifiedBundle(int fd, const BundleInfo& verified,
+                           const std::filesystem::path& freshDir);
+
 // The bytes before the payload (header, manifest, signature block) of a bundle whose manifest
 // text is `manifestText` and payload `payloadLength` bytes, signed with `key`. The manifest text
 // is signed as given, so tests can sign manifests createBundle would never write.
