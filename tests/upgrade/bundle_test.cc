@@ -218,6 +218,32 @@ TEST(BundleTest, ExtractionRefusesADirectoryThatExistsAndLeavesItAlone) {
             1);
 }
 
+TEST(BundleTest, ABundleLargerThanTheFreeSpaceIsRefusedBeforeAnythingIsWritten) {
+  if (::geteuid() != 0) GTEST_SKIP() << "mounting a small filesystem needs root";
+  vcrm::test::TempDir tmp("vcrm-bundle");
+  const fs::path slots = tmp.path() / "slots";
+  fs::create_directory(slots);
+  ASSERT_EQ(
+      process::run({"/usr/bin/mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", slots.string()})
+          .exitCode,
+      0);
+  struct Unmount {
+    fs::path dir;
+    ~Unmount() { process::run({"/usr/bin/umount", dir.string()}); }
+  } unmount{slots};
+  const std::vector<TarEntry> big = {file("blob", pseudoRandom(512u << 10, 5))};
+  writeBytes(tmp.path() / "b.bin",
+             assembleBundle(testKey(), manifestFor(entriesOf(big)), tarOf(big)));
+  const files::Fd fd = openRead(tmp.path() / "b.bin");
+  try {
+    extractBundle(fd.get(), testKeyring(), slots / "b");
+    FAIL() << "extracted 512 KiB into 256 KiB";
+  } catch (const InsufficientStorage& e) {
+    EXPECT_NE(std::string(e.what()).find("are free"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(slots / "b"));
+}
+
 // ------------------------------------------------------------------- damaged and lying files
 
 struct Flip {

@@ -7,6 +7,7 @@
 #include <archive_entry.h>
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -583,6 +584,23 @@ void writePayload(int fd, const std::filesystem::path& root, std::vector<BundleE
   if (archive_write_close(a.get()) != ARCHIVE_OK) fail("cannot finish the tar");
 }
 
+// The files' bytes plus a block per entry, against what the filesystem of `freshDir` has free.
+void requireFreeSpace(const BundleManifest& m, const std::filesystem::path& freshDir) {
+  const std::filesystem::path parent =
+      freshDir.parent_path().empty() ? "." : freshDir.parent_path();
+  struct statvfs fs {};
+  if (::statvfs(parent.c_str(), &fs) != 0) {
+    throw IoError("cannot read the free space of " + parent.string() + ": " + errnoText(errno));
+  }
+  const std::uint64_t free = static_cast<std::uint64_t>(fs.f_bavail) * fs.f_frsize;
+  const std::uint64_t needed = m.totalFileBytes() + 4096 * (m.entries.size() + 1);
+  if (free < needed) {
+    throw InsufficientStorage("installing this bundle needs " + std::to_string(needed) +
+                              " bytes in " + parent.string() + " and " + std::to_string(free) +
+                              " are free; remove old uploads or backups and try again");
+  }
+}
+
 }  // namespace
 
 BundleInfo inspectBundle(int fd, const BundleLimits& limits) {
@@ -648,6 +666,7 @@ void extractVerifiedBundle(int fd, const BundleInfo& verified,
                                         std::to_string(verified.fileSize) + " bytes, now " +
                                         std::to_string(now) + "); upload it again");
   }
+  requireFreeSpace(verified.manifest, freshDir);
   std::optional<StagingDir> target;
   target.emplace(freshDir);  // refuses before anything is written when the directory exists
   try {

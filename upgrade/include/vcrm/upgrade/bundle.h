@@ -148,8 +148,9 @@ BundleInfo inspectBundle(int fd, const BundleLimits& limits = {});
 // memory), then the payload's tar entries against the manifest. Throws BundleRefused.
 BundleInfo verifyBundle(int fd, const BundleKeyring& keyring, const BundleLimits& limits = {});
 
-// verifyBundle, then extracts into `freshDir`, which must not exist (its parent must): every
-// chunk checked again as it is read, files created O_EXCL|O_NOFOLLOW with the manifest's modes.
+// verifyBundle, then extracts into `freshDir`, which must not exist (its parent must): the free
+// space checked first (InsufficientStorage), every chunk checked again as it is read, files
+// created O_EXCL|O_NOFOLLOW with the manifest's modes.
 // On any failure the directory is removed and the error rethrown; a refusal of verifyBundle
 // comes before anything is created.
 BundleInfo extractBundle(int fd, const BundleKeyring& keyring,
