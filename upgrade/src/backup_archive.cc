@@ -16,11 +16,12 @@
 #include <map>
 #include <set>
 
+#include "archive_ptr.h"
+#include "entry_names.h"
 #include "vcrm/common/crypto.h"
 #include "vcrm/common/error.h"
 #include "vcrm/common/files.h"
 #include "vcrm/common/json.h"
-#include "entry_names.h"
 #include "vcrm/upgrade/archive_error.h"
 
 namespace vcrm::upgrade {
@@ -31,18 +32,9 @@ using detail::printable;
 
 namespace {
 
-struct ReadFree {
-  void operator()(archive* a) const { archive_read_free(a); }
-};
-struct WriteFree {
-  void operator()(archive* a) const { archive_write_free(a); }
-};
-struct EntryFree {
-  void operator()(archive_entry* e) const { archive_entry_free(e); }
-};
-using ReadArchivePtr = std::unique_ptr<archive, ReadFree>;
-using WriteArchivePtr = std::unique_ptr<archive, WriteFree>;
-using EntryPtr = std::unique_ptr<archive_entry, EntryFree>;
+using detail::EntryPtr;
+using detail::ReadArchivePtr;
+using detail::WriteArchivePtr;
 
 constexpr std::size_t kIoPiece = 64u << 10;
 // Tar headers, pax records and end padding the archive may hold beyond its members' data.

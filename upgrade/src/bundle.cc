@@ -22,6 +22,7 @@
 #include <set>
 #include <thread>
 
+#include "archive_ptr.h"
 #include "bundle_internal.h"
 #include "entry_names.h"
 #include "vcrm/common/crypto.h"
@@ -41,16 +42,6 @@ constexpr std::size_t kTarPiece = 64u << 10;
 [[noreturn]] void refuse(BundleReason reason, const std::string& message) {
   throw BundleRefused(reason, message);
 }
-
-struct ReadFree {
-  void operator()(archive* a) const { archive_read_free(a); }
-};
-struct WriteFree {
-  void operator()(archive* a) const { archive_write_free(a); }
-};
-struct EntryFree {
-  void operator()(archive_entry* e) const { archive_entry_free(e); }
-};
 
 std::uint64_t regularFileSize(int fd) {
   struct stat st {};
@@ -463,7 +454,7 @@ class PayloadWalk {
   }
 
   PayloadInput in_;
-  std::unique_ptr<archive, ReadFree> a_;
+  detail::ReadArchivePtr a_;
 };
 
 // ------------------------------------------------------------------------------- the vendor
@@ -535,7 +526,7 @@ void listTree(const std::filesystem::path& root, const std::string& prefix,
 
 // Writes the tar of `entries` (from `root`) to `fd`, filling in each file's SHA-256.
 void writePayload(int fd, const std::filesystem::path& root, std::vector<BundleEntry>& entries) {
-  std::unique_ptr<archive, WriteFree> a(archive_write_new());
+  detail::WriteArchivePtr a(archive_write_new());
   if (!a) throw IoError("libarchive: cannot allocate a tar writer");
   int out = fd;
   auto fail = [&](const std::string& what) {
@@ -549,7 +540,7 @@ void writePayload(int fd, const std::filesystem::path& root, std::vector<BundleE
   }
   std::string buf(kTarPiece, '\0');
   for (BundleEntry& e : entries) {
-    std::unique_ptr<archive_entry, EntryFree> entry(archive_entry_new());
+    detail::EntryPtr entry(archive_entry_new());
     archive_entry_set_pathname(entry.get(), e.path.c_str());
     archive_entry_set_filetype(entry.get(),
                                e.type == BundleEntry::Type::Directory ? AE_IFDIR : AE_IFREG);
