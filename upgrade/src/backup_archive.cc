@@ -16,6 +16,8 @@
 #include <map>
 #include <set>
 
+#include "archive_ptr.h"
+#include "entry_names.h"
 #include "vcrm/common/crypto.h"
 #include "vcrm/common/error.h"
 #include "vcrm/common/files.h"
@@ -24,58 +26,23 @@
 
 namespace vcrm::upgrade {
 
+using detail::isSha256Hex;
+using detail::pathProblem;
+using detail::printable;
+
 namespace {
 
-struct ReadFree {
-  void operator()(archive* a) const { archive_read_free(a); }
-};
-struct WriteFree {
-  void operator()(archive* a) const { archive_write_free(a); }
-};
-struct EntryFree {
-  void operator()(archive_entry* e) const { archive_entry_free(e); }
-};
-using ReadArchivePtr = std::unique_ptr<archive, ReadFree>;
-using WriteArchivePtr = std::unique_ptr<archive, WriteFree>;
-using EntryPtr = std::unique_ptr<archive_entry, EntryFree>;
+using detail::EntryPtr;
+using detail::ReadArchivePtr;
+using detail::WriteArchivePtr;
 
 constexpr std::size_t kIoPiece = 64u << 10;
-constexpr std::size_t kMaxPathLength = 200;
 // Tar headers, pax records and end padding the archive may hold beyond its members' data.
 constexpr std::uint64_t kTarOverheadPerMember = 64u << 10;
 constexpr std::uint64_t kTarOverheadFixed = 2u << 20;
 
 [[noreturn]] void refuse(ArchiveReason reason, const std::string& message) {
   throw ArchiveError(reason, message);
-}
-
-std::string printable(std::string_view name) {
-  std::string out = "\"";
-  for (char c : name.substr(0, kMaxPathLength)) {
-    out += (c >= 0x20 && c < 0x7f) ? c : '?';  // a hostile name must not garble the message
-  }
-  return out + (name.size() > kMaxPathLength ? "...\"" : "\"");
-}
-
-// Why `path` is not an acceptable member name, or empty when it is.
-std::string pathProblem(std::string_view path) {
-  if (path.empty()) return "has an empty name";
-  if (path.size() > kMaxPathLength) return "has a name longer than 200 characters";
-  if (path.front() == '/') return "has an absolute path";
-  std::size_t start = 0;
-  while (start <= path.size()) {
-    const std::size_t slash = std::min(path.find('/', start), path.size());
-    const std::string_view part = path.substr(start, slash - start);
-    if (part == "..") return "climbs out of the archive with \"..\"";
-    if (part.empty() || part == ".") return "has an empty or \".\" path component";
-    for (char c : part) {
-      const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                      c == '.' || c == '_' || c == '-';
-      if (!ok) return "has a character outside A-Z, a-z, 0-9, '.', '_', '-' and '/' in its name";
-    }
-    start = slash + 1;
-  }
-  return {};
 }
 
 // A name that is also the directory of another ("tls" and "tls/server.key") cannot be
@@ -88,12 +55,6 @@ std::string fileDirectoryClash(const std::set<std::string>& names) {
     }
   }
   return {};
-}
-
-bool isSha256Hex(std::string_view s) {
-  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
 }
 
 std::string utcNow() {
@@ -504,20 +465,7 @@ class TarReader {
   }
 
   void checkEntryType(archive_entry* entry, const std::string& name) {
-    const auto type = archive_entry_filetype(entry);
-    const char* kind = nullptr;
-    if (archive_entry_hardlink(entry) != nullptr) {
-      kind = "a hard link";
-    } else if (type == AE_IFLNK || archive_entry_symlink(entry) != nullptr) {
-      kind = "a symbolic link";
-    } else if (type == AE_IFCHR || type == AE_IFBLK) {
-      kind = "a device";
-    } else if (type == AE_IFDIR) {
-      kind = "a directory";
-    } else if (type != AE_IFREG) {
-      kind = "a special file";
-    }
-    if (kind) {
+    if (const char* kind = detail::unsafeEntryKind(entry, /*allowDirectories=*/false)) {
       refuse(ArchiveReason::UnsafeMember, "the archive's member " + printable(name) + " is " +
                                               kind + "; a vcrm archive holds only regular files");
     }
