@@ -12,7 +12,7 @@
 // and (our restore time / pg_restore's), best of N interleaved rounds, with the shipped defaults
 // (<= 1.0: no slower than PostgreSQL's tools alone), then a table of every lever measured (pg_dump
 // -Z 0/1/6, pg_restore -j 1/2, the container's chunk size).
-//   bench_backup_vs_pg_dump [participant legs, default 1000000] [rounds, default 2]
+//   bench_backup_vs_pg_dump [participant legs, default 1000000] [rounds, default 3]
 #include <fcntl.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -266,24 +266,25 @@ std::uint64_t ourCreate(const upgrade::PgTools& tools, const std::string& dsn, c
 }
 
 std::uint64_t ourRestore(const upgrade::PgTools& tools, const std::string& dsn,
-                         const fs::path& archive, const fs::path& work, int jobs) {
+                         const fs::path& archive, const fs::path& work,
+                         const upgrade::RestoreOptions& options) {
   const fs::path fresh = work / "extracted";
   fs::remove_all(fresh);
   vcrm::files::Fd fd(::open(archive.c_str(), O_RDONLY | O_CLOEXEC));
   if (!fd) throw vcrm::IoError("cannot open " + archive.string());
   upgrade::FdSource source(fd.get(), archive.string());
   upgrade::extractArchive(source, kPassphrase, fresh);
-  upgrade::restoreDatabase(tools, dsn, fresh / "db" / "vcrm.dump", {.jobs = jobs});
+  upgrade::restoreDatabase(tools, dsn, fresh / "db" / "vcrm.dump", options);
   fs::remove_all(fresh);
   return fileSize(archive);
 }
 
 void table(const char* title, const std::vector<Case>& cases) {
-  std::printf("  %-46s %8s %8s %6s %10s %10s %10s\n", title, "best", "median", "ratio", "size",
+  std::printf("  %-48s %8s %8s %6s %10s %10s %10s\n", title, "best", "median", "ratio", "size",
               "our peak", "child peak");
   const double base = cases.front().bestSeconds();
   for (const auto& c : cases) {
-    std::printf("  %-46s %6.2f s %6.2f s %6.2f %6.1f MiB %6.1f MiB %6.1f MiB\n", c.label.c_str(),
+    std::printf("  %-48s %6.2f s %6.2f s %6.2f %6.1f MiB %6.1f MiB %6.1f MiB\n", c.label.c_str(),
                 c.bestSeconds(), c.medianSeconds(), c.bestSeconds() / base,
                 static_cast<double>(c.runs.back().bytes) / 1048576.0,
                 static_cast<double>(c.selfPeakKib()) / 1024.0,
@@ -295,7 +296,7 @@ void table(const char* title, const std::vector<Case>& cases) {
 
 int main(int argc, char** argv) {
   const long legs = argc > 1 ? std::stol(argv[1]) : 1000000;
-  const int rounds = argc > 2 ? std::stoi(argv[2]) : 2;
+  const int rounds = argc > 2 ? std::stoi(argv[2]) : 3;
   vcrm::test::TempDir root("vcrm-bench-backup");
   vcrm::Logger log(vcrm::LogLevel::Warn);
   vcrm::PgCluster::Settings s;
@@ -357,20 +358,22 @@ int main(int argc, char** argv) {
                       .before = fresh,
                       .step = [&] { return pgRestoreDefaults(tools, restoreDsn, baseDump); },
                       .after = [&] { check("pg_restore"); }});
+  const auto ourRestoreCase = [&](int z, int jobs) {
+    Case c;
+    c.label = "ours: verify+extract + pg_restore -j " + std::to_string(jobs) + ", -Z " +
+              std::to_string(z);
+    c.before = fresh;
+    c.step = [&, z, jobs] {
+      return ourRestore(tools, restoreDsn, archiveOf(z, upgrade::kDefaultChunkSize), work,
+                        {.jobs = jobs});
+    };
+    c.after = [&] { check("our restore"); };
+    c.z = z;
+    c.jobs = jobs;
+    return c;
+  };
   for (const int z : {0, 1, 6}) {
-    for (const int jobs : {1, 2}) {
-      Case c;
-      c.label = "ours: verify+extract + pg_restore -j " + std::to_string(jobs) + ", -Z " +
-                std::to_string(z);
-      c.before = fresh;
-      c.step = [&, z, jobs] {
-        return ourRestore(tools, restoreDsn, archiveOf(z, upgrade::kDefaultChunkSize), work, jobs);
-      };
-      c.after = [&] { check("our restore"); };
-      c.z = z;
-      c.jobs = jobs;
-      restores.push_back(std::move(c));
-    }
+    for (const int jobs : {1, 2}) restores.push_back(ourRestoreCase(z, jobs));
   }
   measure(restores, rounds);
 

@@ -58,4 +58,15 @@ bool waitExit(pid_t pid, std::chrono::milliseconds timeout, int* status) {
   return false;
 }
 
+int terminate(pid_t pid, std::chrono::milliseconds grace) {
+  kill(pid, SIGTERM);
+  int status = 0;
+  if (!waitExit(pid, grace, &status)) {
+    kill(pid, SIGKILL);
+    waitExit(pid, std::chrono::seconds(10), &status);
+    return -1;
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
 }  // namespace vcrm::test

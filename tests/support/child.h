@@ -26,4 +26,8 @@ pid_t spawnLogged(const std::vector<std::string>& args, const SpawnOptions& opti
 // Reaps `pid`, waiting at most `timeout`; true if it has exited (`status` set).
 bool waitExit(pid_t pid, std::chrono::milliseconds timeout, int* status);
 
+// SIGTERM, up to `grace` for `pid` to exit, then SIGKILL; reaps it. Returns its exit code, or
+// -1 if it had to be killed or died of a signal.
+int terminate(pid_t pid, std::chrono::milliseconds grace);
+
 }  // namespace vcrm::test

@@ -305,16 +305,9 @@ void JanusProcess::start() {
 
 int JanusProcess::stop() {
   if (!running()) return -1;
-  kill(pid_, SIGTERM);
-  int status = 0;
-  if (!waitExit(pid_, std::chrono::seconds(10), &status)) {
-    kill(pid_, SIGKILL);
-    waitExit(pid_, std::chrono::seconds(10), &status);
-    pid_ = -1;
-    return -1;
-  }
+  const int code = terminate(pid_, std::chrono::seconds(10));
   pid_ = -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return code;
 }
 
 void JanusProcess::kill9() {

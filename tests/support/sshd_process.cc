@@ -173,12 +173,7 @@ void SshdProcess::stop() {
     kill(p, SIGTERM);
     kill(p, SIGCONT);
   }
-  kill(pid_, SIGTERM);
-  int status = 0;
-  if (!waitExit(pid_, std::chrono::seconds(10), &status)) {
-    kill(pid_, SIGKILL);
-    waitExit(pid_, std::chrono::seconds(10), &status);
-  }
+  terminate(pid_, std::chrono::seconds(10));
   pid_ = -1;
 }
 

@@ -128,15 +128,9 @@ std::string VcrmdProcess::startExpectingFailure() {
 
 int VcrmdProcess::stop() {
   if (!running()) return -1;
-  kill(pid_, SIGTERM);
-  int status = 0;
-  if (!waitExit(pid_, std::chrono::seconds(60), &status)) {
-    kill(pid_, SIGKILL);
-    waitExit(pid_, std::chrono::seconds(10), &status);
-    status = -1;
-  }
+  const int code = terminate(pid_, std::chrono::seconds(60));
   pid_ = -1;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return code;
 }
 
 void VcrmdProcess::killHard(bool alsoDatabase) {
