@@ -2,10 +2,9 @@
 //   vcrmctl --root /var/lib/vcrm-dev GET /api/v1/bridges
 //   vcrmctl POST /api/v1/bridges '{"name":"b1",...}' --field id
 //   vcrmctl POST /api/v1/license --file-field file=site.lic
+//   vcrmctl --root /var/lib/vcrm-dev backup create --passphrase-file F --out site.vcrmbak
 // and local commands that need no vcrmd:
 //   vcrmctl backup verify FILE
-#include <fcntl.h>
-
 #include <cstdlib>
 #include <fstream>
 #include <iostream>
@@ -14,9 +13,7 @@
 #include "vcrm/common/files.h"
 #include "vcrm/common/json.h"
 #include "vcrm/daemon/api_client.h"
-#include "vcrm/daemon/migrations.h"
-#include "vcrm/upgrade/archive_error.h"
-#include "vcrm/upgrade/backup_archive.h"
+#include "src/ctl_backup.h"
 
 namespace {
 
@@ -33,12 +30,8 @@ void usage(std::ostream& out) {
          "  --field NAME         print only this top-level field of the JSON answer\n"
          "  --file-field K=FILE  send {\"K\": <FILE's text>} as the body (e.g. a licence file)\n"
          "exit status: 0 for a 2xx answer, 1 otherwise (the error message goes to stderr)\n"
-         "\n"
-         "usage: vcrmctl backup verify FILE [--passphrase-file F]\n"
-         "  checks a whole backup archive without restoring it (every authentication tag, the\n"
-         "  manifest, every member's size and hash) and prints its manifest as JSON; the\n"
-         "  passphrase is the first line of F or VCRM_BACKUP_PASSPHRASE.\n"
-         "exit status: 0 for a sound archive, 1 when it is refused (the reason goes to stderr)\n";
+         "\n";
+  out << vcrm::ctl::backupUsage();
 }
 
 std::string trimNewline(std::string s) {
@@ -46,58 +39,9 @@ std::string trimNewline(std::string s) {
   return s;
 }
 
-// vcrmctl backup verify FILE: local, no vcrmd needed.
-int backupCommand(const std::vector<std::string>& args) {
-  std::string file, passphraseFile;
-  for (std::size_t i = 1; i < args.size(); ++i) {
-    if (args[i] == "--passphrase-file" && i + 1 < args.size()) {
-      passphraseFile = args[++i];
-    } else if (file.empty() && args[i].rfind("--", 0) != 0) {
-      file = args[i];
-    } else {
-      usage(std::cerr);
-      return 2;
-    }
-  }
-  if (args.empty() || args[0] != "verify" || file.empty()) {
-    usage(std::cerr);
-    return 2;
-  }
-  try {
-    std::string passphrase;
-    if (!passphraseFile.empty()) {
-      passphrase = trimNewline(vcrm::files::readFile(passphraseFile, 4096));
-    } else if (const char* env = std::getenv("VCRM_BACKUP_PASSPHRASE"); env && *env) {
-      passphrase = env;
-    } else {
-      std::cerr << "vcrmctl: give --passphrase-file or set VCRM_BACKUP_PASSPHRASE\n";
-      return 2;
-    }
-    const vcrm::files::Fd fd(::open(file.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd) throw vcrm::IoError("cannot open " + file + ": " + vcrm::errnoText(errno));
-    vcrm::upgrade::FdSource source(fd.get(), file);
-    vcrm::upgrade::ReadOptions options;
-    options.compatibleWith = vcrm::upgrade::Compatibility{
-        .productVersion = VCRM_VERSION_STRING,
-        .schemaVersion = vcrm::loadMigrations().back().version};
-    const auto manifest = vcrm::upgrade::verifyArchive(source, passphrase, options);
-    std::cout << vcrm::upgrade::manifestJson(manifest) << "\n";
-    return 0;
-  } catch (const vcrm::upgrade::ArchiveError& e) {
-    std::cerr << "vcrmctl: backup refused (" << e.code() << "): " << e.what() << "\n";
-    return 1;
-  } catch (const std::exception& e) {
-    std::cerr << "vcrmctl: " << e.what() << "\n";
-    return 1;
-  }
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc >= 2 && std::string(argv[1]) == "backup") {
-    return backupCommand(std::vector<std::string>(argv + 2, argv + argc));
-  }
   std::string root, host = "127.0.0.1", ca, user = "admin", passwordFile, field, fileField;
   int port = 0;
   std::vector<std::string> positional;
@@ -133,10 +77,16 @@ int main(int argc, char** argv) {
       positional.push_back(a);
     }
   }
-  if (positional.size() < 2 || positional.size() > 3 ||
-      (!fileField.empty() && positional.size() == 3)) {
+  const bool backup = !positional.empty() && positional[0] == "backup";
+  if (!backup && (positional.size() < 2 || positional.size() > 3 ||
+      (!fileField.empty() && positional.size() == 3))) {
     usage(std::cerr);
     return 2;
+  }
+  if (backup && positional.size() >= 2 && positional[1] == "verify") {
+    // Local: no vcrmd, no sign-in.
+    return vcrm::ctl::backupCommand(std::vector<std::string>(positional.begin() + 1, positional.end()),
+                                    [] () -> vcrm::ApiClient { throw vcrm::InvalidInput("backup verify needs no vcrmd"); });
   }
   try {
     const std::string state = root.empty() ? "" : root + "/var/lib/vcrm";
@@ -156,8 +106,15 @@ int main(int argc, char** argv) {
       std::cerr << "vcrmctl: give --password-file, --root or VCRM_PASSWORD\n";
       return 2;
     }
-    vcrm::ApiClient client({host, port ? port : 8443, ca, false});
-    client.login(user, password);
+    auto connect = [&] {
+      vcrm::ApiClient client({host, port ? port : 8443, ca, false});
+      client.login(user, password);
+      return client;
+    };
+    if (backup) {
+      return vcrm::ctl::backupCommand(std::vector<std::string>(positional.begin() + 1, positional.end()), connect);
+    }
+    vcrm::ApiClient client = connect();
     std::string body = positional.size() == 3 ? positional[2] : "";
     if (!fileField.empty()) {
       const auto eq = fileField.find('=');

@@ -1,6 +1,7 @@
 // The modules vcrmd is made of. A new module is a folder under daemon/modules/ and one line here;
 // a module may use the ones registered above it (ModuleContext::require).
 #include "modules/audit/audit_module.h"
+#include "modules/backups/backups_module.h"
 #include "modules/bridges/bridges_module.h"
 #include "modules/cdrs/cdrs_module.h"
 #include "modules/conferences/conferences_module.h"
@@ -19,6 +20,7 @@ void registerModules(ModuleList& modules) {
   modules.add<AuditModule>();
   modules.add<EventsModule>();
   modules.add<LicensingModule>();  // before the modules whose admission it limits
+  modules.add<BackupsModule>();  // after licensing (the serial), before the dashboard's module
   modules.add<BridgesModule>();
   modules.add<ConferencesModule>();
   modules.add<CdrsModule>();

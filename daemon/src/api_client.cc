@@ -16,7 +16,7 @@ namespace vcrm {
 ApiClient::ApiClient(Options options) : options_(std::move(options)) {}
 
 ApiClient::Reply ApiClient::request(const std::string& method, const std::string& path,
-                                    const std::string& jsonBody) {
+                                    const std::string& jsonBody, std::ostream* into) {
   Poco::Net::Context::Ptr ctx = new Poco::Net::Context(
       Poco::Net::Context::TLS_CLIENT_USE, "", "", options_.caFile,
       options_.insecure ? Poco::Net::Context::VERIFY_NONE : Poco::Net::Context::VERIFY_STRICT, 9,
@@ -38,7 +38,12 @@ ApiClient::Reply ApiClient::request(const std::string& method, const std::string
     Reply out;
     out.status = static_cast<int>(resp.getStatus());
     out.contentType = resp.getContentType();
-    Poco::StreamCopier::copyToString(is, out.body);
+    if (into && out.status >= 200 && out.status < 300) {
+      Poco::StreamCopier::copyStream(is, *into);
+      if (!*into) throw IoError("cannot write the answer of " + path + " to its file");
+    } else {
+      Poco::StreamCopier::copyToString(is, out.body);
+    }
     return out;
   } catch (const Poco::Net::ConnectionRefusedException&) {
     throw IoError("nothing listens on " + options_.host + ":" + std::to_string(options_.port) +

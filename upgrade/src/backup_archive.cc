@@ -37,6 +37,7 @@ using detail::ReadArchivePtr;
 using detail::WriteArchivePtr;
 
 constexpr std::size_t kIoPiece = 64u << 10;
+constexpr std::size_t kMaxCounts = 32;
 // Tar headers, pax records and end padding the archive may hold beyond its members' data.
 constexpr std::uint64_t kTarOverheadPerMember = 64u << 10;
 constexpr std::uint64_t kTarOverheadFixed = 2u << 20;
@@ -93,6 +94,9 @@ std::string manifestText(const ArchiveInfo& info, const std::vector<ArchiveMembe
   o->set("created_at", info.createdAt);
   o->set("postgresql_version", info.postgresVersion);
   o->set("pg_dump_version", info.pgDumpVersion);
+  json::ObjectPtr counts = new json::Object;
+  for (const auto& [name, n] : info.counts) counts->set(name, n);
+  o->set("counts", counts);
   json::ArrayPtr list = new json::Array;
   for (const ArchiveMember& m : members) {
     json::ObjectPtr e = new json::Object;
@@ -109,6 +113,23 @@ std::int64_t requireInt(const json::ObjectPtr& o, const std::string& key) {
   const auto v = json::optInt(o, key);
   if (!v) throw InvalidInput("field \"" + key + "\" is missing");
   return *v;
+}
+
+// {"conferences": 12, ...}: a few names of at most 32 of [a-z_] with whole numbers of rows.
+std::map<std::string, std::int64_t> parseCounts(const json::ObjectPtr& o) {
+  if (!o) throw InvalidInput("field \"counts\" must be an object");
+  if (o->size() > kMaxCounts) throw InvalidInput("field \"counts\" has too many entries");
+  std::map<std::string, std::int64_t> out;
+  for (const auto& [name, value] : *o) {
+    const bool nameOk = !name.empty() && name.size() <= 32 &&
+                        std::all_of(name.begin(), name.end(),
+                                    [](char c) { return (c >= 'a' && c <= 'z') || c == '_'; });
+    if (!nameOk) throw InvalidInput("field \"counts\" has a name that is not [a-z_]{1,32}");
+    const auto n = json::optInt(o, name);
+    if (!n || *n < 0) throw InvalidInput("counts." + name + " must be a whole number of rows");
+    out[name] = *n;
+  }
+  return out;
 }
 
 Manifest parseManifest(std::string_view text, const ReadOptions& options) {
@@ -133,7 +154,8 @@ Manifest parseManifest(std::string_view text, const ReadOptions& options) {
     }
     json::onlyKeys(
         o, {"format", "product", "product_version", "schema_version", "source_serial",
-            "source_role", "created_at", "postgresql_version", "pg_dump_version", "members"});
+            "source_role", "created_at", "postgresql_version", "pg_dump_version", "counts",
+            "members"});
     m.info.productVersion = json::requireString(o, "product_version", 64);
     const std::int64_t schema = requireInt(o, "schema_version");
     if (schema < 0 || schema > 1000000)
@@ -145,6 +167,7 @@ Manifest parseManifest(std::string_view text, const ReadOptions& options) {
     m.info.postgresVersion = json::requireString(o, "postgresql_version", 128);
     m.info.pgDumpVersion = json::requireString(o, "pg_dump_version", 128);
     compareVersions(m.info.productVersion, "0");  // throws InvalidInput when not a version
+    if (o->has("counts") && !o->isNull("counts")) m.info.counts = parseCounts(o->getObject("counts"));
 
     const json::ArrayPtr list = o->getArray("members");
     if (!list) throw InvalidInput("field \"members\" must be an array");

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <regex>
 
+#include "modules/backups/backups_module.h"
 #include "modules/bridges/bridges_module.h"
 #include "modules/licensing/licensing_module.h"
 #include "vcrm/common/error.h"
@@ -38,6 +39,7 @@ ConferencesModule::ConferencesModule(const ModuleContext& ctx)
     : NamedModule("conferences"),
       bridges_(ctx.require<BridgesModule>().service()),
       licence_(ctx.require<LicensingModule>().service()),
+      backups_(ctx.require<BackupsModule>()),
       pool_(ctx.pool),
       version_(ctx.version),
       service_(ctx.pool, ctx.log, ctx.bus, bridges_, optionsFrom(ctx.config, licence_)),
@@ -78,6 +80,8 @@ std::vector<Route> ConferencesModule::routes() {
                             "'active') AND starts_at <= now() AND ends_at > now()")
                         .int64(0, 0));
         d->set("licence", status);
+        // The backups pane: a failed scheduled backup or copy shows here until one succeeds.
+        d->set("backups", backups_.dashboard());
         return http::Response::json(200, d);
       }));
 

@@ -7,6 +7,8 @@
 
 namespace vcrm {
 
+class BackupsModule;
+
 class ConferencesModule : public NamedModule {
  public:
   explicit ConferencesModule(const ModuleContext& ctx);
@@ -17,6 +19,7 @@ class ConferencesModule : public NamedModule {
  private:
   BridgeService& bridges_;
   LicenceService& licence_;  // admission asks it for the licensed ports
+  BackupsModule& backups_;   // the dashboard's backups entry
   db::Pool& pool_;
   std::string version_;
   ConferenceService service_;

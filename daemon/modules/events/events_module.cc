@@ -13,11 +13,16 @@ namespace {
 
 constexpr const char* kComponent = "events";
 
-// Conference and participant changes carry PINs and names: admins only. Everyone else (the
-// NOC, operators, support) sees bridge changes.
-bool mayReadConferences(const Session& s) {
+// Which events a stream carries: conference and participant changes carry PINs and names
+// (admins only); backup and restore progress is for admin and support; everyone (the NOC,
+// operators) sees bridge changes.
+bool mayRead(const Session& s, const std::string& type) {
+  if (type == "bridge") return true;
+  if (type == "backup" || type == "restore") return s.user.hasRole("admin") || s.user.hasRole("support");
   return s.user.hasRole("admin");
 }
+
+bool mayReadConferences(const Session& s) { return mayRead(s, "conference"); }
 
 }  // namespace
 
@@ -98,7 +103,7 @@ std::vector<Route> EventsModule::routes() {
     r.contentType = "text/event-stream";
     r.headers.emplace_back("Cache-Control", "no-store");
     r.stream = [this, slot, token = ctx.token, user = ctx.session->user.username, after,
-                conferences = mayReadConferences(*ctx.session)](std::ostream& os) mutable {
+                reader = *ctx.session](std::ostream& os) mutable {
       using Clock = std::chrono::steady_clock;
       os << "retry: 3000\n\n";
       os.flush();
@@ -123,11 +128,11 @@ std::vector<Route> EventsModule::routes() {
                       "the session ended: closing its event stream", user);
             return;
           }
-          if (conferences && !mayReadConferences(*session)) {
+          if (mayReadConferences(reader) && !mayReadConferences(*session)) {
             log_.info(kComponent, "STREAM_NARROWED",
                       "the user lost the admin role: bridge events only from now", user);
           }
-          conferences = mayReadConferences(*session);
+          reader = *session;
           nextCheck = Clock::now() + kRecheckEvery;
           // Also how a vanished client is noticed (a write to a closed connection fails), so
           // its slot is soon free again.
@@ -136,7 +141,7 @@ std::vector<Route> EventsModule::routes() {
         }
         for (const auto& m : msgs) {
           after = m.id;
-          if (!conferences && m.type != "bridge") continue;
+          if (!mayRead(reader, m.type)) continue;
           os << "id: " << m.id << "\nevent: " << m.type << "\ndata: " << m.json << "\n\n";
           wrote = true;
         }

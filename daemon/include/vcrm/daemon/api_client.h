@@ -2,6 +2,7 @@
 // verifies the server against the appliance's own certificate.
 #pragma once
 
+#include <ostream>
 #include <string>
 
 namespace vcrm {
@@ -23,7 +24,10 @@ class ApiClient {
   explicit ApiClient(Options options);
   // Signs in and keeps the bearer token. Throws Unauthenticated with the server's message.
   void login(const std::string& user, const std::string& password);
-  Reply request(const std::string& method, const std::string& path, const std::string& jsonBody = {});
+  // With `into`, a 2xx answer's body is copied there as it arrives (a download of any size)
+  // and Reply::body stays empty; other answers are read into Reply::body as usual.
+  Reply request(const std::string& method, const std::string& path, const std::string& jsonBody = {},
+                std::ostream* into = nullptr);
 
  private:
   Options options_;

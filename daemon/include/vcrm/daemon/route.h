@@ -98,6 +98,7 @@ http::Response csvResponse(const std::string& filename, std::function<void(std::
 namespace roles {
 inline const std::vector<std::string> kAdmin{"admin"};
 inline const std::vector<std::string> kWatchers{"admin", "noc"};  // live status, read-only
+inline const std::vector<std::string> kSupport{"admin", "support"};  // backups and restores
 }  // namespace roles
 
 }  // namespace vcrm

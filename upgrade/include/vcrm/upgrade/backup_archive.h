@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <string>
@@ -36,6 +37,9 @@ struct ArchiveInfo {
   std::string createdAt{};        // ISO 8601 UTC; filled with the current time when empty
   std::string postgresVersion{};  // of the server dumped
   std::string pgDumpVersion{};    // of the pg_dump that made the dump
+  // Rows in the dump an operator recognises ("conferences", "cdrs", "participant_cdrs",
+  // "users"), counted in the dump's own snapshot; empty in archives that do not say.
+  std::map<std::string, std::int64_t> counts{};
 };
 
 struct ArchiveMember {

@@ -25,6 +25,9 @@ struct DumpOptions {
   // whole backup at -Z 1 takes 0.52 of plain pg_dump's time (its default -Z 6) for an archive
   // 1.25 times its dump; at -Z 6 it takes 1.14, at -Z 0 0.79 for 7.5 times the size.
   int compressLevel = 1;
+  // A snapshot exported by a transaction the caller holds open (pg_export_snapshot()): the dump
+  // then sees exactly what that transaction sees, so counts taken in it match the dump.
+  std::string snapshot;
 };
 
 // Dumps `dsn` with pg_dump -Fc into `file`, which must not exist; on failure the file is

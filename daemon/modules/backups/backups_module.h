@@ -1,0 +1,28 @@
+// Backups: archives of this appliance made on request (POST /api/v1/backups) or on a schedule,
+// kept in <state>/backups, listed, downloaded, verified and deleted by admin and support. The
+// archive format is upgrade/'s; this module takes the snapshot and serves the files.
+#pragma once
+
+#include <memory>
+
+#include "modules/backups/backup_service.h"
+#include "modules/backups/backup_store.h"
+#include "vcrm/daemon/module.h"
+
+namespace vcrm {
+
+class BackupsModule : public NamedModule {
+ public:
+  explicit BackupsModule(const ModuleContext& ctx);
+  std::vector<Route> routes() override;
+
+  // The dashboard's backups entry: the last scheduled run, its state and error.
+  json::ObjectPtr dashboard();
+
+ private:
+  AuditLog& audit_;
+  BackupStore store_;
+  BackupService service_;
+};
+
+}  // namespace vcrm
