@@ -33,27 +33,9 @@ std::int64_t nowSeconds() {
       .count();
 }
 
-struct Ran {
-  int status = -1;
-  std::string output;
-};
-
 // Runs a command line tool to its end (at most 60 s) and returns its exit status and output.
-Ran runCapture(const std::vector<std::string>& args, const std::filesystem::path& log) {
-  test::SpawnOptions so;
-  so.log = log;
-  const pid_t pid = test::spawnLogged(args, so);
-  int status = 0;
-  Ran out;
-  if (!test::waitExit(pid, std::chrono::seconds(60), &status)) {
-    kill(pid, SIGKILL);
-    test::waitExit(pid, std::chrono::seconds(10), &status);
-    out.output = "timed out";
-    return out;
-  }
-  out.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  out.output = files::readFile(log);
-  return out;
+test::Ran runCapture(const std::vector<std::string>& args, const std::filesystem::path& log) {
+  return test::runToEnd(args, log);
 }
 
 std::string fileBody(const std::string& file) {

@@ -67,6 +67,15 @@ const std::map<std::string, std::vector<std::string>>& expectedAccess() {
       {"GET /api/v1/license", {"admin", "noc"}},
       {"POST /api/v1/license/preview", {"admin"}},
       {"POST /api/v1/license", {"admin"}},
+      {"GET /api/v1/backups", {"admin", "support"}},
+      {"POST /api/v1/backups", {"admin", "support"}},
+      {"GET /api/v1/backups/{id}", {"admin", "support"}},
+      {"GET /api/v1/backups/{id}/download", {"admin", "support"}},
+      {"DELETE /api/v1/backups/{id}", {"admin", "support"}},
+      {"POST /api/v1/backups/{id}/verify", {"admin", "support"}},
+      {"GET /api/v1/backups/schedule", {"admin", "support"}},
+      {"PUT /api/v1/backups/schedule", {"admin", "support"}},
+      {"POST /api/v1/backups/schedule/run", {"admin", "support"}},
   };
   return table;
 }

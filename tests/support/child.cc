@@ -8,6 +8,8 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <fstream>
+#include <iterator>
 #include <stdexcept>
 #include <thread>
 
@@ -67,6 +69,25 @@ int terminate(pid_t pid, std::chrono::milliseconds grace) {
     return -1;
   }
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+Ran runToEnd(const std::vector<std::string>& args, const std::filesystem::path& log,
+             std::chrono::milliseconds timeout) {
+  SpawnOptions so;
+  so.log = log;
+  const pid_t pid = spawnLogged(args, so);
+  int status = 0;
+  Ran out;
+  if (!waitExit(pid, timeout, &status)) {
+    kill(pid, SIGKILL);
+    waitExit(pid, std::chrono::seconds(10), &status);
+    out.output = "timed out";
+    return out;
+  }
+  out.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream in(log, std::ios::binary);
+  out.output.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+  return out;
 }
 
 }  // namespace vcrm::test

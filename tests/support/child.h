@@ -30,4 +30,14 @@ bool waitExit(pid_t pid, std::chrono::milliseconds timeout, int* status);
 // -1 if it had to be killed or died of a signal.
 int terminate(pid_t pid, std::chrono::milliseconds grace);
 
+// A command-line tool run to its end: its exit status (-1 when killed or out of time) and
+// everything it printed.
+struct Ran {
+  int status = -1;
+  std::string output;
+};
+// Runs `args` with its output in `log`, killing it after `timeout`.
+Ran runToEnd(const std::vector<std::string>& args, const std::filesystem::path& log,
+             std::chrono::milliseconds timeout = std::chrono::seconds(60));
+
 }  // namespace vcrm::test

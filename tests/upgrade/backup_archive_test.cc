@@ -31,7 +31,8 @@ ArchiveInfo sampleInfo() {
                      .sourceSerial = "VCRM-0001-2345-6",
                      .sourceRole = "standalone",
                      .postgresVersion = "15.8",
-                     .pgDumpVersion = "15.8"};
+                     .pgDumpVersion = "15.8",
+                     .counts = {{"conferences", 12}, {"cdrs", 10}, {"participant_cdrs", 340}, {"users", 3}}};
 }
 
 std::vector<MemberSource> sourcesOf(const std::vector<TarEntry>& entries) {
@@ -70,6 +71,7 @@ TEST(BackupArchiveTest, RoundTripVerifiesAndExtractsEveryMember) {
   EXPECT_EQ(verified.info.sourceRole, "standalone");
   EXPECT_EQ(verified.info.postgresVersion, "15.8");
   EXPECT_EQ(verified.info.pgDumpVersion, "15.8");
+  EXPECT_EQ(verified.info.counts, sampleInfo().counts);
   EXPECT_EQ(verified.info.createdAt, written.info.createdAt);
   EXPECT_EQ(verified.info.createdAt.size(), 20u) << verified.info.createdAt;  // ISO 8601 UTC
   ASSERT_EQ(verified.members.size(), members.size());
@@ -419,6 +421,20 @@ std::vector<BadArchive> badArchives() {
       "ManifestUnknownField",
       [=] { return sealedTar(m, m, [](json::Object& o) { o.set("restore_hook", "rm -rf /"); }); },
       ArchiveReason::ManifestInvalid, "restore_hook");
+  add(
+      "ManifestCountsNotAnObject",
+      [=] { return sealedTar(m, m, [](json::Object& o) { o.set("counts", 12); }); },
+      ArchiveReason::ManifestInvalid, "\"counts\" must be an object");
+  add(
+      "ManifestCountNegative",
+      [=] {
+        return sealedTar(m, m, [](json::Object& o) {
+          json::ObjectPtr counts = new json::Object;
+          counts->set("conferences", -1);
+          o.set("counts", counts);
+        });
+      },
+      ArchiveReason::ManifestInvalid, "counts.conferences must be a whole number of rows");
   add(
       "ManifestNotFirst",
       [=] {

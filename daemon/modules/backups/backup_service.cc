@@ -6,6 +6,7 @@
 
 #include <condition_variable>
 #include <mutex>
+#include <set>
 #include <stop_token>
 #include <vector>
 
@@ -73,16 +74,31 @@ class DumpWatcher {
 }  // namespace
 
 void BackupService::checkPassphrase(const std::string& passphrase) {
-  if (passphrase.size() < kMinPassphrase) {
+  if (passphrase.size() > kMaxPassphrase) {
+    throw InvalidInput("field \"passphrase\" is longer than " + std::to_string(kMaxPassphrase) +
+                           " bytes; use a shorter one",
+                       "passphrase_too_long");
+  }
+  // Characters, not bytes: a UTF-8 sequence counts once.
+  std::set<std::string> distinct;
+  std::size_t characters = 0;
+  for (std::size_t i = 0; i < passphrase.size();) {
+    std::size_t n = 1;
+    while (i + n < passphrase.size() && (static_cast<unsigned char>(passphrase[i + n]) & 0xC0) == 0x80) ++n;
+    distinct.insert(passphrase.substr(i, n));
+    ++characters;
+    i += n;
+  }
+  if (characters < kMinPassphrase) {
     throw InvalidInput("the passphrase is too short: use at least " + std::to_string(kMinPassphrase) +
                            " characters (a few words are easy to remember and hard to guess); "
                            "the archive holds the server's private key",
                        "passphrase_too_short");
   }
-  if (passphrase.size() > kMaxPassphrase) {
-    throw InvalidInput("field \"passphrase\" is longer than " + std::to_string(kMaxPassphrase) +
-                           " bytes; use a shorter one",
-                       "passphrase_too_long");
+  if (distinct.size() < kMinDistinct) {
+    throw InvalidInput("the passphrase uses fewer than " + std::to_string(kMinDistinct) +
+                           " different characters and is easy to guess; use a few words",
+                       "passphrase_too_weak");
   }
 }
 

@@ -51,9 +51,11 @@ class BackupService {
   };
   using Done = std::function<void(const Outcome&)>;
 
-  static constexpr std::size_t kMinPassphrase = 12;
+  static constexpr std::size_t kMinPassphrase = 12;  // characters
+  static constexpr std::size_t kMinDistinct = 5;     // different characters
   static constexpr std::size_t kMaxPassphrase = 1024;
-  // InvalidInput ("passphrase_too_short", ...) unless the passphrase may protect an archive.
+  // InvalidInput ("passphrase_too_short", "passphrase_too_weak", "passphrase_too_long") unless
+  // the passphrase may protect a new archive.
   static void checkPassphrase(const std::string& passphrase);
 
   BackupService(Options options, BackupStore& store, EventBus& bus, Logger& log);

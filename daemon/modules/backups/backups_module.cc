@@ -65,10 +65,14 @@ BackupsModule::BackupsModule(const ModuleContext& ctx)
     : NamedModule("backups"),
       audit_(ctx.audit),
       store_(ctx.config.paths.backupsDir()),
-      service_(serviceOptions(ctx), store_, ctx.bus, ctx.log) {}
+      service_(serviceOptions(ctx), store_, ctx.bus, ctx.log),
+      scheduler_(service_, store_, ctx.pool, ctx.log, sftpArchiveCopier()),
+      worker_({"backup-scheduler", Worker::RunsOn::ActiveNode, std::chrono::seconds(20), [this] { scheduler_.pass(); }, {}},
+              ctx.log) {}
 
 json::ObjectPtr BackupsModule::dashboard() {
   json::ObjectPtr o = new json::Object(Poco::JSON_PRESERVE_KEY_ORDER);
+  o->set("last_scheduled", scheduler_.lastRun());
   o->set("running", service_.running());
   o->set("last_failure", service_.lastFailure());
   return o;
@@ -81,10 +85,25 @@ std::vector<Route> BackupsModule::routes() {
     for (const auto& r : store_.list()) list->add(r.toJson());
     json::ObjectPtr o = new json::Object(Poco::JSON_PRESERVE_KEY_ORDER);
     o->set("backups", list);
+    o->set("schedule", scheduler_.describe());
     o->set("running", service_.running());
     o->set("last_failure", service_.lastFailure());
+    o->set("last_scheduled", scheduler_.lastRun());
     return http::Response::json(200, o);
   }));
+  // Before /backups/{id}: "schedule" is not an id.
+  out.push_back(roleRoute("GET", "/api/v1/backups/schedule", roles::kSupport, "backup.schedule.get",
+                          [this](RequestContext&) { return http::Response::json(200, scheduler_.describe()); }));
+  out.push_back(roleRoute("PUT", "/api/v1/backups/schedule", roles::kSupport, "backup.schedule.set",
+                          [this](RequestContext& ctx) { return http::Response::json(200, scheduler_.update(ctx.body())); }));
+  out.push_back(
+      roleRoute("POST", "/api/v1/backups/schedule/run", roles::kSupport, "backup.schedule.run", [this](RequestContext&) {
+        scheduler_.requestRun();
+        worker_.wake();
+        json::ObjectPtr o = new json::Object;
+        o->set("requested", true);
+        return http::Response::json(202, o);
+      }));
   out.push_back(roleRoute("POST", "/api/v1/backups", roles::kSupport, "backup.create", [this](RequestContext& ctx) {
     BackupService::Request request;
     request.passphrase = passphraseOf(ctx);
@@ -116,8 +135,8 @@ std::vector<Route> BackupsModule::routes() {
   out.push_back(
       roleRoute("POST", "/api/v1/backups/{id}/verify", roles::kSupport, "backup.verify", [this](RequestContext& ctx) {
         ctx.auditTarget = ctx.param("id");
-        store_.get(ctx.param("id"));
-        return http::Response::json(200, service_.verify(ctx.param("id"), passphraseOf(ctx)));
+        const std::string passphrase = passphraseOf(ctx);
+        return http::Response::json(200, service_.verify(ctx.param("id"), passphrase));
       }));
   return out;
 }

@@ -5,6 +5,7 @@
 
 #include <memory>
 
+#include "modules/backups/backup_scheduler.h"
 #include "modules/backups/backup_service.h"
 #include "modules/backups/backup_store.h"
 #include "vcrm/daemon/module.h"
@@ -15,14 +16,19 @@ class BackupsModule : public NamedModule {
  public:
   explicit BackupsModule(const ModuleContext& ctx);
   std::vector<Route> routes() override;
+  std::vector<Worker*> workers() override { return {&worker_}; }
 
-  // The dashboard's backups entry: the last scheduled run, its state and error.
+  // The dashboard's backups entry: the last scheduled run (its state and error), the one
+  // running now, the last failure of a manual one.
   json::ObjectPtr dashboard();
+  BackupScheduler& scheduler() { return scheduler_; }
 
  private:
   AuditLog& audit_;
   BackupStore store_;
   BackupService service_;
+  BackupScheduler scheduler_;
+  PeriodicWorker worker_;  // "backup-scheduler"
 };
 
 }  // namespace vcrm
