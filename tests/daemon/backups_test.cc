@@ -343,12 +343,9 @@ TEST_F(BackupsTest, BookingsDuringABackupNeitherWaitNorBreakIt) {
         {seedId});
   }
   auto support = signedIn("sup");
-  const auto started = support.postJson("/api/v1/backups", passphraseBody(kPassphrase));
-  ASSERT_EQ(started.status, 202) << started.body;
-  const std::string id = started.json()->getObject("backup")->getValue<std::string>("id");
-  const auto t0 = std::chrono::steady_clock::now();
 
-  // Two admins book while the dump runs.
+  // Two admins book before, during and after the backup's start: the snapshot is taken while
+  // bookings commit.
   std::atomic<bool> stop{false};
   std::mutex m;
   std::vector<double> latencies;
@@ -371,6 +368,29 @@ TEST_F(BackupsTest, BookingsDuringABackupNeitherWaitNorBreakIt) {
       }
     });
   }
+  struct JoinAll {
+    std::atomic<bool>& stop;
+    std::vector<std::thread>& threads;
+    ~JoinAll() {
+      stop = true;
+      for (auto& t : threads)
+        if (t.joinable()) t.join();
+    }
+  } joinAll{stop, bookers};
+  ASSERT_TRUE(eventually(
+      [&] {
+        std::lock_guard lock(m);
+        return latencies.size() >= 10;
+      },
+      std::chrono::seconds(60)));
+  const auto started = support.postJson("/api/v1/backups", passphraseBody(kPassphrase));
+  ASSERT_EQ(started.status, 202) << started.body;
+  const std::string id = started.json()->getObject("backup")->getValue<std::string>("id");
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::size_t before = [&] {
+    std::lock_guard lock(m);
+    return latencies.size();
+  }();
   bool dumpEnded = false;
   const bool finished = eventually(
       [&] {
@@ -383,6 +403,7 @@ TEST_F(BackupsTest, BookingsDuringABackupNeitherWaitNorBreakIt) {
   stop = true;
   for (auto& t : bookers) t.join();
   ASSERT_TRUE(finished);
+  ASSERT_GT(latencies.size(), before + 4) << "bookings went on during the backup";
   EXPECT_TRUE(dumpEnded);
 
   const auto record = support.get("/api/v1/backups/" + id);
