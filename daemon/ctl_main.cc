@@ -9,11 +9,11 @@
 #include <fstream>
 #include <iostream>
 
+#include "src/ctl_backup.h"
 #include "vcrm/common/error.h"
 #include "vcrm/common/files.h"
 #include "vcrm/common/json.h"
 #include "vcrm/daemon/api_client.h"
-#include "src/ctl_backup.h"
 
 namespace {
 
@@ -79,14 +79,15 @@ int main(int argc, char** argv) {
   }
   const bool backup = !positional.empty() && positional[0] == "backup";
   if (!backup && (positional.size() < 2 || positional.size() > 3 ||
-      (!fileField.empty() && positional.size() == 3))) {
+                  (!fileField.empty() && positional.size() == 3))) {
     usage(std::cerr);
     return 2;
   }
   if (backup && positional.size() >= 2 && positional[1] == "verify") {
     // Local: no vcrmd, no sign-in.
-    return vcrm::ctl::backupCommand(std::vector<std::string>(positional.begin() + 1, positional.end()),
-                                    [] () -> vcrm::ApiClient { throw vcrm::InvalidInput("backup verify needs no vcrmd"); });
+    return vcrm::ctl::backupCommand(
+        std::vector<std::string>(positional.begin() + 1, positional.end()),
+        []() -> vcrm::ApiClient { throw vcrm::InvalidInput("backup verify needs no vcrmd"); });
   }
   try {
     const std::string state = root.empty() ? "" : root + "/var/lib/vcrm";
@@ -112,7 +113,8 @@ int main(int argc, char** argv) {
       return client;
     };
     if (backup) {
-      return vcrm::ctl::backupCommand(std::vector<std::string>(positional.begin() + 1, positional.end()), connect);
+      return vcrm::ctl::backupCommand(
+          std::vector<std::string>(positional.begin() + 1, positional.end()), connect);
     }
     vcrm::ApiClient client = connect();
     std::string body = positional.size() == 3 ? positional[2] : "";

@@ -20,7 +20,7 @@ void registerModules(ModuleList& modules) {
   modules.add<AuditModule>();
   modules.add<EventsModule>();
   modules.add<LicensingModule>();  // before the modules whose admission it limits
-  modules.add<BackupsModule>();  // after licensing (the serial), before the dashboard's module
+  modules.add<BackupsModule>();    // after licensing (the serial), before the dashboard's module
   modules.add<BridgesModule>();
   modules.add<ConferencesModule>();
   modules.add<CdrsModule>();

@@ -42,7 +42,8 @@ std::string readPassphrase(const std::string& file) {
 std::string messageOf(const ApiClient::Reply& reply) {
   try {
     auto error = json::parseObject(reply.body)->getObject("error");
-    return error->getValue<std::string>("message") + " (" + error->getValue<std::string>("code") + ")";
+    return error->getValue<std::string>("message") + " (" + error->getValue<std::string>("code") +
+           ")";
   } catch (...) {  // NOLINT(bugprone-empty-catch): the raw body instead
   }
   return reply.body;
@@ -83,8 +84,8 @@ int downloadTo(ApiClient& client, const std::string& id, const fs::path& out) {
     return refused(reply);
   }
   fs::rename(part, out);
-  std::cerr << "vcrmctl: backup " << id << " saved to " << out.string() << " (" << megabytes(fs::file_size(out))
-            << ")\n";
+  std::cerr << "vcrmctl: backup " << id << " saved to " << out.string() << " ("
+            << megabytes(fs::file_size(out)) << ")\n";
   return 0;
 }
 
@@ -93,7 +94,8 @@ int create(ApiClient& client, const std::string& passphrase, std::string out) {
   body->set("passphrase", passphrase);
   auto started = client.request("POST", "/api/v1/backups", json::stringify(body));
   if (started.status != 202) return refused(started);
-  const std::string id = json::parseObject(started.body)->getObject("backup")->getValue<std::string>("id");
+  const std::string id =
+      json::parseObject(started.body)->getObject("backup")->getValue<std::string>("id");
   std::cerr << "vcrmctl: backup " << id << " started\n";
   std::string lastLine;
   for (;;) {
@@ -106,7 +108,8 @@ int create(ApiClient& client, const std::string& passphrase, std::string out) {
     const auto done = running->getValue<std::uint64_t>("done");
     const auto total = running->getValue<std::uint64_t>("total");
     std::string line = "vcrmctl: " + phase + " " + megabytes(done);
-    if (total > 0) line += " of " + megabytes(total) + " (" + std::to_string(done * 100 / total) + "%)";
+    if (total > 0)
+      line += " of " + megabytes(total) + " (" + std::to_string(done * 100 / total) + "%)";
     if (line != lastLine) std::cerr << line << "\n";
     lastLine = line;
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
@@ -117,7 +120,8 @@ int create(ApiClient& client, const std::string& passphrase, std::string out) {
     std::string why = "it is not on the appliance";
     try {
       auto failure = json::parseObject(list.body)->getObject("last_failure");
-      if (failure && failure->getValue<std::string>("id") == id) why = failure->getValue<std::string>("error");
+      if (failure && failure->getValue<std::string>("id") == id)
+        why = failure->getValue<std::string>("error");
     } catch (...) {  // NOLINT(bugprone-empty-catch): the generic reason
     }
     std::cerr << "vcrmctl: backup " << id << " failed: " << why << "\n";
@@ -137,7 +141,8 @@ int list(ApiClient& client) {
   for (std::size_t i = 0; i < backups->size(); ++i) {
     auto b = backups->getObject(static_cast<unsigned>(i));
     std::printf("%-48s %-20s %12s %-9s %s\n", b->getValue<std::string>("id").c_str(),
-                b->getValue<std::string>("created_at").c_str(), megabytes(b->getValue<std::uint64_t>("size")).c_str(),
+                b->getValue<std::string>("created_at").c_str(),
+                megabytes(b->getValue<std::uint64_t>("size")).c_str(),
                 b->getValue<std::string>("origin").c_str(),
                 b->getObject("copy")->getValue<std::string>("state").c_str());
   }
@@ -155,8 +160,8 @@ int verify(const std::string& file, const std::string& passphrase) {
     if (!fd) throw IoError("cannot open " + file + ": " + errnoText(errno));
     upgrade::FdSource source(fd.get(), file);
     upgrade::ReadOptions options;
-    options.compatibleWith =
-        upgrade::Compatibility{.productVersion = VCRM_VERSION_STRING, .schemaVersion = loadMigrations().back().version};
+    options.compatibleWith = upgrade::Compatibility{
+        .productVersion = VCRM_VERSION_STRING, .schemaVersion = loadMigrations().back().version};
     const auto manifest = upgrade::verifyArchive(source, passphrase, options);
     std::cout << upgrade::manifestJson(manifest) << "\n";
     return 0;
@@ -170,7 +175,8 @@ int verify(const std::string& file, const std::string& passphrase) {
 
 const char* backupUsage() {
   return "usage: vcrmctl [connection options] backup create --passphrase-file F [--out FILE]\n"
-         "  makes a backup archive on the appliance, prints its progress, waits for it and downloads\n"
+         "  makes a backup archive on the appliance, prints its progress, waits for it and "
+         "downloads\n"
          "  it to FILE (default ./<id>.vcrmbak); the passphrase is the first line of F or\n"
          "  VCRM_BACKUP_PASSPHRASE, at least 12 characters.\n"
          "usage: vcrmctl [connection options] backup list\n"
@@ -178,8 +184,10 @@ const char* backupUsage() {
          "usage: vcrmctl [connection options] backup delete ID\n"
          "usage: vcrmctl backup verify FILE [--passphrase-file F]\n"
          "  checks a whole backup archive without restoring it (every authentication tag, the\n"
-         "  manifest, every member's size and hash) and prints its manifest as JSON; no vcrmd needed.\n"
-         "exit status: 0 when done, 1 when refused or failed (the reason goes to stderr), 2 for usage\n";
+         "  manifest, every member's size and hash) and prints its manifest as JSON; no vcrmd "
+         "needed.\n"
+         "exit status: 0 when done, 1 when refused or failed (the reason goes to stderr), 2 for "
+         "usage\n";
 }
 
 int backupCommand(const std::vector<std::string>& args, const std::function<ApiClient()>& connect) {

@@ -4,10 +4,9 @@
 // retention pruning only scheduled archives. Through the API: the schedule's secrets are never
 // shown, bad schedules are refused, and a scheduled backup whose copy off the box is refused
 // shows on the dashboard and in the list.
+#include <Poco/JSON/Array.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
-
-#include <Poco/JSON/Array.h>
 
 #include <atomic>
 #include <csignal>
@@ -47,8 +46,8 @@ KeyPair makeKeyPair(const fs::path& dir) {
   const fs::path key = dir / "id_ed25519";
   test::SpawnOptions so;
   so.log = dir / "ssh-keygen.log";
-  const pid_t pid = test::spawnLogged({"/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "vcrm-test",
-                                       "-f", key.string()},
+  const pid_t pid = test::spawnLogged({"/usr/bin/ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C",
+                                       "vcrm-test", "-f", key.string()},
                                       so);
   int status = 0;
   if (!test::waitExit(pid, std::chrono::seconds(30), &status) || status != 0) {
@@ -83,8 +82,9 @@ class BackupScheduleTest : public ::testing::Test {
         : pool(dsn(), 2),
           store(dir.path() / "backups"),
           service(options(), store, bus, log),
-          scheduler(service, store, pool, log, std::move(copier),
-                    [this] { return std::chrono::system_clock::time_point(std::chrono::seconds(now.load())); }) {}
+          scheduler(service, store, pool, log, std::move(copier), [this] {
+            return std::chrono::system_clock::time_point(std::chrono::seconds(now.load()));
+          }) {}
 
     void setClock(const std::string& iso) {
       now = std::chrono::duration_cast<std::chrono::seconds>(at(iso).time_since_epoch()).count();
@@ -96,7 +96,8 @@ class BackupScheduleTest : public ::testing::Test {
       return out;
     }
     static std::string dsn() {
-      return "host=" + db::dsnQuote((app_->stateDir() / "pgsocket").string()) + " port=5432 user=vcrm dbname=vcrm";
+      return "host=" + db::dsnQuote((app_->stateDir() / "pgsocket").string()) +
+             " port=5432 user=vcrm dbname=vcrm";
     }
     static BackupService::Options options() {
       BackupService::Options o;
@@ -114,7 +115,8 @@ class BackupScheduleTest : public ::testing::Test {
     }
   };
 
-  static json::ObjectPtr schedule(const std::string& timeOfDay, const std::string& zone, int retention) {
+  static json::ObjectPtr schedule(const std::string& timeOfDay, const std::string& zone,
+                                  int retention) {
     json::ObjectPtr o = new json::Object;
     o->set("enabled", true);
     o->set("time_of_day", timeOfDay);
@@ -130,10 +132,11 @@ VcrmdProcess* BackupScheduleTest::app_ = nullptr;
 
 TEST_F(BackupScheduleTest, ABackupIsMadeOnceAtTheTimeOfDayAndRetentionPrunesOnlyScheduledOnes) {
   int copies = 0;
-  InProcess s([&](const SftpSettings&, const fs::path&, const std::string&, std::size_t) -> std::string {
-    ++copies;
-    return "";
-  });
+  InProcess s(
+      [&](const SftpSettings&, const fs::path&, const std::string&, std::size_t) -> std::string {
+        ++copies;
+        return "";
+      });
   // 10:00 in Paris is 09:00 UTC on 28 March 2026, and 08:00 UTC from the 29th (summer time).
   s.setClock("2026-03-28T08:58:30Z");
   auto described = s.scheduler.update(schedule("10:00", "Europe/Paris", 2));
@@ -257,7 +260,8 @@ TEST_F(BackupScheduleTest, TheApiKeepsSecretsRefusesBadSchedulesAndShowsAFailedC
   EXPECT_TRUE(r.json()->getValue<bool>("passphrase_set"));
   EXPECT_TRUE(r.json()->getObject("sftp")->getValue<bool>("private_key_set"));
   const fs::path stored = app_->stateDir() / "backups/schedule.json";
-  EXPECT_EQ(fs::status(stored).permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
+  EXPECT_EQ(fs::status(stored).permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
   // A later change that leaves the secrets out keeps them.
   json::ObjectPtr later = new json::Object;
   later->set("enabled", false);
@@ -280,7 +284,8 @@ TEST_F(BackupScheduleTest, TheApiKeepsSecretsRefusesBadSchedulesAndShowsAFailedC
       std::chrono::seconds(120), std::chrono::milliseconds(200)));
   auto last = pane->getObject("last_scheduled");
   EXPECT_EQ(last->getValue<std::string>("state"), "copy_failed") << json::stringify(pane);
-  EXPECT_NE(last->getValue<std::string>("error").find("127.0.0.1"), std::string::npos) << json::stringify(pane);
+  EXPECT_NE(last->getValue<std::string>("error").find("127.0.0.1"), std::string::npos)
+      << json::stringify(pane);
   const auto list = admin.get("/api/v1/backups").json();
   EXPECT_EQ(list->getObject("last_scheduled")->getValue<std::string>("state"), "copy_failed");
   auto backups = list->getArray("backups");

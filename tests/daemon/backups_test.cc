@@ -4,11 +4,10 @@
 // it; each step leaves an audit row. Short passphrases, a second backup while one runs and a
 // backup that cannot be made are refused with their reasons and leave no archive. And bookings
 // made while a large database is being dumped neither wait for the dump nor get into it.
+#include <Poco/JSON/Array.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
-
-#include <Poco/JSON/Array.h>
 
 #include <algorithm>
 #include <atomic>
@@ -81,7 +80,8 @@ class BackupsTest : public ::testing::Test {
   }
 
   // Starts a backup and waits until it is listed (or failed); returns its id.
-  static std::string makeBackup(HttpsClient& c, std::chrono::seconds timeout = std::chrono::seconds(120)) {
+  static std::string makeBackup(HttpsClient& c,
+                                std::chrono::seconds timeout = std::chrono::seconds(120)) {
     const auto started = c.postJson("/api/v1/backups", passphraseBody(kPassphrase));
     if (started.status != 202) throw std::runtime_error("backup refused: " + started.body);
     const std::string id = started.json()->getObject("backup")->getValue<std::string>("id");
@@ -93,7 +93,8 @@ class BackupsTest : public ::testing::Test {
 
   static std::int64_t auditRows(const std::string& action, const std::string& target) {
     auto db = app_->database();
-    return db.exec("SELECT count(*) FROM audit_log WHERE action = $1 AND target = $2", {action, target})
+    return db
+        .exec("SELECT count(*) FROM audit_log WHERE action = $1 AND target = $2", {action, target})
         .int64(0, 0);
   }
 
@@ -101,7 +102,8 @@ class BackupsTest : public ::testing::Test {
     std::vector<std::string> out;
     for (const auto& e : fs::directory_iterator(app_->stateDir() / "backups")) {
       const std::string name = e.path().filename().string();
-      if (name.find(".part") != std::string::npos || name.rfind(".work-", 0) == 0) out.push_back(name);
+      if (name.find(".part") != std::string::npos || name.rfind(".work-", 0) == 0)
+        out.push_back(name);
     }
     return out;
   }
@@ -168,8 +170,10 @@ TEST_F(BackupsTest, SupportCreatesListsDownloadsVerifiesAndDeletesAnArchive) {
   const auto size = listed->getValue<std::uint64_t>("size");
   const fs::path file = app_->stateDir() / "backups" / (id + ".vcrmbak");
   EXPECT_EQ(fs::file_size(file), size);
-  EXPECT_EQ(fs::status(app_->stateDir() / "backups").permissions() & fs::perms::all, fs::perms::owner_all);
-  EXPECT_EQ(fs::status(file).permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
+  EXPECT_EQ(fs::status(app_->stateDir() / "backups").permissions() & fs::perms::all,
+            fs::perms::owner_all);
+  EXPECT_EQ(fs::status(file).permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
   EXPECT_TRUE(leftovers().empty());
   EXPECT_EQ(support.get("/api/v1/backups/" + id).status, 200);
 
@@ -186,19 +190,24 @@ TEST_F(BackupsTest, SupportCreatesListsDownloadsVerifiesAndDeletesAnArchive) {
   for (const auto& m : manifest.members) members.push_back(m.path);
   std::vector<std::string> want{"db/vcrm.dump"};
   if (fs::exists(app_->root() / "etc/vcrm/vcrmd.conf")) want.push_back("etc/vcrmd.conf");
-  for (const char* m : {"state/serial", "tls/server.crt", "tls/server.key", "licence/active.lic"}) want.push_back(m);
+  for (const char* m : {"state/serial", "tls/server.crt", "tls/server.key", "licence/active.lic"})
+    want.push_back(m);
   EXPECT_EQ(members, want);
   std::string serial = files::readFile(app_->stateDir() / "serial");
   serial.erase(serial.find_last_not_of("\n") + 1);
   EXPECT_EQ(manifest.info.sourceSerial, serial);
-  EXPECT_EQ(manifest.info.counts.at("users"), listed->getObject("counts")->getValue<std::int64_t>("users"));
-  EXPECT_EQ(manifest.info.schemaVersion, db.exec("SELECT max(version) FROM schema_migrations").int64(0, 0));
+  EXPECT_EQ(manifest.info.counts.at("users"),
+            listed->getObject("counts")->getValue<std::int64_t>("users"));
+  EXPECT_EQ(manifest.info.schemaVersion,
+            db.exec("SELECT max(version) FROM schema_migrations").int64(0, 0));
 
   // Verified on the appliance; a wrong passphrase is refused with its reason.
-  const auto verified = support.postJson("/api/v1/backups/" + id + "/verify", passphraseBody(kPassphrase));
+  const auto verified =
+      support.postJson("/api/v1/backups/" + id + "/verify", passphraseBody(kPassphrase));
   ASSERT_EQ(verified.status, 200) << verified.body;
   EXPECT_TRUE(verified.json()->getValue<bool>("verified"));
-  const auto wrong = support.postJson("/api/v1/backups/" + id + "/verify", passphraseBody("not the passphrase"));
+  const auto wrong =
+      support.postJson("/api/v1/backups/" + id + "/verify", passphraseBody("not the passphrase"));
   EXPECT_EQ(wrong.status, 422) << wrong.body;
   EXPECT_EQ(wrong.errorCode(), "archive_wrong_passphrase");
 
@@ -257,7 +266,8 @@ TEST_F(BackupsTest, ABackupThatCannotBeMadeLeavesNoArchiveAndSaysWhy) {
   const std::string id = started.json()->getObject("backup")->getValue<std::string>("id");
   ASSERT_TRUE(events.waitFor(
       [&](const test::StreamEvent& e) {
-        return e.type == "backup" && json::parseObject(e.data)->getValue<std::string>("state") == "failed";
+        return e.type == "backup" &&
+               json::parseObject(e.data)->getValue<std::string>("state") == "failed";
       },
       std::chrono::seconds(120)));
   const auto list = support.get("/api/v1/backups");
@@ -265,7 +275,8 @@ TEST_F(BackupsTest, ABackupThatCannotBeMadeLeavesNoArchiveAndSaysWhy) {
   auto failure = list.json()->getObject("last_failure");
   ASSERT_TRUE(failure) << list.body;
   EXPECT_EQ(failure->getValue<std::string>("id"), id);
-  EXPECT_NE(failure->getValue<std::string>("error").find("server.key"), std::string::npos) << list.body;
+  EXPECT_NE(failure->getValue<std::string>("error").find("server.key"), std::string::npos)
+      << list.body;
   EXPECT_EQ(support.get("/api/v1/backups/" + id).status, 404);
   EXPECT_TRUE(leftovers().empty());
 }
@@ -277,26 +288,30 @@ TEST_F(BackupsTest, VcrmctlCreatesWithProgressListsDownloadsAndDeletes) {
   const fs::path password = dir.path() / "password";
   files::atomicWrite(password, app_->adminPassword() + "\n", 0600);
   const std::string ctl = (test::binDir() / "vcrmctl").string();
-  const std::vector<std::string> connect{ctl, "--root", app_->root().string(), "--password-file", password.string()};
+  const std::vector<std::string> connect{ctl, "--root", app_->root().string(), "--password-file",
+                                         password.string()};
   auto run = [&](std::vector<std::string> args) {
     std::vector<std::string> argv = connect;
     argv.insert(argv.end(), args.begin(), args.end());
     return test::runToEnd(argv, dir.path() / "vcrmctl.log", std::chrono::seconds(180));
   };
   const fs::path out = dir.path() / "site.vcrmbak";
-  auto created = run({"backup", "create", "--passphrase-file", passphrase.string(), "--out", out.string()});
+  auto created =
+      run({"backup", "create", "--passphrase-file", passphrase.string(), "--out", out.string()});
   ASSERT_EQ(created.status, 0) << created.output;
   EXPECT_NE(created.output.find("started"), std::string::npos) << created.output;
   EXPECT_NE(created.output.find("saved to " + out.string()), std::string::npos) << created.output;
   std::smatch m;
-  ASSERT_TRUE(std::regex_search(created.output, m, std::regex("backup (vcrm-[0-9A-Z-]+-[0-9]{8}T[0-9]{6}Z) started")))
+  ASSERT_TRUE(std::regex_search(created.output, m,
+                                std::regex("backup (vcrm-[0-9A-Z-]+-[0-9]{8}T[0-9]{6}Z) started")))
       << created.output;
   const std::string id = m[1];
   EXPECT_FALSE(fs::exists(out.string() + ".part"));
 
   // The file verifies locally, with the same tool.
-  auto verified = test::runToEnd({ctl, "backup", "verify", out.string(), "--passphrase-file", passphrase.string()},
-                                 dir.path() / "verify.log");
+  auto verified = test::runToEnd(
+      {ctl, "backup", "verify", out.string(), "--passphrase-file", passphrase.string()},
+      dir.path() / "verify.log");
   EXPECT_EQ(verified.status, 0) << verified.output;
   EXPECT_NE(verified.output.find("\"counts\""), std::string::npos) << verified.output;
 
@@ -331,15 +346,18 @@ TEST_F(BackupsTest, BookingsDuringABackupNeitherWaitNorBreakIt) {
   auto bridge = test::registerJanusBridge(admin, "backup-bridge", 100000);
   const auto seed = admin.postJson(
       "/api/v1/conferences", R"({"name":"seed","start":")" + isoIn(std::chrono::hours(24 * 30)) +
-                                 R"(","duration_minutes":30,"ports":1,"bridge_id":)" + std::to_string(bridge.id) + "}");
+                                 R"(","duration_minutes":30,"ports":1,"bridge_id":)" +
+                                 std::to_string(bridge.id) + "}");
   ASSERT_EQ(seed.status, 201) << seed.body;
   const std::string seedId = seed.json()->getValue<std::string>("id");
   {
     auto db = app_->database();
     db.exec(
-        "INSERT INTO participant_legs (conference_id, room, participant_id, display_name, joined_at, left_at, "
+        "INSERT INTO participant_legs (conference_id, room, participant_id, display_name, "
+        "joined_at, left_at, "
         "end_reason) SELECT $1::bigint, 1, g, 'participant number ' || g || ' of the backup test', "
-        "now() - interval '2 hours', now() - interval '1 hour', 'left' FROM generate_series(1, 1000000) g",
+        "now() - interval '2 hours', now() - interval '1 hour', 'left' FROM generate_series(1, "
+        "1000000) g",
         {seedId});
   }
   auto support = signedIn("sup");
@@ -356,12 +374,15 @@ TEST_F(BackupsTest, BookingsDuringABackupNeitherWaitNorBreakIt) {
       auto c = app_->adminClient();
       for (int i = 0; !stop; ++i) {
         const auto b0 = std::chrono::steady_clock::now();
-        const auto r = c.postJson("/api/v1/conferences",
-                                  R"({"name":"during backup )" + std::to_string(t) + "-" + std::to_string(i) +
-                                      R"(","start":")" + isoIn(std::chrono::hours(24 * 31 + i)) +
-                                      R"(","duration_minutes":30,"ports":1,"bridge_id":)" +
-                                      std::to_string(bridge.id) + "}");
-        const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - b0).count();
+        const auto r =
+            c.postJson("/api/v1/conferences",
+                       R"({"name":"during backup )" + std::to_string(t) + "-" + std::to_string(i) +
+                           R"(","start":")" + isoIn(std::chrono::hours(24 * 31 + i)) +
+                           R"(","duration_minutes":30,"ports":1,"bridge_id":)" +
+                           std::to_string(bridge.id) + "}");
+        const double ms =
+            std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - b0)
+                .count();
         std::lock_guard lock(m);
         latencies.push_back(ms);
         if (r.status != 201) failures.push_back(r.body);
@@ -399,7 +420,8 @@ TEST_F(BackupsTest, BookingsDuringABackupNeitherWaitNorBreakIt) {
         return !running;
       },
       std::chrono::seconds(300), std::chrono::milliseconds(100));
-  const double backupSeconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const double backupSeconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   stop = true;
   for (auto& t : bookers) t.join();
   ASSERT_TRUE(finished);
@@ -408,15 +430,17 @@ TEST_F(BackupsTest, BookingsDuringABackupNeitherWaitNorBreakIt) {
 
   const auto record = support.get("/api/v1/backups/" + id);
   ASSERT_EQ(record.status, 200) << support.get("/api/v1/backups").body;
-  EXPECT_TRUE(failures.empty()) << failures.size() << " bookings refused, e.g. " << failures.front();
+  EXPECT_TRUE(failures.empty()) << failures.size() << " bookings refused, e.g. "
+                                << failures.front();
   ASSERT_GE(latencies.size(), 4u);
   const double worst = *std::max_element(latencies.begin(), latencies.end());
   std::cout << "[ figures  ] backup of 1,000,000 participant CDRs in " << backupSeconds << " s ("
-            << record.json()->getValue<std::uint64_t>("size") / 1000000.0 << " MB); " << latencies.size()
-            << " bookings meanwhile, worst " << worst << " ms\n";
+            << record.json()->getValue<std::uint64_t>("size") / 1000000.0 << " MB); "
+            << latencies.size() << " bookings meanwhile, worst " << worst << " ms\n";
   EXPECT_LT(worst, 2000.0) << "a booking waited for the backup";
 
-  const auto verified = support.postJson("/api/v1/backups/" + id + "/verify", passphraseBody(kPassphrase));
+  const auto verified =
+      support.postJson("/api/v1/backups/" + id + "/verify", passphraseBody(kPassphrase));
   ASSERT_EQ(verified.status, 200) << verified.body;
 
   // The counts are the dump's: restore it into a database of its own and count there. The
@@ -425,7 +449,8 @@ TEST_F(BackupsTest, BookingsDuringABackupNeitherWaitNorBreakIt) {
   EXPECT_EQ(counts->getValue<std::int64_t>("participant_cdrs"), 1000000);
   test::TempDir out("vcrm-backup-extract");
   {
-    const int fd = ::open((app_->stateDir() / "backups" / (id + ".vcrmbak")).c_str(), O_RDONLY | O_CLOEXEC);
+    const int fd =
+        ::open((app_->stateDir() / "backups" / (id + ".vcrmbak")).c_str(), O_RDONLY | O_CLOEXEC);
     ASSERT_GE(fd, 0);
     files::Fd owned(fd);
     upgrade::FdSource source(fd, id);
@@ -450,7 +475,8 @@ TEST_F(BackupsTest, BookingsDuringABackupNeitherWaitNorBreakIt) {
   db.exec("DROP DATABASE backup_check");
   const auto live = db.exec("SELECT count(*) FROM conferences").int64(0, 0);
   EXPECT_EQ(live, 1 + static_cast<std::int64_t>(latencies.size()));
-  EXPECT_LT(counts->getValue<std::int64_t>("conferences"), live) << "bookings made during the dump are not in it";
+  EXPECT_LT(counts->getValue<std::int64_t>("conferences"), live)
+      << "bookings made during the dump are not in it";
   EXPECT_EQ(support.request("DELETE", "/api/v1/backups/" + id).status, 204);
   db.exec("DELETE FROM participant_legs");
 }

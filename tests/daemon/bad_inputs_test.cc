@@ -532,21 +532,24 @@ class BadInputsTest : public ::testing::Test {
         {"POST /api/v1/license", {json(otherServersLicence(), 422)}},
         {"GET /api/v1/backups", {none}},
         // A good passphrase starts a backup (archives are files: the database stays as it was).
-        {"POST /api/v1/backups", {json(R"({"passphrase":"a passphrase of the bad-inputs suite"})", 202)}},
+        {"POST /api/v1/backups",
+         {json(R"({"passphrase":"a passphrase of the bad-inputs suite"})", 202)}},
         {"GET /api/v1/backups/{id}", {none}},
         {"GET /api/v1/backups/{id}/download", {none}},
         {"DELETE /api/v1/backups/{id}", {none}},
         // No archive of that id.
-        {"POST /api/v1/backups/{id}/verify", {json(R"({"passphrase":"any passphrase at all"})", 404)}},
+        {"POST /api/v1/backups/{id}/verify",
+         {json(R"({"passphrase":"any passphrase at all"})", 404)}},
         {"GET /api/v1/backups/schedule", {none}},
         // Every field well made, but a schedule with no passphrase to seal its archives with.
         {"PUT /api/v1/backups/schedule",
-         {json(R"({"enabled":true,"time_of_day":"02:30","time_zone":"Europe/Paris","retention":3,)"
-               R"("sftp":{"enabled":true,"host":"backup.example.org","port":22,"user":"vcrm",)"
-               R"("remote_dir":"backups/vcrm","private_key":"-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n)"
-               R"(-----END OPENSSH PRIVATE KEY-----\n","host_key":"backup.example.org ssh-ed25519 )"
-               R"(AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"}})",
-               422)}},
+         {json(
+             R"({"enabled":true,"time_of_day":"02:30","time_zone":"Europe/Paris","retention":3,)"
+             R"("sftp":{"enabled":true,"host":"backup.example.org","port":22,"user":"vcrm",)"
+             R"("remote_dir":"backups/vcrm","private_key":"-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n)"
+             R"(-----END OPENSSH PRIVATE KEY-----\n","host_key":"backup.example.org ssh-ed25519 )"
+             R"(AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"}})",
+             422)}},
         {"POST /api/v1/backups/schedule/run", {none}},
     };
   }

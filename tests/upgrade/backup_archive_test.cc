@@ -26,13 +26,14 @@ using namespace vcrm::upgrade::test;
 namespace fs = std::filesystem;
 
 ArchiveInfo sampleInfo() {
-  return ArchiveInfo{.productVersion = "0.1.0",
-                     .schemaVersion = 7,
-                     .sourceSerial = "VCRM-0001-2345-6",
-                     .sourceRole = "standalone",
-                     .postgresVersion = "15.8",
-                     .pgDumpVersion = "15.8",
-                     .counts = {{"conferences", 12}, {"cdrs", 10}, {"participant_cdrs", 340}, {"users", 3}}};
+  return ArchiveInfo{
+      .productVersion = "0.1.0",
+      .schemaVersion = 7,
+      .sourceSerial = "VCRM-0001-2345-6",
+      .sourceRole = "standalone",
+      .postgresVersion = "15.8",
+      .pgDumpVersion = "15.8",
+      .counts = {{"conferences", 12}, {"cdrs", 10}, {"participant_cdrs", 340}, {"users", 3}}};
 }
 
 std::vector<MemberSource> sourcesOf(const std::vector<TarEntry>& entries) {

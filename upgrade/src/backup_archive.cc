@@ -152,10 +152,9 @@ Manifest parseManifest(std::string_view text, const ReadOptions& options) {
              "this archive was made by " + printable(m.info.product) +
                  ", not by vcrm; only vcrm backup archives can be restored here");
     }
-    json::onlyKeys(
-        o, {"format", "product", "product_version", "schema_version", "source_serial",
-            "source_role", "created_at", "postgresql_version", "pg_dump_version", "counts",
-            "members"});
+    json::onlyKeys(o, {"format", "product", "product_version", "schema_version", "source_serial",
+                       "source_role", "created_at", "postgresql_version", "pg_dump_version",
+                       "counts", "members"});
     m.info.productVersion = json::requireString(o, "product_version", 64);
     const std::int64_t schema = requireInt(o, "schema_version");
     if (schema < 0 || schema > 1000000)
@@ -167,7 +166,8 @@ Manifest parseManifest(std::string_view text, const ReadOptions& options) {
     m.info.postgresVersion = json::requireString(o, "postgresql_version", 128);
     m.info.pgDumpVersion = json::requireString(o, "pg_dump_version", 128);
     compareVersions(m.info.productVersion, "0");  // throws InvalidInput when not a version
-    if (o->has("counts") && !o->isNull("counts")) m.info.counts = parseCounts(o->getObject("counts"));
+    if (o->has("counts") && !o->isNull("counts"))
+      m.info.counts = parseCounts(o->getObject("counts"));
 
     const json::ArrayPtr list = o->getArray("members");
     if (!list) throw InvalidInput("field \"members\" must be an array");

@@ -42,9 +42,13 @@ void dumpDatabase(const PgTools& tools, const std::string& dsn, const fs::path& 
   }
   process::Options o;
   o.timeout = tools.timeout;
-  std::vector<std::string> argv{tools.program("pg_dump"), "--format=custom",
-                                "--compress=" + std::to_string(std::clamp(options.compressLevel, 0, 9)),
-                                "--no-owner", "--no-privileges", "--file=" + file.string()};
+  std::vector<std::string> argv{
+      tools.program("pg_dump"),
+      "--format=custom",
+      "--compress=" + std::to_string(std::clamp(options.compressLevel, 0, 9)),
+      "--no-owner",
+      "--no-privileges",
+      "--file=" + file.string()};
   if (!options.snapshot.empty()) argv.push_back("--snapshot=" + options.snapshot);
   argv.push_back("--dbname=" + dsn);
   const auto out = process::run(argv, o);

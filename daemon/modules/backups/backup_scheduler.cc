@@ -96,7 +96,8 @@ ScheduleSettings loadSettings(const fs::path& file, Logger& log) {
     }
   } catch (const std::exception& e) {
     log.error(kComponent, "SCHEDULE_UNREADABLE",
-              std::string("the backup schedule is not used until it is saved again: ") + e.what(), file.string());
+              std::string("the backup schedule is not used until it is saved again: ") + e.what(),
+              file.string());
     return ScheduleSettings{};
   }
   return s;
@@ -106,13 +107,15 @@ ScheduleSettings loadSettings(const fs::path& file, Logger& log) {
 
 // Until the SFTP client is built in, a copy is refused with a reason an operator can act on.
 ArchiveCopier sftpArchiveCopier() {
-  return [](const SftpSettings& target, const fs::path&, const std::string&, std::size_t) -> std::string {
-    throw Unprocessable("this vcrm cannot copy archives to " + target.host + " over SFTP yet", "sftp_unavailable");
+  return [](const SftpSettings& target, const fs::path&, const std::string&,
+            std::size_t) -> std::string {
+    throw Unprocessable("this vcrm cannot copy archives to " + target.host + " over SFTP yet",
+                        "sftp_unavailable");
   };
 }
 
-BackupScheduler::BackupScheduler(BackupService& service, BackupStore& store, db::Pool& pool, Logger& log,
-                                 ArchiveCopier copier, Clock clock)
+BackupScheduler::BackupScheduler(BackupService& service, BackupStore& store, db::Pool& pool,
+                                 Logger& log, ArchiveCopier copier, Clock clock)
     : service_(service),
       store_(store),
       pool_(pool),
@@ -143,7 +146,8 @@ std::int64_t BackupScheduler::latestSlot(const ScheduleSettings& s, std::int64_t
   // day there, or yesterday's when today's is still ahead.
   auto c = pool_.acquire();
   auto r = c->exec(
-      "SELECT extract(epoch FROM CASE WHEN (d + $3::time) AT TIME ZONE $2 <= to_timestamp($1::bigint) "
+      "SELECT extract(epoch FROM CASE WHEN (d + $3::time) AT TIME ZONE $2 <= "
+      "to_timestamp($1::bigint) "
       "  THEN (d + $3::time) AT TIME ZONE $2 ELSE (d - 1 + $3::time) AT TIME ZONE $2 END)::bigint "
       "FROM (SELECT (to_timestamp($1::bigint) AT TIME ZONE $2)::date AS d) x",
       {now, s.timeZone, s.timeOfDay});
@@ -153,7 +157,8 @@ std::int64_t BackupScheduler::latestSlot(const ScheduleSettings& s, std::int64_t
 std::int64_t BackupScheduler::nextSlot(const ScheduleSettings& s, std::int64_t now) {
   auto c = pool_.acquire();
   auto r = c->exec(
-      "SELECT extract(epoch FROM CASE WHEN (d + $3::time) AT TIME ZONE $2 > to_timestamp($1::bigint) "
+      "SELECT extract(epoch FROM CASE WHEN (d + $3::time) AT TIME ZONE $2 > "
+      "to_timestamp($1::bigint) "
       "  THEN (d + $3::time) AT TIME ZONE $2 ELSE (d + 1 + $3::time) AT TIME ZONE $2 END)::bigint "
       "FROM (SELECT (to_timestamp($1::bigint) AT TIME ZONE $2)::date AS d) x",
       {now, s.timeZone, s.timeOfDay});
@@ -163,7 +168,8 @@ std::int64_t BackupScheduler::nextSlot(const ScheduleSettings& s, std::int64_t n
 json::ObjectPtr BackupScheduler::describe() {
   const ScheduleSettings s = *settings_.lock();
   json::ObjectPtr o = settingsJson(s, false);
-  o->set("next_run", s.enabled ? Poco::Dynamic::Var(iso(nextSlot(s, seconds(clock_())))) : Poco::Dynamic::Var());
+  o->set("next_run", s.enabled ? Poco::Dynamic::Var(iso(nextSlot(s, seconds(clock_()))))
+                               : Poco::Dynamic::Var());
   o->set("last_run", lastRun());
   return o;
 }
@@ -173,19 +179,22 @@ json::ObjectPtr BackupScheduler::update(const json::ObjectPtr& body) {
   ScheduleSettings s = *settings_.lock();
   const auto enabled = json::optBool(body, "enabled");
   if (!enabled) {
-    throw InvalidInput("field \"enabled\" is required: true to make backups on the schedule, false to stop",
-                       "missing_field");
+    throw InvalidInput(
+        "field \"enabled\" is required: true to make backups on the schedule, false to stop",
+        "missing_field");
   }
   s.enabled = *enabled;
   static const std::regex hhmm("^([01][0-9]|2[0-3]):[0-5][0-9]$");
-  s.timeOfDay = matching(body, "time_of_day", "time_of_day", hhmm, 5, "must be HH:MM (00:00 to 23:59), e.g. \"02:30\"",
-                         s.timeOfDay);
+  s.timeOfDay = matching(body, "time_of_day", "time_of_day", hhmm, 5,
+                         "must be HH:MM (00:00 to 23:59), e.g. \"02:30\"", s.timeOfDay);
   static const std::regex zoneName("^[A-Za-z][A-Za-z0-9_+/-]{0,63}$");
-  s.timeZone = matching(body, "time_zone", "time_zone", zoneName, 64,
-                        "must be an IANA time zone name such as \"UTC\" or \"Europe/Paris\"", s.timeZone);
+  s.timeZone =
+      matching(body, "time_zone", "time_zone", zoneName, 64,
+               "must be an IANA time zone name such as \"UTC\" or \"Europe/Paris\"", s.timeZone);
   if (const auto r = json::optInt(body, "retention")) {
     if (*r < 1 || *r > kMaxRetention) {
-      badField("retention", "must be the number of scheduled archives to keep, 1 to " + std::to_string(kMaxRetention));
+      badField("retention", "must be the number of scheduled archives to keep, 1 to " +
+                                std::to_string(kMaxRetention));
     }
     s.retention = static_cast<int>(*r);
   }
@@ -195,31 +204,38 @@ json::ObjectPtr BackupScheduler::update(const json::ObjectPtr& body) {
   }
   if (body->has("sftp") && !body->isNull("sftp")) {
     auto f = body->getObject("sftp");
-    if (!f) badField("sftp", "must be an object {enabled, host, port, user, remote_dir, private_key, host_key}");
+    if (!f)
+      badField("sftp",
+               "must be an object {enabled, host, port, user, remote_dir, private_key, host_key}");
     json::onlyKeys(f, {"enabled", "host", "port", "user", "remote_dir", "private_key", "host_key"});
     if (const auto e = json::optBool(f, "enabled")) s.sftp.enabled = *e;
     static const std::regex host("^[A-Za-z0-9]([A-Za-z0-9.:-]{0,252})$");
-    s.sftp.host = matching(f, "host", "sftp.host", host, 253, "must be a host name or an IP address", s.sftp.host);
+    s.sftp.host = matching(f, "host", "sftp.host", host, 253,
+                           "must be a host name or an IP address", s.sftp.host);
     if (const auto p = json::optInt(f, "port")) {
       if (*p < 1 || *p > 65535) badField("sftp.port", "must be a TCP port, 1 to 65535");
       s.sftp.port = static_cast<int>(*p);
     }
     static const std::regex user("^[A-Za-z0-9._][A-Za-z0-9._-]{0,63}$");
-    s.sftp.user = matching(f, "user", "sftp.user", user, 64, "must be a user name of letters, digits, '.', '_', '-'",
-                           s.sftp.user);
+    s.sftp.user = matching(f, "user", "sftp.user", user, 64,
+                           "must be a user name of letters, digits, '.', '_', '-'", s.sftp.user);
     static const std::regex dir("^[A-Za-z0-9._/~-]{1,1024}$");
-    s.sftp.remoteDir = matching(f, "remote_dir", "sftp.remote_dir", dir, 1024,
-                                "must be a directory path of letters, digits, '.', '_', '-', '~' and '/'",
-                                s.sftp.remoteDir);
+    s.sftp.remoteDir =
+        matching(f, "remote_dir", "sftp.remote_dir", dir, 1024,
+                 "must be a directory path of letters, digits, '.', '_', '-', '~' and '/'",
+                 s.sftp.remoteDir);
     if (const auto k = json::optString(f, "private_key", kMaxKeyText)) {
       if (k->find("-----BEGIN OPENSSH PRIVATE KEY-----") == std::string::npos ||
           k->find("-----END OPENSSH PRIVATE KEY-----") == std::string::npos) {
         badField("sftp.private_key",
-                 "must be an OpenSSH private key (-----BEGIN OPENSSH PRIVATE KEY----- ...), without a passphrase");
+                 "must be an OpenSSH private key (-----BEGIN OPENSSH PRIVATE KEY----- ...), "
+                 "without a passphrase");
       }
       s.sftp.privateKey = *k;
     }
-    static const std::regex hostKey("^(\\S+ )?(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]{16,}( .*)?\\n?$");
+    static const std::regex hostKey(
+        "^(\\S+ )?(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/=]{16,}( "
+        ".*)?\\n?$");
     s.sftp.hostKey = matching(f, "host_key", "sftp.host_key", hostKey, kMaxKeyText,
                               "must be the server's public key line as ssh-keyscan prints it "
                               "(\"host ssh-ed25519 AAAA...\")",
@@ -227,22 +243,25 @@ json::ObjectPtr BackupScheduler::update(const json::ObjectPtr& body) {
   }
   {
     auto c = pool_.acquire();
-    if (!c->exec("SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1)", {s.timeZone}).boolean(0, 0)) {
+    if (!c->exec("SELECT EXISTS (SELECT 1 FROM pg_timezone_names WHERE name = $1)", {s.timeZone})
+             .boolean(0, 0)) {
       badField("time_zone", "names no time zone this appliance knows (\"" + s.timeZone +
                                 "\"); use an IANA name such as \"UTC\" or \"Europe/Paris\"");
     }
   }
   if (s.enabled && s.passphrase.empty()) {
-    throw Unprocessable("a schedule needs the passphrase its archives are sealed with: send \"passphrase\" too",
-                        "schedule_needs_passphrase");
+    throw Unprocessable(
+        "a schedule needs the passphrase its archives are sealed with: send \"passphrase\" too",
+        "schedule_needs_passphrase");
   }
   if (s.sftp.enabled) {
     std::string missing;
-    for (const auto& [name, value] : {std::pair<const char*, const std::string*>{"host", &s.sftp.host},
-                                      {"user", &s.sftp.user},
-                                      {"remote_dir", &s.sftp.remoteDir},
-                                      {"private_key", &s.sftp.privateKey},
-                                      {"host_key", &s.sftp.hostKey}}) {
+    for (const auto& [name, value] :
+         {std::pair<const char*, const std::string*>{"host", &s.sftp.host},
+          {"user", &s.sftp.user},
+          {"remote_dir", &s.sftp.remoteDir},
+          {"private_key", &s.sftp.privateKey},
+          {"host_key", &s.sftp.hostKey}}) {
       if (value->empty()) missing += std::string(missing.empty() ? "" : ", ") + name;
     }
     if (!missing.empty()) {
@@ -254,7 +273,8 @@ json::ObjectPtr BackupScheduler::update(const json::ObjectPtr& body) {
   *settings_.lock() = s;
   log_.info(kComponent, "SCHEDULE_CHANGED",
             s.enabled ? "backups every day at " + s.timeOfDay + " " + s.timeZone + ", keeping " +
-                            std::to_string(s.retention) + (s.sftp.enabled ? ", copied to " + s.sftp.host : "")
+                            std::to_string(s.retention) +
+                            (s.sftp.enabled ? ", copied to " + s.sftp.host : "")
                       : std::string("scheduled backups are off"));
   return describe();
 }
@@ -339,7 +359,8 @@ void BackupScheduler::prune(int retention) {
     if (++kept <= retention) continue;
     try {
       store_.remove(r.id);
-      log_.info(kComponent, "BACKUP_PRUNED", "beyond the schedule's retention of " + std::to_string(retention), r.id);
+      log_.info(kComponent, "BACKUP_PRUNED",
+                "beyond the schedule's retention of " + std::to_string(retention), r.id);
     } catch (const std::exception& e) {
       log_.warn(kComponent, "BACKUP_PRUNE_FAILED", e.what(), r.id);
     }
@@ -360,7 +381,8 @@ Poco::Dynamic::Var BackupScheduler::lastRun() const {
 }
 
 void BackupScheduler::save(const ScheduleSettings& s) const {
-  files::atomicWrite(store_.dir() / kSettingsFile, json::stringify(settingsJson(s, true)) + "\n", 0600);
+  files::atomicWrite(store_.dir() / kSettingsFile, json::stringify(settingsJson(s, true)) + "\n",
+                     0600);
 }
 
 void BackupScheduler::saveLast(const LastRun& l) const {

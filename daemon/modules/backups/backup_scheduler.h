@@ -45,8 +45,9 @@ struct ScheduleSettings {
 // Copies `file` as `name` to the SFTP target, keeping at most `keep` archives there; returns a
 // description of where it went ("sftp://user@host:port/dir/name"); throws an Error whose
 // message says what is wrong (the address, port, host key, credentials, directory, space).
-using ArchiveCopier = std::function<std::string(const SftpSettings& target, const std::filesystem::path& file,
-                                                const std::string& name, std::size_t keep)>;
+using ArchiveCopier =
+    std::function<std::string(const SftpSettings& target, const std::filesystem::path& file,
+                              const std::string& name, std::size_t keep)>;
 
 // The copier vcrmd uses: SFTP with the pinned host key and the private key of the settings.
 ArchiveCopier sftpArchiveCopier();
@@ -55,8 +56,9 @@ class BackupScheduler {
  public:
   using Clock = std::function<std::chrono::system_clock::time_point()>;
 
-  BackupScheduler(BackupService& service, BackupStore& store, db::Pool& pool, Logger& log, ArchiveCopier copier,
-                  Clock clock = [] { return std::chrono::system_clock::now(); });
+  BackupScheduler(
+      BackupService& service, BackupStore& store, db::Pool& pool, Logger& log, ArchiveCopier copier,
+      Clock clock = [] { return std::chrono::system_clock::now(); });
 
   // GET /api/v1/backups/schedule: the settings without their secrets ("passphrase_set",
   // "private_key_set"), the next run and the last one.

@@ -84,13 +84,16 @@ void BackupService::checkPassphrase(const std::string& passphrase) {
   std::size_t characters = 0;
   for (std::size_t i = 0; i < passphrase.size();) {
     std::size_t n = 1;
-    while (i + n < passphrase.size() && (static_cast<unsigned char>(passphrase[i + n]) & 0xC0) == 0x80) ++n;
+    while (i + n < passphrase.size() &&
+           (static_cast<unsigned char>(passphrase[i + n]) & 0xC0) == 0x80)
+      ++n;
     distinct.insert(passphrase.substr(i, n));
     ++characters;
     i += n;
   }
   if (characters < kMinPassphrase) {
-    throw InvalidInput("the passphrase is too short: use at least " + std::to_string(kMinPassphrase) +
+    throw InvalidInput("the passphrase is too short: use at least " +
+                           std::to_string(kMinPassphrase) +
                            " characters (a few words are easy to remember and hard to guess); "
                            "the archive holds the server's private key",
                        "passphrase_too_short");
@@ -146,7 +149,8 @@ BackupService::Outcome BackupService::run(Request request) {
 }
 
 BackupService::Outcome BackupService::execute(const std::string& id, const Request& request) {
-  log_.info(kComponent, "BACKUP_STARTED", "making a " + request.origin + " backup for " + request.createdBy, id);
+  log_.info(kComponent, "BACKUP_STARTED",
+            "making a " + request.origin + " backup for " + request.createdBy, id);
   {
     auto st = state_.lock();
     publish(*st->job, "running", "");
@@ -155,7 +159,8 @@ BackupService::Outcome BackupService::execute(const std::string& id, const Reque
   try {
     make(id, request);
     outcome.ok = true;
-    log_.info(kComponent, "BACKUP_COMPLETE", "backup archive written to " + store_.archivePath(id).string(), id);
+    log_.info(kComponent, "BACKUP_COMPLETE",
+              "backup archive written to " + store_.archivePath(id).string(), id);
   } catch (const std::exception& e) {
     outcome.error = e.what();
     log_.error(kComponent, "BACKUP_FAILED", std::string("no archive was kept: ") + e.what(), id);
@@ -212,7 +217,8 @@ void BackupService::make(const std::string& id, const Request& request) {
                    {"cdrs", r.int64(0, 4)},
                    {"participant_cdrs", r.int64(0, 5)},
                    {"users", r.int64(0, 6)}};
-    auto l = tx.exec("SELECT file FROM licences WHERE serial = $1 AND replaced_at IS NULL", {options_.serial});
+    auto l = tx.exec("SELECT file FROM licences WHERE serial = $1 AND replaced_at IS NULL",
+                     {options_.serial});
     if (!l.empty()) licence = l.text(0, 0);
 
     progress("dump", 0, 0, true);
@@ -226,11 +232,15 @@ void BackupService::make(const std::string& id, const Request& request) {
   members.push_back(upgrade::memberFromFile("db/vcrm.dump", dump));
   std::error_code ec;
   if (fs::is_regular_file(options_.configFile, ec)) {
-    members.push_back(upgrade::memberFromBytes("etc/vcrmd.conf", files::readFile(options_.configFile)));
+    members.push_back(
+        upgrade::memberFromBytes("etc/vcrmd.conf", files::readFile(options_.configFile)));
   }
-  members.push_back(upgrade::memberFromBytes("state/serial", files::readFile(options_.serialFile, 4096)));
-  members.push_back(upgrade::memberFromBytes("tls/server.crt", files::readFile(options_.tlsCertFile, 1u << 20)));
-  members.push_back(upgrade::memberFromBytes("tls/server.key", files::readFile(options_.tlsKeyFile, 1u << 20)));
+  members.push_back(
+      upgrade::memberFromBytes("state/serial", files::readFile(options_.serialFile, 4096)));
+  members.push_back(
+      upgrade::memberFromBytes("tls/server.crt", files::readFile(options_.tlsCertFile, 1u << 20)));
+  members.push_back(
+      upgrade::memberFromBytes("tls/server.key", files::readFile(options_.tlsKeyFile, 1u << 20)));
   if (licence) members.push_back(upgrade::memberFromBytes("licence/active.lic", *licence));
 
   const fs::path part = store_.partPath(id);
@@ -240,10 +250,14 @@ void BackupService::make(const std::string& id, const Request& request) {
   upgrade::FdSink sink(fd.get(), "archive " + part.string());
   upgrade::WriteOptions wo;
   wo.seal = options_.seal;
-  wo.progress = [this](std::uint64_t done, std::uint64_t total) { progress("archive", done, total, done == total); };
+  wo.progress = [this](std::uint64_t done, std::uint64_t total) {
+    progress("archive", done, total, done == total);
+  };
   progress("archive", 0, 0, true);
-  const upgrade::Manifest manifest = upgrade::writeArchive(sink, request.passphrase, info, members, wo);
-  if (::fsync(fd.get()) != 0) throw IoError("cannot fsync " + part.string() + ": " + errnoText(errno));
+  const upgrade::Manifest manifest =
+      upgrade::writeArchive(sink, request.passphrase, info, members, wo);
+  if (::fsync(fd.get()) != 0)
+    throw IoError("cannot fsync " + part.string() + ": " + errnoText(errno));
   struct stat st {};
   ::fstat(fd.get(), &st);
   fd.reset();
@@ -262,7 +276,8 @@ void BackupService::make(const std::string& id, const Request& request) {
   files::fsyncDir(store_.dir());
 }
 
-void BackupService::progress(const std::string& phase, std::uint64_t done, std::uint64_t total, bool force) {
+void BackupService::progress(const std::string& phase, std::uint64_t done, std::uint64_t total,
+                             bool force) {
   auto st = state_.lock();
   if (!st->job) return;
   st->job->phase = phase;
@@ -313,7 +328,8 @@ Poco::Dynamic::Var BackupService::lastFailure() const {
 
 json::ObjectPtr BackupService::verify(const std::string& id, const std::string& passphrase) {
   if (passphrase.empty()) {
-    throw InvalidInput("give the archive's passphrase as {\"passphrase\": \"...\"}", "missing_field");
+    throw InvalidInput("give the archive's passphrase as {\"passphrase\": \"...\"}",
+                       "missing_field");
   }
   store_.get(id);
   const fs::path path = store_.archivePath(id);
@@ -323,7 +339,8 @@ json::ObjectPtr BackupService::verify(const std::string& id, const std::string& 
   upgrade::ReadOptions ro;
   ro.compatibleWith = upgrade::Compatibility{options_.productVersion, options_.schemaVersion};
   const auto manifest = upgrade::verifyArchive(source, passphrase, ro);
-  log_.info(kComponent, "BACKUP_VERIFIED", "every chunk, the manifest and every member checked", id);
+  log_.info(kComponent, "BACKUP_VERIFIED", "every chunk, the manifest and every member checked",
+            id);
   json::ObjectPtr o = new json::Object(Poco::JSON_PRESERVE_KEY_ORDER);
   o->set("id", id);
   o->set("verified", true);

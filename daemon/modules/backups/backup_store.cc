@@ -87,7 +87,8 @@ BackupRecord BackupRecord::fromJson(const json::ObjectPtr& o) {
   r.info.postgresVersion = json::optString(o, "postgresql_version", 128).value_or("");
   r.info.pgDumpVersion = json::optString(o, "pg_dump_version", 128).value_or("");
   if (auto counts = o->getObject("counts")) {
-    for (const auto& [name, value] : *counts) r.info.counts[name] = json::optInt(counts, name).value_or(0);
+    for (const auto& [name, value] : *counts)
+      r.info.counts[name] = json::optInt(counts, name).value_or(0);
   }
   r.memberBytes = static_cast<std::uint64_t>(json::optInt(o, "member_bytes").value_or(0));
   if (auto copy = o->getObject("copy")) {
@@ -105,11 +106,13 @@ BackupStore::BackupStore(fs::path dir) : dir_(std::move(dir)) {
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(dir_, ec)) {
     const std::string name = entry.path().filename().string();
-    if (endsWith(name, kPartExt) || name.rfind(kWorkPrefix, 0) == 0) fs::remove_all(entry.path(), ec);
+    if (endsWith(name, kPartExt) || name.rfind(kWorkPrefix, 0) == 0)
+      fs::remove_all(entry.path(), ec);
   }
 }
 
-std::string BackupStore::newId(const std::string& serial, std::chrono::system_clock::time_point at) const {
+std::string BackupStore::newId(const std::string& serial,
+                               std::chrono::system_clock::time_point at) const {
   for (;; at += std::chrono::seconds(1)) {
     const std::string id = "vcrm-" + serial + "-" + stamp(at, "%Y%m%dT%H%M%SZ");
     std::error_code ec;
@@ -117,17 +120,26 @@ std::string BackupStore::newId(const std::string& serial, std::chrono::system_cl
   }
 }
 
-fs::path BackupStore::archivePath(const std::string& id) const { return dir_ / (id + kArchiveExt); }
-fs::path BackupStore::partPath(const std::string& id) const { return dir_ / (id + kPartExt); }
-fs::path BackupStore::workDir(const std::string& id) const { return dir_ / (kWorkPrefix + id); }
-fs::path BackupStore::sidecarPath(const std::string& id) const { return dir_ / (id + ".json"); }
+fs::path BackupStore::archivePath(const std::string& id) const {
+  return dir_ / (id + kArchiveExt);
+}
+fs::path BackupStore::partPath(const std::string& id) const {
+  return dir_ / (id + kPartExt);
+}
+fs::path BackupStore::workDir(const std::string& id) const {
+  return dir_ / (kWorkPrefix + id);
+}
+fs::path BackupStore::sidecarPath(const std::string& id) const {
+  return dir_ / (id + ".json");
+}
 
 BackupRecord BackupStore::fromFiles(const std::string& id) const {
   struct stat st {};
   if (::lstat(archivePath(id).c_str(), &st) != 0 || !S_ISREG(st.st_mode)) notFound(id);
   BackupRecord r;
   try {
-    r = BackupRecord::fromJson(json::parseObject(files::readFile(sidecarPath(id), 1u << 20, files::Links::Refuse)));
+    r = BackupRecord::fromJson(
+        json::parseObject(files::readFile(sidecarPath(id), 1u << 20, files::Links::Refuse)));
   } catch (const std::exception&) {
     // No sidecar (copied in by hand, or lost): what the file itself says.
     r = BackupRecord{};

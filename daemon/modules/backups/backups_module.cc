@@ -34,7 +34,8 @@ std::string passphraseOf(RequestContext& ctx) {
   json::onlyKeys(body, {"passphrase"});
   auto passphrase = json::optString(body, "passphrase", BackupService::kMaxPassphrase);
   if (!passphrase || passphrase->empty()) {
-    throw InvalidInput("give the archive's passphrase as {\"passphrase\": \"...\"}", "missing_field");
+    throw InvalidInput("give the archive's passphrase as {\"passphrase\": \"...\"}",
+                       "missing_field");
   }
   return *passphrase;
 }
@@ -67,7 +68,11 @@ BackupsModule::BackupsModule(const ModuleContext& ctx)
       store_(ctx.config.paths.backupsDir()),
       service_(serviceOptions(ctx), store_, ctx.bus, ctx.log),
       scheduler_(service_, store_, ctx.pool, ctx.log, sftpArchiveCopier()),
-      worker_({"backup-scheduler", Worker::RunsOn::ActiveNode, std::chrono::seconds(20), [this] { scheduler_.pass(); }, {}},
+      worker_({"backup-scheduler",
+               Worker::RunsOn::ActiveNode,
+               std::chrono::seconds(20),
+               [this] { scheduler_.pass(); },
+               {}},
               ctx.log) {}
 
 json::ObjectPtr BackupsModule::dashboard() {
@@ -80,64 +85,74 @@ json::ObjectPtr BackupsModule::dashboard() {
 
 std::vector<Route> BackupsModule::routes() {
   std::vector<Route> out;
-  out.push_back(roleRoute("GET", "/api/v1/backups", roles::kSupport, "backup.list", [this](RequestContext&) {
-    json::ArrayPtr list = new json::Array;
-    for (const auto& r : store_.list()) list->add(r.toJson());
-    json::ObjectPtr o = new json::Object(Poco::JSON_PRESERVE_KEY_ORDER);
-    o->set("backups", list);
-    o->set("schedule", scheduler_.describe());
-    o->set("running", service_.running());
-    o->set("last_failure", service_.lastFailure());
-    o->set("last_scheduled", scheduler_.lastRun());
-    return http::Response::json(200, o);
-  }));
-  // Before /backups/{id}: "schedule" is not an id.
-  out.push_back(roleRoute("GET", "/api/v1/backups/schedule", roles::kSupport, "backup.schedule.get",
-                          [this](RequestContext&) { return http::Response::json(200, scheduler_.describe()); }));
-  out.push_back(roleRoute("PUT", "/api/v1/backups/schedule", roles::kSupport, "backup.schedule.set",
-                          [this](RequestContext& ctx) { return http::Response::json(200, scheduler_.update(ctx.body())); }));
   out.push_back(
-      roleRoute("POST", "/api/v1/backups/schedule/run", roles::kSupport, "backup.schedule.run", [this](RequestContext&) {
-        scheduler_.requestRun();
-        worker_.wake();
-        json::ObjectPtr o = new json::Object;
-        o->set("requested", true);
-        return http::Response::json(202, o);
+      roleRoute("GET", "/api/v1/backups", roles::kSupport, "backup.list", [this](RequestContext&) {
+        json::ArrayPtr list = new json::Array;
+        for (const auto& r : store_.list()) list->add(r.toJson());
+        json::ObjectPtr o = new json::Object(Poco::JSON_PRESERVE_KEY_ORDER);
+        o->set("backups", list);
+        o->set("schedule", scheduler_.describe());
+        o->set("running", service_.running());
+        o->set("last_failure", service_.lastFailure());
+        o->set("last_scheduled", scheduler_.lastRun());
+        return http::Response::json(200, o);
       }));
-  out.push_back(roleRoute("POST", "/api/v1/backups", roles::kSupport, "backup.create", [this](RequestContext& ctx) {
-    BackupService::Request request;
-    request.passphrase = passphraseOf(ctx);
-    request.createdBy = ctx.session->user.username;
-    auto o = service_.start(std::move(request));
-    const std::string id = o->getObject("backup")->getValue<std::string>("id");
-    ctx.auditTarget = id;
-    auto r = http::Response::json(202, o);
-    r.headers.emplace_back("Location", "/api/v1/backups/" + id);
-    return r;
-  }));
-  out.push_back(roleRoute("GET", "/api/v1/backups/{id}", roles::kSupport, "backup.get", [this](RequestContext& ctx) {
-    return http::Response::json(200, store_.get(ctx.param("id")).toJson());
-  }));
-  out.push_back(
-      roleRoute("GET", "/api/v1/backups/{id}/download", roles::kSupport, "backup.download", [this](RequestContext& ctx) {
-        const std::string id = ctx.param("id");
-        store_.get(id);
-        auto r = download(store_.archivePath(id), id);
-        // A download changes nothing, but who took a copy of the keys is recorded.
-        audit_.record(auditEntry(ctx.request, "backup.download", 200, ctx.session->user.username, id));
+  // Before /backups/{id}: "schedule" is not an id.
+  out.push_back(roleRoute(
+      "GET", "/api/v1/backups/schedule", roles::kSupport, "backup.schedule.get",
+      [this](RequestContext&) { return http::Response::json(200, scheduler_.describe()); }));
+  out.push_back(roleRoute("PUT", "/api/v1/backups/schedule", roles::kSupport, "backup.schedule.set",
+                          [this](RequestContext& ctx) {
+                            return http::Response::json(200, scheduler_.update(ctx.body()));
+                          }));
+  out.push_back(roleRoute("POST", "/api/v1/backups/schedule/run", roles::kSupport,
+                          "backup.schedule.run", [this](RequestContext&) {
+                            scheduler_.requestRun();
+                            worker_.wake();
+                            json::ObjectPtr o = new json::Object;
+                            o->set("requested", true);
+                            return http::Response::json(202, o);
+                          }));
+  out.push_back(roleRoute(
+      "POST", "/api/v1/backups", roles::kSupport, "backup.create", [this](RequestContext& ctx) {
+        BackupService::Request request;
+        request.passphrase = passphraseOf(ctx);
+        request.createdBy = ctx.session->user.username;
+        auto o = service_.start(std::move(request));
+        const std::string id = o->getObject("backup")->getValue<std::string>("id");
+        ctx.auditTarget = id;
+        auto r = http::Response::json(202, o);
+        r.headers.emplace_back("Location", "/api/v1/backups/" + id);
         return r;
       }));
-  out.push_back(roleRoute("DELETE", "/api/v1/backups/{id}", roles::kSupport, "backup.delete", [this](RequestContext& ctx) {
-    ctx.auditTarget = ctx.param("id");
-    store_.remove(ctx.param("id"));
-    return http::Response::noContent();
-  }));
-  out.push_back(
-      roleRoute("POST", "/api/v1/backups/{id}/verify", roles::kSupport, "backup.verify", [this](RequestContext& ctx) {
-        ctx.auditTarget = ctx.param("id");
-        const std::string passphrase = passphraseOf(ctx);
-        return http::Response::json(200, service_.verify(ctx.param("id"), passphrase));
-      }));
+  out.push_back(roleRoute("GET", "/api/v1/backups/{id}", roles::kSupport, "backup.get",
+                          [this](RequestContext& ctx) {
+                            return http::Response::json(200, store_.get(ctx.param("id")).toJson());
+                          }));
+  out.push_back(roleRoute("GET", "/api/v1/backups/{id}/download", roles::kSupport,
+                          "backup.download", [this](RequestContext& ctx) {
+                            const std::string id = ctx.param("id");
+                            store_.get(id);
+                            auto r = download(store_.archivePath(id), id);
+                            // A download changes nothing, but who took a copy of the keys is
+                            // recorded.
+                            audit_.record(auditEntry(ctx.request, "backup.download", 200,
+                                                     ctx.session->user.username, id));
+                            return r;
+                          }));
+  out.push_back(roleRoute("DELETE", "/api/v1/backups/{id}", roles::kSupport, "backup.delete",
+                          [this](RequestContext& ctx) {
+                            ctx.auditTarget = ctx.param("id");
+                            store_.remove(ctx.param("id"));
+                            return http::Response::noContent();
+                          }));
+  out.push_back(roleRoute("POST", "/api/v1/backups/{id}/verify", roles::kSupport, "backup.verify",
+                          [this](RequestContext& ctx) {
+                            ctx.auditTarget = ctx.param("id");
+                            const std::string passphrase = passphraseOf(ctx);
+                            return http::Response::json(
+                                200, service_.verify(ctx.param("id"), passphrase));
+                          }));
   return out;
 }
 

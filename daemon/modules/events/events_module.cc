@@ -18,11 +18,14 @@ constexpr const char* kComponent = "events";
 // operators) sees bridge changes.
 bool mayRead(const Session& s, const std::string& type) {
   if (type == "bridge") return true;
-  if (type == "backup" || type == "restore") return s.user.hasRole("admin") || s.user.hasRole("support");
+  if (type == "backup" || type == "restore")
+    return s.user.hasRole("admin") || s.user.hasRole("support");
   return s.user.hasRole("admin");
 }
 
-bool mayReadConferences(const Session& s) { return mayRead(s, "conference"); }
+bool mayReadConferences(const Session& s) {
+  return mayRead(s, "conference");
+}
 
 }  // namespace
 

@@ -26,8 +26,8 @@ class ApiClient {
   void login(const std::string& user, const std::string& password);
   // With `into`, a 2xx answer's body is copied there as it arrives (a download of any size)
   // and Reply::body stays empty; other answers are read into Reply::body as usual.
-  Reply request(const std::string& method, const std::string& path, const std::string& jsonBody = {},
-                std::ostream* into = nullptr);
+  Reply request(const std::string& method, const std::string& path,
+                const std::string& jsonBody = {}, std::ostream* into = nullptr);
 
  private:
   Options options_;
