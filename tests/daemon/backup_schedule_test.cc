@@ -12,6 +12,7 @@
 #include <csignal>
 #include <filesystem>
 
+#include "api_times.h"
 #include "child.h"
 #include "eventually.h"
 #include "modules/backups/backup_scheduler.h"
@@ -30,12 +31,6 @@ using test::eventually;
 using test::VcrmdProcess;
 
 constexpr const char* kPassphrase = "scheduled backups passphrase";
-
-std::chrono::system_clock::time_point at(const std::string& iso) {
-  std::tm tm{};
-  strptime(iso.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return std::chrono::system_clock::from_time_t(timegm(&tm));
-}
 
 // A private key and public key line made by ssh-keygen.
 struct KeyPair {
@@ -87,7 +82,7 @@ class BackupScheduleTest : public ::testing::Test {
           }) {}
 
     void setClock(const std::string& iso) {
-      now = std::chrono::duration_cast<std::chrono::seconds>(at(iso).time_since_epoch()).count();
+      now = static_cast<std::int64_t>(test::epochOf(iso));
     }
     std::vector<BackupRecord> scheduled() {
       std::vector<BackupRecord> out;
@@ -281,7 +276,9 @@ TEST_F(BackupScheduleTest, TheApiKeepsSecretsRefusesBadSchedulesAndShowsAFailedC
         auto last = pane->getObject("last_scheduled");
         return last && !last->getValue<std::string>("finished_at").empty();
       },
-      std::chrono::seconds(120), std::chrono::milliseconds(200)));
+      std::chrono::seconds(120), std::chrono::milliseconds(200)))
+      << json::stringify(pane) << "\n"
+      << app_->output().substr(app_->output().size() > 6000 ? app_->output().size() - 6000 : 0);
   auto last = pane->getObject("last_scheduled");
   EXPECT_EQ(last->getValue<std::string>("state"), "copy_failed") << json::stringify(pane);
   EXPECT_NE(last->getValue<std::string>("error").find("127.0.0.1"), std::string::npos)

@@ -23,12 +23,7 @@ std::int64_t seconds(std::chrono::system_clock::time_point t) {
 }
 
 std::string iso(std::int64_t epoch) {
-  const std::time_t t = static_cast<std::time_t>(epoch);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
+  return isoUtc(std::chrono::system_clock::time_point(std::chrono::seconds(epoch)));
 }
 
 [[noreturn]] void badField(const std::string& field, const std::string& what) {
@@ -141,34 +136,23 @@ BackupScheduler::BackupScheduler(BackupService& service, BackupStore& store, db:
   }
 }
 
-std::int64_t BackupScheduler::latestSlot(const ScheduleSettings& s, std::int64_t now) {
-  // Wall-clock arithmetic in the zone's rules is PostgreSQL's (see calendar.h): today's time of
-  // day there, or yesterday's when today's is still ahead.
+BackupScheduler::Slots BackupScheduler::slots(const ScheduleSettings& s, std::int64_t now) {
+  // Wall-clock arithmetic in the zone's rules is PostgreSQL's (see calendar.h): the time of day
+  // there yesterday, today and tomorrow; the latest at or before now and the first after it.
   auto c = pool_.acquire();
   auto r = c->exec(
-      "SELECT extract(epoch FROM CASE WHEN (d + $3::time) AT TIME ZONE $2 <= "
-      "to_timestamp($1::bigint) "
-      "  THEN (d + $3::time) AT TIME ZONE $2 ELSE (d - 1 + $3::time) AT TIME ZONE $2 END)::bigint "
-      "FROM (SELECT (to_timestamp($1::bigint) AT TIME ZONE $2)::date AS d) x",
+      "SELECT extract(epoch FROM max(t) FILTER (WHERE t <= to_timestamp($1::bigint)))::bigint, "
+      "  extract(epoch FROM min(t) FILTER (WHERE t > to_timestamp($1::bigint)))::bigint "
+      "FROM (SELECT (to_timestamp($1::bigint) AT TIME ZONE $2)::date AS d) x, "
+      "  LATERAL (SELECT (d + k + $3::time) AT TIME ZONE $2 AS t FROM generate_series(-1, 1) k) y",
       {now, s.timeZone, s.timeOfDay});
-  return r.int64(0, 0);
-}
-
-std::int64_t BackupScheduler::nextSlot(const ScheduleSettings& s, std::int64_t now) {
-  auto c = pool_.acquire();
-  auto r = c->exec(
-      "SELECT extract(epoch FROM CASE WHEN (d + $3::time) AT TIME ZONE $2 > "
-      "to_timestamp($1::bigint) "
-      "  THEN (d + $3::time) AT TIME ZONE $2 ELSE (d + 1 + $3::time) AT TIME ZONE $2 END)::bigint "
-      "FROM (SELECT (to_timestamp($1::bigint) AT TIME ZONE $2)::date AS d) x",
-      {now, s.timeZone, s.timeOfDay});
-  return r.int64(0, 0);
+  return {r.int64(0, 0), r.int64(0, 1)};
 }
 
 json::ObjectPtr BackupScheduler::describe() {
   const ScheduleSettings s = *settings_.lock();
   json::ObjectPtr o = settingsJson(s, false);
-  o->set("next_run", s.enabled ? Poco::Dynamic::Var(iso(nextSlot(s, seconds(clock_()))))
+  o->set("next_run", s.enabled ? Poco::Dynamic::Var(iso(slots(s, seconds(clock_())).next))
                                : Poco::Dynamic::Var());
   o->set("last_run", lastRun());
   return o;
@@ -294,7 +278,7 @@ void BackupScheduler::pass() {
     return;
   }
   if (!s.enabled) return;
-  const std::int64_t slot = latestSlot(s, seconds(clock_()));
+  const std::int64_t slot = slots(s, seconds(clock_())).latest;
   const std::int64_t done = [&] {
     auto last = last_.lock();
     return last->has_value() ? (*last)->slot : 0;
@@ -329,27 +313,35 @@ void BackupScheduler::runOnce(const ScheduleSettings& s, std::int64_t slot) {
   } else {
     last.state = "complete";
     prune(s.retention);
-    if (s.sftp.enabled) {
-      BackupRecord record = store_.get(outcome.id);
-      try {
-        record.copyTarget = copier_(s.sftp, store_.archivePath(outcome.id), outcome.id + ".vcrmbak",
-                                    static_cast<std::size_t>(s.retention));
-        record.copyState = "copied";
-        record.copiedAt = iso(seconds(clock_()));
-        log_.info(kComponent, "BACKUP_COPIED", "copied to " + record.copyTarget, outcome.id);
-      } catch (const std::exception& e) {
-        record.copyState = "failed";
-        record.copyError = e.what();
-        last.state = "copy_failed";
-        last.error = std::string("the archive was made but not copied off the box: ") + e.what();
-        log_.error(kComponent, "BACKUP_COPY_FAILED", e.what(), outcome.id);
-      }
-      store_.writeRecord(record);
-    }
   }
+  if (outcome.ok && s.sftp.enabled) copyOffBox(s, outcome.id, last);
   last.finishedAt = iso(seconds(clock_()));
   saveLast(last);
   *last_.lock() = last;
+}
+
+void BackupScheduler::copyOffBox(const ScheduleSettings& s, const std::string& id, LastRun& last) {
+  BackupRecord record;
+  try {
+    record = store_.get(id);
+    record.copyTarget =
+        copier_(s.sftp, store_.archivePath(id), id + ".vcrmbak", static_cast<std::size_t>(s.retention));
+    record.copyState = "copied";
+    record.copyError.clear();
+    record.copiedAt = iso(seconds(clock_()));
+    log_.info(kComponent, "BACKUP_COPIED", "copied to " + record.copyTarget, id);
+  } catch (const std::exception& e) {
+    record.copyState = "failed";
+    record.copyError = e.what();
+    last.state = "copy_failed";
+    last.error = std::string("the archive was made but not copied off the box: ") + e.what();
+    log_.error(kComponent, "BACKUP_COPY_FAILED", e.what(), id);
+  }
+  try {
+    if (!record.id.empty()) store_.writeRecord(record);
+  } catch (const std::exception& e) {
+    log_.warn(kComponent, "BACKUP_RECORD_FAILED", e.what(), id);
+  }
 }
 
 void BackupScheduler::prune(int retention) {

@@ -84,11 +84,17 @@ class BackupScheduler {
     std::string startedAt;
     std::string finishedAt;
   };
-  // The latest scheduled time at or before `now` (seconds), in the settings' zone.
-  std::int64_t latestSlot(const ScheduleSettings& s, std::int64_t now);
-  std::int64_t nextSlot(const ScheduleSettings& s, std::int64_t now);
+  // The latest scheduled time at or before `now` and the first after it (seconds since the
+  // epoch), in the settings' zone.
+  struct Slots {
+    std::int64_t latest = 0;
+    std::int64_t next = 0;
+  };
+  Slots slots(const ScheduleSettings& s, std::int64_t now);
   void runOnce(const ScheduleSettings& s, std::int64_t slot);
   void prune(int retention);
+  // Copies the new archive off the box; a refusal is recorded in its sidecar and in `last`.
+  void copyOffBox(const ScheduleSettings& s, const std::string& id, LastRun& last);
   void save(const ScheduleSettings& s) const;
   void saveLast(const LastRun& last) const;
 

@@ -7,7 +7,6 @@
 #include <condition_variable>
 #include <mutex>
 #include <set>
-#include <stop_token>
 #include <vector>
 
 #include "vcrm/common/db.h"
@@ -24,15 +23,6 @@ namespace {
 
 constexpr const char* kComponent = "backups";
 constexpr auto kEventEvery = std::chrono::milliseconds(200);
-
-std::string utcNow() {
-  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 // Removes a directory tree or file when it goes out of scope, unless released.
 class RemoveOnExit {
@@ -55,20 +45,29 @@ class RemoveOnExit {
 class DumpWatcher {
  public:
   DumpWatcher(fs::path file, std::function<void(std::uint64_t)> report)
-      : thread_([file = std::move(file), report = std::move(report)](std::stop_token stop) {
-          std::mutex m;
-          std::condition_variable_any cv;
-          std::unique_lock lock(m);
-          while (!cv.wait_for(lock, stop, std::chrono::milliseconds(250), [] { return false; }) &&
-                 !stop.stop_requested()) {
+      : thread_([this, file = std::move(file), report = std::move(report)] {
+          for (;;) {
+            {
+              auto stop = stop_.lock();
+              if (stop.waitFor(changed_, std::chrono::milliseconds(250), [&] { return *stop; })) return;
+            }
             std::error_code ec;
             const auto size = fs::file_size(file, ec);
             if (!ec) report(size);
           }
         }) {}
+  ~DumpWatcher() {
+    *stop_.lock() = true;
+    changed_.notify_all();
+    thread_.join();
+  }
+  DumpWatcher(const DumpWatcher&) = delete;
+  DumpWatcher& operator=(const DumpWatcher&) = delete;
 
  private:
-  std::jthread thread_;
+  Guarded<bool> stop_{false};
+  std::condition_variable changed_;
+  std::thread thread_;  // last: it uses the members above
 };
 
 }  // namespace
@@ -125,7 +124,7 @@ std::string BackupService::claim(const Request& request) {
   job.id = store_.newId(options_.serial, std::chrono::system_clock::now());
   job.origin = request.origin;
   job.createdBy = request.createdBy;
-  job.startedAt = utcNow();
+  job.startedAt = isoUtc(std::chrono::system_clock::now());
   st->job = job;
   return job.id;
 }
@@ -179,7 +178,7 @@ void BackupService::finish(const Outcome& outcome) {
   } else {
     job.phase = "failed";
     st->lastFailure = outcome;
-    st->lastFailureAt = utcNow();
+    st->lastFailureAt = isoUtc(std::chrono::system_clock::now());
     publish(job, "failed", outcome.error);
   }
   st->job.reset();

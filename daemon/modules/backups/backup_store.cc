@@ -20,8 +20,9 @@ constexpr const char* kArchiveExt = ".vcrmbak";
 constexpr const char* kPartExt = ".vcrmbak.part";
 constexpr const char* kWorkPrefix = ".work-";
 
+// The serial's check symbol may be one of "*~$=U" (licensing/src/serial.cc).
 bool validId(const std::string& id) {
-  static const std::regex re("^vcrm-[0-9A-Z-]{1,40}-[0-9]{8}T[0-9]{6}Z$");
+  static const std::regex re("^vcrm-[0-9A-Z*~$=-]{1,40}-[0-9]{8}T[0-9]{6}Z$");
   return id.size() <= 80 && std::regex_match(id, re);
 }
 
@@ -45,6 +46,8 @@ bool endsWith(const std::string& s, const std::string& tail) {
 }
 
 }  // namespace
+
+std::string isoUtc(std::chrono::system_clock::time_point at) { return stamp(at, "%Y-%m-%dT%H:%M:%SZ"); }
 
 json::ObjectPtr BackupRecord::toJson() const {
   json::ObjectPtr o = new json::Object(Poco::JSON_PRESERVE_KEY_ORDER);
@@ -144,7 +147,7 @@ BackupRecord BackupStore::fromFiles(const std::string& id) const {
     // No sidecar (copied in by hand, or lost): what the file itself says.
     r = BackupRecord{};
     r.origin = "unknown";
-    r.createdAt = stamp(std::chrono::system_clock::from_time_t(st.st_mtime), "%Y-%m-%dT%H:%M:%SZ");
+    r.createdAt = isoUtc(std::chrono::system_clock::from_time_t(st.st_mtime));
   }
   r.id = id;
   r.size = static_cast<std::uint64_t>(st.st_size);

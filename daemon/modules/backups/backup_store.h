@@ -15,6 +15,9 @@
 
 namespace vcrm {
 
+// "2026-12-02T06:30:00Z": the times backups record and show.
+std::string isoUtc(std::chrono::system_clock::time_point at);
+
 // What the sidecar of one archive says.
 struct BackupRecord {
   std::string id;  // the file name without ".vcrmbak"
