@@ -81,9 +81,7 @@ class BackupScheduleTest : public ::testing::Test {
             return std::chrono::system_clock::time_point(std::chrono::seconds(now.load()));
           }) {}
 
-    void setClock(const std::string& iso) {
-      now = static_cast<std::int64_t>(test::epochOf(iso));
-    }
+    void setClock(const std::string& iso) { now = static_cast<std::int64_t>(test::epochOf(iso)); }
     std::vector<BackupRecord> scheduled() {
       std::vector<BackupRecord> out;
       for (auto& r : store.list())

@@ -1,11 +1,12 @@
 // The archives on disk as the backups module lists them: an id for a serial with any check
 // symbol (the serial's last symbol may be one of "*~$=U"), found, listed newest first and
 // removed; what an interrupted backup left removed at start; ids that are not ids refused.
+#include "modules/backups/backup_store.h"
+
 #include <gtest/gtest.h>
 
 #include <filesystem>
 
-#include "modules/backups/backup_store.h"
 #include "temp_dir.h"
 #include "vcrm/common/error.h"
 #include "vcrm/common/files.h"
@@ -42,7 +43,8 @@ TEST(BackupStoreTest, ArchivesOfEverySerialAreListedFoundAndRemoved) {
   EXPECT_NE(store.newId("7K3M-Q9RT-2XWB-HN4D-Q", t0), ids.front());
   for (const auto& id : ids) store.remove(id);
   EXPECT_TRUE(store.list().empty());
-  for (const char* bad : {"", "..", "../serial", "vcrm-x-20251202T063000Z", "schedule", "vcrm-AB-2025"}) {
+  for (const char* bad :
+       {"", "..", "../serial", "vcrm-x-20251202T063000Z", "schedule", "vcrm-AB-2025"}) {
     EXPECT_THROW(store.get(bad), NotFound) << bad;
   }
 }

@@ -36,10 +36,10 @@ namespace {
 
 namespace fs = std::filesystem;
 using test::EventStream;
-using test::isoIn;
 using test::eventually;
 using test::HttpResult;
 using test::HttpsClient;
+using test::isoIn;
 using test::VcrmdProcess;
 
 constexpr const char* kPassphrase = "correct horse battery staple";
@@ -235,7 +235,8 @@ TEST_F(BackupsTest, ShortPassphrasesAndASecondBackupWhileOneRunsAreRefused) {
   const std::string id = first.json()->getObject("backup")->getValue<std::string>("id");
   ASSERT_TRUE(eventually([&] { return support.get("/api/v1/backups").json()->isNull("running"); },
                          std::chrono::seconds(120)));
-  EXPECT_EQ(support.request("DELETE", "/api/v1/backups/" + id).status, 204) << support.get("/api/v1/backups").body;
+  EXPECT_EQ(support.request("DELETE", "/api/v1/backups/" + id).status, 204)
+      << support.get("/api/v1/backups").body;
   // Ids that name nothing, or that are not ids at all.
   EXPECT_EQ(support.get("/api/v1/backups/" + id).status, 404);
   EXPECT_EQ(support.get("/api/v1/backups/..%2Fserial/download").status, 404);
@@ -295,8 +296,8 @@ TEST_F(BackupsTest, VcrmctlCreatesWithProgressListsDownloadsAndDeletes) {
   EXPECT_NE(created.output.find("started"), std::string::npos) << created.output;
   EXPECT_NE(created.output.find("saved to " + out.string()), std::string::npos) << created.output;
   std::smatch m;
-  ASSERT_TRUE(std::regex_search(created.output, m,
-                                std::regex("backup (vcrm-[0-9A-Z*~$=-]+-[0-9]{8}T[0-9]{6}Z) started")))
+  ASSERT_TRUE(std::regex_search(
+      created.output, m, std::regex("backup (vcrm-[0-9A-Z*~$=-]+-[0-9]{8}T[0-9]{6}Z) started")))
       << created.output;
   const std::string id = m[1];
   EXPECT_FALSE(fs::exists(out.string() + ".part"));
@@ -340,8 +341,9 @@ TEST_F(BackupsTest, BookingsDuringABackupNeitherWaitNorBreakIt) {
   // Bookings need the bridge up: its first probes may take a while on a busy machine.
   ASSERT_TRUE(eventually(
       [&] {
-        return admin.get("/api/v1/bridges/" + std::to_string(bridge.id)).json()->getValue<std::string>("health") ==
-               "up";
+        return admin.get("/api/v1/bridges/" + std::to_string(bridge.id))
+                   .json()
+                   ->getValue<std::string>("health") == "up";
       },
       std::chrono::seconds(30)));
   const auto seed = admin.postJson(

@@ -324,8 +324,8 @@ void BackupScheduler::copyOffBox(const ScheduleSettings& s, const std::string& i
   BackupRecord record;
   try {
     record = store_.get(id);
-    record.copyTarget =
-        copier_(s.sftp, store_.archivePath(id), id + ".vcrmbak", static_cast<std::size_t>(s.retention));
+    record.copyTarget = copier_(s.sftp, store_.archivePath(id), id + ".vcrmbak",
+                                static_cast<std::size_t>(s.retention));
     record.copyState = "copied";
     record.copyError.clear();
     record.copiedAt = iso(seconds(clock_()));

@@ -49,7 +49,8 @@ class DumpWatcher {
           for (;;) {
             {
               auto stop = stop_.lock();
-              if (stop.waitFor(changed_, std::chrono::milliseconds(250), [&] { return *stop; })) return;
+              if (stop.waitFor(changed_, std::chrono::milliseconds(250), [&] { return *stop; }))
+                return;
             }
             std::error_code ec;
             const auto size = fs::file_size(file, ec);

@@ -47,7 +47,9 @@ bool endsWith(const std::string& s, const std::string& tail) {
 
 }  // namespace
 
-std::string isoUtc(std::chrono::system_clock::time_point at) { return stamp(at, "%Y-%m-%dT%H:%M:%SZ"); }
+std::string isoUtc(std::chrono::system_clock::time_point at) {
+  return stamp(at, "%Y-%m-%dT%H:%M:%SZ");
+}
 
 json::ObjectPtr BackupRecord::toJson() const {
   json::ObjectPtr o = new json::Object(Poco::JSON_PRESERVE_KEY_ORDER);
