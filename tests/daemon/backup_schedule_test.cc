@@ -177,7 +177,7 @@ TEST_F(BackupScheduleTest, ABackupIsMadeOnceAtTheTimeOfDayAndRetentionPrunesOnly
   EXPECT_EQ(s.scheduled().size(), 2u);
 }
 
-TEST_F(BackupScheduleTest, ARefusedCopyIsRecordedAndTheArchiveKept) {
+TEST_F(BackupScheduleTest, ARefusedCopyAndAFailedBackupAreRecordedAndTheArchiveKept) {
   test::TempDir keys("vcrm-keys");
   const KeyPair pair = makeKeyPair(keys.path());
   InProcess s(sftpArchiveCopier());
@@ -201,6 +201,23 @@ TEST_F(BackupScheduleTest, ARefusedCopyIsRecordedAndTheArchiveKept) {
   ASSERT_EQ(s.scheduled().size(), 1u);
   EXPECT_EQ(s.scheduled()[0].copyState, "failed");
   EXPECT_FALSE(s.scheduled()[0].copyError.empty());
+
+  // The next day's backup cannot be made (the private key went missing): recorded as failed,
+  // with the reason, and no archive.
+  const fs::path key = app_->stateDir() / "tls/server.key";
+  const fs::path aside = app_->stateDir() / "tls/server.key.aside";
+  fs::rename(key, aside);
+  struct PutBack {
+    fs::path from, to;
+    ~PutBack() { fs::rename(from, to); }
+  } putBack{aside, key};
+  s.setClock("2026-06-02T03:00:05Z");
+  s.scheduler.pass();
+  last = s.scheduler.lastRun().extract<json::ObjectPtr>();
+  EXPECT_EQ(last->getValue<std::string>("state"), "failed") << json::stringify(last);
+  EXPECT_NE(last->getValue<std::string>("error").find("server.key"), std::string::npos)
+      << json::stringify(last);
+  EXPECT_EQ(s.scheduled().size(), 1u);
 }
 
 TEST_F(BackupScheduleTest, TheApiKeepsSecretsRefusesBadSchedulesAndShowsAFailedCopyOnTheDashboard) {
