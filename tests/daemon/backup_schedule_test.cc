@@ -2,8 +2,9 @@
 // minutes go by) against a real vcrmd's database and files: nothing before the time of day, one
 // backup when it comes (in the zone's own rules, across a daylight-saving change), none twice,
 // retention pruning only scheduled archives. Through the API: the schedule's secrets are never
-// shown, bad schedules are refused, and a scheduled backup whose copy off the box is refused
-// shows on the dashboard and in the list.
+// shown, bad schedules are refused, and a scheduled backup whose copy off the box is refused (a
+// real OpenSSH server presenting another host key than the pinned one) shows on the dashboard
+// and in the list. Copies reach a real OpenSSH server byte for byte.
 #include <Poco/JSON/Array.h>
 #include <gtest/gtest.h>
 #include <sys/wait.h>
@@ -16,6 +17,7 @@
 #include "child.h"
 #include "eventually.h"
 #include "modules/backups/backup_scheduler.h"
+#include "sshd_process.h"
 #include "temp_dir.h"
 #include "vcrm/common/db.h"
 #include "vcrm/common/files.h"
@@ -177,30 +179,56 @@ TEST_F(BackupScheduleTest, ABackupIsMadeOnceAtTheTimeOfDayAndRetentionPrunesOnly
   EXPECT_EQ(s.scheduled().size(), 2u);
 }
 
-TEST_F(BackupScheduleTest, ARefusedCopyAndAFailedBackupAreRecordedAndTheArchiveKept) {
-  test::TempDir keys("vcrm-keys");
-  const KeyPair pair = makeKeyPair(keys.path());
+TEST_F(BackupScheduleTest, CopiesReachARealSftpServerAndRefusalsAndFailuresAreRecorded) {
+  test::SshdProcess sshd;
+  const fs::path remote = sshd.makeRemoteDir("vcrm-backups");
   InProcess s(sftpArchiveCopier());
   s.setClock("2026-06-01T01:00:00Z");
   auto settings = schedule("03:00", "UTC", 5);
   json::ObjectPtr sftp = new json::Object;
   sftp->set("enabled", true);
   sftp->set("host", "127.0.0.1");
-  sftp->set("port", 9);  // discard: nothing listens
-  sftp->set("user", "vcrm");
-  sftp->set("remote_dir", "backups");
-  sftp->set("private_key", pair.privateKey);
-  sftp->set("host_key", pair.publicLine);
+  sftp->set("port", sshd.port());
+  sftp->set("user", sshd.user());
+  sftp->set("remote_dir", remote.string());
+  sftp->set("private_key", sshd.clientKey().privateKey);
+  sftp->set("host_key", sshd.hostKeyLine());
   settings->set("sftp", sftp);
-  s.scheduler.update(settings);
+  auto described = s.scheduler.update(settings);
+  EXPECT_EQ(described->getObject("sftp")->getValue<std::string>("host_key_fingerprint"),
+            test::sshKeygenFingerprint(sshd.hostKeyPublicFile()));
+
+  // The copy arrives byte for byte under the archive's name.
   s.setClock("2026-06-01T03:00:05Z");
   s.scheduler.pass();
   auto last = s.scheduler.lastRun().extract<json::ObjectPtr>();
-  EXPECT_EQ(last->getValue<std::string>("state"), "copy_failed") << json::stringify(last);
-  EXPECT_NE(last->getValue<std::string>("error").find("not copied off the box"), std::string::npos);
+  EXPECT_EQ(last->getValue<std::string>("state"), "complete") << json::stringify(last);
   ASSERT_EQ(s.scheduled().size(), 1u);
+  const BackupRecord first = s.scheduled()[0];
+  EXPECT_EQ(first.copyState, "copied") << first.copyError;
+  const fs::path copied = remote / (first.id + ".vcrmbak");
+  ASSERT_TRUE(fs::exists(copied));
+  EXPECT_TRUE(files::readFile(copied, 1u << 30) ==
+              files::readFile(s.store.archivePath(first.id), 1u << 30));
+
+  // A server presenting another key than the one pinned is refused: the archive stays here.
+  test::TempDir keys("vcrm-keys");
+  json::ObjectPtr other = new json::Object;
+  other->set("host_key", makeKeyPair(keys.path()).publicLine);
+  json::ObjectPtr change = new json::Object;
+  change->set("enabled", true);
+  change->set("sftp", other);
+  s.scheduler.update(change);
+  s.setClock("2026-06-02T03:00:05Z");
+  s.scheduler.pass();
+  last = s.scheduler.lastRun().extract<json::ObjectPtr>();
+  EXPECT_EQ(last->getValue<std::string>("state"), "copy_failed") << json::stringify(last);
+  EXPECT_NE(last->getValue<std::string>("error").find("not the pinned key"), std::string::npos)
+      << json::stringify(last);
+  ASSERT_EQ(s.scheduled().size(), 2u);
   EXPECT_EQ(s.scheduled()[0].copyState, "failed");
   EXPECT_FALSE(s.scheduled()[0].copyError.empty());
+  EXPECT_FALSE(fs::exists(remote / (s.scheduled()[0].id + ".vcrmbak")));
 
   // The next day's backup cannot be made (the private key went missing): recorded as failed,
   // with the reason, and no archive.
@@ -211,13 +239,13 @@ TEST_F(BackupScheduleTest, ARefusedCopyAndAFailedBackupAreRecordedAndTheArchiveK
     fs::path from, to;
     ~PutBack() { fs::rename(from, to); }
   } putBack{aside, key};
-  s.setClock("2026-06-02T03:00:05Z");
+  s.setClock("2026-06-03T03:00:05Z");
   s.scheduler.pass();
   last = s.scheduler.lastRun().extract<json::ObjectPtr>();
   EXPECT_EQ(last->getValue<std::string>("state"), "failed") << json::stringify(last);
   EXPECT_NE(last->getValue<std::string>("error").find("server.key"), std::string::npos)
       << json::stringify(last);
-  EXPECT_EQ(s.scheduled().size(), 1u);
+  EXPECT_EQ(s.scheduled().size(), 2u);
 }
 
 TEST_F(BackupScheduleTest, TheApiKeepsSecretsRefusesBadSchedulesAndShowsAFailedCopyOnTheDashboard) {
@@ -249,18 +277,26 @@ TEST_F(BackupScheduleTest, TheApiKeepsSecretsRefusesBadSchedulesAndShowsAFailedC
   half->set("host", "127.0.0.1");
   bad->set("sftp", half);
   EXPECT_EQ(put(bad).errorCode(), "sftp_incomplete");
+  bad = schedule("02:00", "UTC", 3);
+  json::ObjectPtr notAKey = new json::Object;
+  notAKey->set("host_key", "backup.example.org ssh-ed25519 AAAAAAAAAAAAAAAAAAAAAAAA");
+  bad->set("sftp", notAKey);
+  r = put(bad);
+  EXPECT_EQ(r.status, 400) << r.body;
+  EXPECT_NE(r.body.find("sftp.host_key"), std::string::npos) << r.body;
   EXPECT_FALSE(fs::exists(app_->stateDir() / "backups/schedule.json"));
 
-  // A schedule with an SFTP copy to a port nothing listens on.
+  // A schedule with an SFTP copy to a real server that presents another key than the pinned one.
+  test::SshdProcess sshd;
   auto settings = schedule("03:00", "UTC", 3);
   settings->set("enabled", false);
   json::ObjectPtr sftp = new json::Object;
   sftp->set("enabled", true);
   sftp->set("host", "127.0.0.1");
-  sftp->set("port", 9);
-  sftp->set("user", "vcrm");
-  sftp->set("remote_dir", "backups");
-  sftp->set("private_key", pair.privateKey);
+  sftp->set("port", sshd.port());
+  sftp->set("user", sshd.user());
+  sftp->set("remote_dir", sshd.makeRemoteDir("vcrm").string());
+  sftp->set("private_key", sshd.clientKey().privateKey);
   sftp->set("host_key", pair.publicLine);
   settings->set("sftp", sftp);
   r = put(settings);
@@ -296,7 +332,7 @@ TEST_F(BackupScheduleTest, TheApiKeepsSecretsRefusesBadSchedulesAndShowsAFailedC
       << app_->output().substr(app_->output().size() > 6000 ? app_->output().size() - 6000 : 0);
   auto last = pane->getObject("last_scheduled");
   EXPECT_EQ(last->getValue<std::string>("state"), "copy_failed") << json::stringify(pane);
-  EXPECT_NE(last->getValue<std::string>("error").find("127.0.0.1"), std::string::npos)
+  EXPECT_NE(last->getValue<std::string>("error").find("not the pinned key"), std::string::npos)
       << json::stringify(pane);
   const auto list = admin.get("/api/v1/backups").json();
   EXPECT_EQ(list->getObject("last_scheduled")->getValue<std::string>("state"), "copy_failed");

@@ -548,7 +548,7 @@ class BadInputsTest : public ::testing::Test {
              R"("sftp":{"enabled":true,"host":"backup.example.org","port":22,"user":"vcrm",)"
              R"("remote_dir":"backups/vcrm","private_key":"-----BEGIN OPENSSH PRIVATE KEY-----\nAAAA\n)"
              R"(-----END OPENSSH PRIVATE KEY-----\n","host_key":"backup.example.org ssh-ed25519 )"
-             R"(AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl"}})",
+             R"(AAAAC3NzaC1lZDI1NTE5AAAAIPz5Xf2RBEe/L2bR/JUWJENZ4Cfnvh0/pALGgzbI0wMU"}})",
              422)}},
         {"POST /api/v1/backups/schedule/run", {none}},
     };

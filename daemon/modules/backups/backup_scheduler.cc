@@ -5,6 +5,7 @@
 
 #include "vcrm/common/error.h"
 #include "vcrm/common/files.h"
+#include "vcrm/upgrade/sftp_copy.h"
 
 namespace fs = std::filesystem;
 
@@ -58,6 +59,14 @@ json::ObjectPtr settingsJson(const ScheduleSettings& s, bool withSecrets) {
   f->set("user", s.sftp.user);
   f->set("remote_dir", s.sftp.remoteDir);
   f->set("host_key", s.sftp.hostKey);
+  if (!withSecrets) {
+    std::string fingerprint;
+    try {
+      if (!s.sftp.hostKey.empty()) fingerprint = upgrade::sshKeyFingerprint(s.sftp.hostKey);
+    } catch (const std::exception&) {  // NOLINT(bugprone-empty-catch): shown as unknown
+    }
+    f->set("host_key_fingerprint", fingerprint);
+  }
   if (withSecrets) {
     f->set("private_key", s.sftp.privateKey);
   } else {
@@ -100,12 +109,19 @@ ScheduleSettings loadSettings(const fs::path& file, Logger& log) {
 
 }  // namespace
 
-// Until the SFTP client is built in, a copy is refused with a reason an operator can act on.
 ArchiveCopier sftpArchiveCopier() {
-  return [](const SftpSettings& target, const fs::path&, const std::string&,
-            std::size_t) -> std::string {
-    throw Unprocessable("this vcrm cannot copy archives to " + target.host + " over SFTP yet",
-                        "sftp_unavailable");
+  return [](const SftpSettings& s, const fs::path& file, const std::string& name,
+            std::size_t keep) -> std::string {
+    upgrade::SftpTarget target;
+    target.host = s.host;
+    target.port = s.port;
+    target.user = s.user;
+    target.remoteDir = s.remoteDir;
+    target.privateKey = s.privateKey;
+    target.hostKey = s.hostKey;
+    upgrade::copyArchive(target, file, name, keep);
+    return "sftp://" + s.user + "@" + s.host + ":" + std::to_string(s.port) + "/" + s.remoteDir +
+           "/" + name;
   };
 }
 
@@ -224,6 +240,13 @@ json::ObjectPtr BackupScheduler::update(const json::ObjectPtr& body) {
                               "must be the server's public key line as ssh-keyscan prints it "
                               "(\"host ssh-ed25519 AAAA...\")",
                               s.sftp.hostKey);
+    if (f->has("host_key") && !f->isNull("host_key")) {
+      try {
+        upgrade::sshKeyFingerprint(s.sftp.hostKey);
+      } catch (const std::exception& e) {
+        badField("sftp.host_key", std::string("is not a public key this appliance can pin: ") + e.what());
+      }
+    }
   }
   {
     auto c = pool_.acquire();

@@ -20,9 +20,8 @@ constexpr const char* kArchiveExt = ".vcrmbak";
 constexpr const char* kPartExt = ".vcrmbak.part";
 constexpr const char* kWorkPrefix = ".work-";
 
-// The serial's check symbol may be one of "*~$=U" (licensing/src/serial.cc).
 bool validId(const std::string& id) {
-  static const std::regex re("^vcrm-[0-9A-Z*~$=-]{1,40}-[0-9]{8}T[0-9]{6}Z$");
+  static const std::regex re("^vcrm-[0-9A-Z-]{1,40}-[0-9]{8}T[0-9]{6}Z$");
   return id.size() <= 80 && std::regex_match(id, re);
 }
 
@@ -116,10 +115,19 @@ BackupStore::BackupStore(fs::path dir) : dir_(std::move(dir)) {
   }
 }
 
+// The serial without its check symbol, which may be one of "*~$=U" (licensing/src/serial.cc):
+// "*" and "$" have no place in a file name a shell, a URL or an SFTP server takes as it is.
+std::string BackupStore::idSerial(const std::string& serial) {
+  const auto dash = serial.rfind('-');
+  std::string out = dash == std::string::npos || dash + 2 != serial.size() ? serial : serial.substr(0, dash);
+  std::erase_if(out, [](char c) { return !((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || c == '-'); });
+  return out.empty() ? "X" : out;
+}
+
 std::string BackupStore::newId(const std::string& serial,
                                std::chrono::system_clock::time_point at) const {
   for (;; at += std::chrono::seconds(1)) {
-    const std::string id = "vcrm-" + serial + "-" + stamp(at, "%Y%m%dT%H%M%SZ");
+    const std::string id = "vcrm-" + idSerial(serial) + "-" + stamp(at, "%Y%m%dT%H%M%SZ");
     std::error_code ec;
     if (!fs::exists(archivePath(id), ec) && !fs::exists(partPath(id), ec)) return id;
   }

@@ -44,7 +44,8 @@ class BackupStore {
   explicit BackupStore(std::filesystem::path dir);
 
   const std::filesystem::path& dir() const { return dir_; }
-  // "vcrm-<serial>-<YYYYMMDDTHHMMSSZ>", a second later than any archive already named so.
+  // "vcrm-<serial>-<YYYYMMDDTHHMMSSZ>", the serial without its check symbol (letters, digits
+  // and dashes only), a second later than any archive already named so.
   std::string newId(const std::string& serial, std::chrono::system_clock::time_point at) const;
   std::filesystem::path archivePath(const std::string& id) const;
   std::filesystem::path partPath(const std::string& id) const;
@@ -60,6 +61,7 @@ class BackupStore {
   void remove(const std::string& id) const;
 
  private:
+  static std::string idSerial(const std::string& serial);
   std::filesystem::path sidecarPath(const std::string& id) const;
   BackupRecord fromFiles(const std::string& id) const;
   std::filesystem::path dir_;
