@@ -1,6 +1,7 @@
 // The archives on disk as the backups module lists them: an id for a serial with any check
 // symbol (the serial's last symbol may be one of "*~$=U", left out of file names), found,
-// listed newest first and removed; what an interrupted backup left removed at start; ids that are not ids refused.
+// listed newest first and removed; what an interrupted backup left removed at start; ids that are
+// not ids refused.
 #include "modules/backups/backup_store.h"
 
 #include <gtest/gtest.h>
@@ -27,7 +28,8 @@ TEST(BackupStoreTest, ArchivesOfEverySerialAreListedFoundAndRemoved) {
     const std::string serial = std::string("7K3M-Q9RT-2XWB-HN4D-") + check;
     const std::string id = store.newId(serial, t0 + std::chrono::seconds(i++));
     EXPECT_EQ(id.rfind("vcrm-7K3M-Q9RT-2XWB-HN4D-2025", 0), 0u) << id;
-    EXPECT_EQ(id.find_first_not_of("vcrmABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"), std::string::npos) << id;
+    EXPECT_EQ(id.find_first_not_of("vcrmABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-"), std::string::npos)
+        << id;
     files::atomicWrite(store.archivePath(id), "archive bytes", 0600);
     BackupRecord r;
     r.id = id;

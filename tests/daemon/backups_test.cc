@@ -189,7 +189,8 @@ TEST_F(BackupsTest, SupportCreatesListsDownloadsVerifiesAndDeletesAnArchive) {
   std::string serial = files::readFile(app_->stateDir() / "serial");
   serial.erase(serial.find_last_not_of("\n") + 1);
   EXPECT_EQ(manifest.info.sourceSerial, serial);
-  EXPECT_EQ(id.rfind("vcrm-" + serial.substr(0, 19) + "-", 0), 0u) << "the serial without its check symbol";
+  EXPECT_EQ(id.rfind("vcrm-" + serial.substr(0, 19) + "-", 0), 0u)
+      << "the serial without its check symbol";
   EXPECT_EQ(manifest.info.counts.at("users"),
             listed->getObject("counts")->getValue<std::int64_t>("users"));
   EXPECT_EQ(manifest.info.schemaVersion,
@@ -297,8 +298,8 @@ TEST_F(BackupsTest, VcrmctlCreatesWithProgressListsDownloadsAndDeletes) {
   EXPECT_NE(created.output.find("started"), std::string::npos) << created.output;
   EXPECT_NE(created.output.find("saved to " + out.string()), std::string::npos) << created.output;
   std::smatch m;
-  ASSERT_TRUE(std::regex_search(
-      created.output, m, std::regex("backup (vcrm-[0-9A-Z-]+-[0-9]{8}T[0-9]{6}Z) started")))
+  ASSERT_TRUE(std::regex_search(created.output, m,
+                                std::regex("backup (vcrm-[0-9A-Z-]+-[0-9]{8}T[0-9]{6}Z) started")))
       << created.output;
   const std::string id = m[1];
   EXPECT_FALSE(fs::exists(out.string() + ".part"));

@@ -244,7 +244,8 @@ json::ObjectPtr BackupScheduler::update(const json::ObjectPtr& body) {
       try {
         upgrade::sshKeyFingerprint(s.sftp.hostKey);
       } catch (const std::exception& e) {
-        badField("sftp.host_key", std::string("is not a public key this appliance can pin: ") + e.what());
+        badField("sftp.host_key",
+                 std::string("is not a public key this appliance can pin: ") + e.what());
       }
     }
   }

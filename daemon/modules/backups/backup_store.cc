@@ -119,8 +119,10 @@ BackupStore::BackupStore(fs::path dir) : dir_(std::move(dir)) {
 // "*" and "$" have no place in a file name a shell, a URL or an SFTP server takes as it is.
 std::string BackupStore::idSerial(const std::string& serial) {
   const auto dash = serial.rfind('-');
-  std::string out = dash == std::string::npos || dash + 2 != serial.size() ? serial : serial.substr(0, dash);
-  std::erase_if(out, [](char c) { return !((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || c == '-'); });
+  std::string out =
+      dash == std::string::npos || dash + 2 != serial.size() ? serial : serial.substr(0, dash);
+  std::erase_if(
+      out, [](char c) { return !((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || c == '-'); });
   return out.empty() ? "X" : out;
 }
 
