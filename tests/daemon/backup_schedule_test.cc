@@ -16,6 +16,7 @@
 #include "api_times.h"
 #include "child.h"
 #include "eventually.h"
+#include "moved_aside.h"
 #include "modules/backups/backup_scheduler.h"
 #include "sshd_process.h"
 #include "temp_dir.h"
@@ -232,13 +233,7 @@ TEST_F(BackupScheduleTest, CopiesReachARealSftpServerAndRefusalsAndFailuresAreRe
 
   // The next day's backup cannot be made (the private key went missing): recorded as failed,
   // with the reason, and no archive.
-  const fs::path key = app_->stateDir() / "tls/server.key";
-  const fs::path aside = app_->stateDir() / "tls/server.key.aside";
-  fs::rename(key, aside);
-  struct PutBack {
-    fs::path from, to;
-    ~PutBack() { fs::rename(from, to); }
-  } putBack{aside, key};
+  const test::MovedAside key(app_->stateDir() / "tls/server.key");
   s.setClock("2026-06-03T03:00:05Z");
   s.scheduler.pass();
   last = s.scheduler.lastRun().extract<json::ObjectPtr>();

@@ -22,6 +22,7 @@
 #include "child.h"
 #include "event_stream.h"
 #include "eventually.h"
+#include "moved_aside.h"
 #include "temp_dir.h"
 #include "vcrm/common/db.h"
 #include "vcrm/common/files.h"
@@ -248,13 +249,7 @@ TEST_F(BackupsTest, ShortPassphrasesAndASecondBackupWhileOneRunsAreRefused) {
 TEST_F(BackupsTest, ABackupThatCannotBeMadeLeavesNoArchiveAndSaysWhy) {
   auto support = signedIn("sup");
   // The private key went missing (vcrmd loaded it at start and goes on serving).
-  const fs::path key = app_->stateDir() / "tls/server.key";
-  const fs::path aside = app_->stateDir() / "tls/server.key.aside";
-  fs::rename(key, aside);
-  struct PutBack {
-    fs::path from, to;
-    ~PutBack() { fs::rename(from, to); }
-  } putBack{aside, key};
+  const test::MovedAside key(app_->stateDir() / "tls/server.key");
 
   EventStream events(*app_, support.bearer());
   const auto started = support.postJson("/api/v1/backups", passphraseBody(kPassphrase));
