@@ -27,7 +27,7 @@ struct DumpOptions {
   int compressLevel = 1;
   // A snapshot exported by a transaction the caller holds open (pg_export_snapshot()): the dump
   // then sees exactly what that transaction sees, so counts taken in it match the dump.
-  std::string snapshot;
+  std::string snapshot{};
 };
 
 // Dumps `dsn` with pg_dump -Fc into `file`, which must not exist; on failure the file is
