@@ -22,6 +22,8 @@ class BackupsModule : public NamedModule {
   // running now, the last failure of a manual one.
   json::ObjectPtr dashboard();
   BackupScheduler& scheduler() { return scheduler_; }
+  // The archives on disk (a restore of a stored backup finds its file here).
+  BackupStore& store() { return store_; }
 
  private:
   AuditLog& audit_;
