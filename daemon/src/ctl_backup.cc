@@ -60,8 +60,12 @@ std::string megabytes(std::uint64_t bytes) {
   return buf;
 }
 
-// Writes the archive to FILE.part and renames it when the whole answer arrived.
+// Writes the archive to FILE.part and renames it once all of its bytes (the size the appliance
+// lists) arrived: a connection that drops half-way leaves no file that looks whole.
 int downloadTo(ApiClient& client, const std::string& id, const fs::path& out) {
+  const auto record = client.request("GET", "/api/v1/backups/" + id);
+  if (record.status != 200) return refused(record);
+  const auto size = json::parseObject(record.body)->getValue<std::uint64_t>("size");
   const fs::path part = out.string() + ".part";
   ApiClient::Reply reply;
   {
@@ -82,6 +86,13 @@ int downloadTo(ApiClient& client, const std::string& id, const fs::path& out) {
     std::error_code ec;
     fs::remove(part, ec);
     return refused(reply);
+  }
+  if (const auto got = fs::file_size(part); got != size) {
+    std::error_code ec;
+    fs::remove(part, ec);
+    std::cerr << "vcrmctl: the download of " << id << " ended after " << got << " of " << size
+              << " bytes; nothing was saved, run it again\n";
+    return 1;
   }
   fs::rename(part, out);
   std::cerr << "vcrmctl: backup " << id << " saved to " << out.string() << " ("
