@@ -8,6 +8,7 @@
 #include "vcrm/common/config.h"
 #include "vcrm/common/error.h"
 #include "vcrm/daemon/app.h"
+#include "vcrm/upgrade/supervisor.h"
 
 namespace {
 
@@ -41,12 +42,15 @@ int main(int argc, char** argv) {
     }
   }
 
-  // Signals are taken synchronously by this thread; worker threads inherit the mask.
+  // Signals are taken synchronously by this thread; worker threads inherit the mask. SIGUSR1
+  // asks for a restart from the current slot: vcrmd stops and exits with kRestartFromCurrent,
+  // and its supervisor (vcrm-supervisor or systemd) starts <root>/opt/vcrm/current again.
   sigset_t stopSignals;
   sigemptyset(&stopSignals);
   sigaddset(&stopSignals, SIGTERM);
   sigaddset(&stopSignals, SIGINT);
   sigaddset(&stopSignals, SIGHUP);
+  sigaddset(&stopSignals, SIGUSR1);
   pthread_sigmask(SIG_BLOCK, &stopSignals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
@@ -64,6 +68,13 @@ int main(int argc, char** argv) {
     int sig = 0;
     while (sigwait(&stopSignals, &sig) == 0 && sig == SIGHUP) {
       log.info("vcrmd", "SIGHUP", "SIGHUP ignored; use the API to change settings at run time");
+    }
+    if (sig == SIGUSR1) {
+      log.info("vcrmd", "RESTART_FROM_CURRENT",
+               "stopping to be restarted from the current slot (exit status " +
+                   std::to_string(vcrm::upgrade::kRestartFromCurrent) + ")");
+      app.stop();
+      return vcrm::upgrade::kRestartFromCurrent;
     }
     log.info("vcrmd", "STOPPING", std::string("stopping on ") + strsignal(sig));
     app.stop();

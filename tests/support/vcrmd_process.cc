@@ -77,11 +77,17 @@ void VcrmdProcess::start() {
   fs::remove(ready, ec);
   logFile_ = root_ / ("vcrmd-" + std::to_string(++runs_) + ".log");
 
-  std::vector<std::string> args{options_.binary.string(), "--root", root_.string(),
-                                "--set", "https.port=0", "--set", "http.port=0",
-                                "--set", "http.listen=127.0.0.1", "--set", "bridge_events.port=0",
-                                // Every test checks the one-lease rule (see db::Pool).
-                                "--set", "db.strict_leases=true"};
+  std::vector<std::string> args{options_.binary.string(), "--root", root_.string()};
+  if (!options_.supervisor.empty()) {
+    args = {options_.supervisor.string(), "--root", root_.string(), "--"};
+  }
+  for (const std::string s : {"https.port=0", "http.port=0", "http.listen=127.0.0.1",
+                              "bridge_events.port=0",
+                              // Every test checks the one-lease rule (see db::Pool).
+                              "db.strict_leases=true"}) {
+    args.push_back("--set");
+    args.push_back(s);
+  }
   for (const auto& s : options_.settings) {
     args.push_back("--set");
     args.push_back(s);
@@ -97,23 +103,59 @@ void VcrmdProcess::start() {
       pid_ = -1;
       throw std::runtime_error("vcrmd exited during start-up:\n" + output());
     }
-    if (fs::exists(ready, ec)) {
-      try {
-        Poco::JSON::Parser p;
-        auto o = p.parse(slurp(ready)).extract<Poco::JSON::Object::Ptr>();
-        httpsPort_ = o->getValue<int>("https_port");
-        httpPort_ = o->getValue<int>("http_port");
-        eventsPort_ = o->getValue<int>("events_port");
-        if (options_.chooseAdminPassword) chooseAdminPassword();
-        if (options_.chooseAdminPassword && options_.applyTestLicence) applyTestLicence();
-        return;
-      } catch (...) {  // NOLINT(bugprone-empty-catch): written atomically; retry
-      }
+    if (readReadyFile(-1)) {
+      if (options_.chooseAdminPassword) chooseAdminPassword();
+      if (options_.chooseAdminPassword && options_.applyTestLicence) applyTestLicence();
+      return;
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
   killHard(false);
   throw std::runtime_error("vcrmd was not ready within the time limit:\n" + output());
+}
+
+namespace {
+
+// vcrmd's ready file, or null while there is none (it is written atomically).
+Poco::JSON::Object::Ptr readyJson(const fs::path& file) {
+  try {
+    Poco::JSON::Parser p;
+    return p.parse(slurp(file)).extract<Poco::JSON::Object::Ptr>();
+  } catch (...) {  // NOLINT(bugprone-empty-catch): absent; the caller retries
+    return nullptr;
+  }
+}
+
+}  // namespace
+
+bool VcrmdProcess::readReadyFile(pid_t notPid) {
+  const auto o = readyJson(stateDir() / "run/vcrmd.json");
+  if (!o) return false;
+  const pid_t pid = o->getValue<int>("pid");
+  if (pid == notPid || kill(pid, 0) != 0) return false;
+  httpsPort_ = o->getValue<int>("https_port");
+  httpPort_ = o->getValue<int>("http_port");
+  eventsPort_ = o->getValue<int>("events_port");
+  return true;
+}
+
+pid_t VcrmdProcess::daemonPid() const {
+  const auto o = readyJson(stateDir() / "run/vcrmd.json");
+  return o ? o->getValue<int>("pid") : -1;
+}
+
+void VcrmdProcess::awaitRestart(pid_t previous) {
+  const auto deadline = std::chrono::steady_clock::now() + options_.readyTimeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    int status = 0;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      throw std::runtime_error("the supervisor exited instead of restarting vcrmd:\n" + output());
+    }
+    if (readReadyFile(previous)) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  throw std::runtime_error("no new vcrmd was ready within the time limit:\n" + output());
 }
 
 std::string VcrmdProcess::startExpectingFailure() {

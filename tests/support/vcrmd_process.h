@@ -27,6 +27,9 @@ class VcrmdProcess {
     std::vector<std::string> settings;   // extra "key=value" overrides
     std::filesystem::path root;          // empty: a fresh TempDir owned by this object
     std::filesystem::path binary;        // empty: build/bin/vcrmd
+    // When set, this vcrm-supervisor runs vcrmd from <root>/opt/vcrm/current (installed by the
+    // test) and pid() is the supervisor's; stop() stops both.
+    std::filesystem::path supervisor;
     std::chrono::seconds readyTimeout{90};
     // Do what an operator does first: sign in with the one-time password and choose
     // kAdminPassword (vcrmd then removes the one-time file). Off to look at that file.
@@ -50,6 +53,11 @@ class VcrmdProcess {
   int stop();
   // SIGKILL vcrmd, and with `alsoDatabase` its PostgreSQL too, as a power cut would.
   void killHard(bool alsoDatabase);
+
+  // The pid of the vcrmd that wrote the ready file (with a supervisor: not pid()); -1 if none.
+  pid_t daemonPid() const;
+  // With a supervisor: waits until a vcrmd other than `previous` is ready and takes its ports.
+  void awaitRestart(pid_t previous);
 
   bool running() const { return pid_ > 0; }
   pid_t pid() const { return pid_; }
@@ -87,6 +95,7 @@ class VcrmdProcess {
   int eventsPort_ = 0;
   int runs_ = 0;
   void chooseAdminPassword();
+  bool readReadyFile(pid_t notPid);
   void applyTestLicence();
 };
 

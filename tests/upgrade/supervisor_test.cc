@@ -1,0 +1,165 @@
+// vcrm-supervisor running a real build installed into slot A under a temp root: a vcrmd killed
+// with SIGKILL is restarted and serves the same data; the restart exit status (vcrmd's SIGUSR1)
+// restarts it; a switched `current` plus a restart request runs slot B; SIGTERM to the
+// supervisor stops everything.
+#include "vcrm/upgrade/supervisor.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "child.h"
+#include "eventually.h"
+#include "temp_dir.h"
+#include "vcrm/common/files.h"
+#include "vcrm/common/json.h"
+#include "vcrm/common/process.h"
+#include "vcrm/upgrade/slots.h"
+#include "vcrmd_process.h"
+
+namespace vcrm::upgrade {
+namespace {
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+
+// `cmake --install` of this build: the tree a slot holds.
+fs::path installBuild(const fs::path& prefix) {
+  const auto r = process::run({"/usr/bin/cmake", "--install", test::binDir().parent_path().string(),
+                               "--prefix", prefix.string()});
+  if (!r.ok()) throw std::runtime_error("cmake --install failed:\n" + r.output);
+  return prefix;
+}
+
+// Whether `pid` still runs (a zombie waiting for an init that reaps slowly does not).
+bool runs(pid_t pid) {
+  std::error_code ec;
+  return !fs::read_symlink("/proc/" + std::to_string(pid) + "/cwd", ec).empty();
+}
+
+fs::path exeOf(pid_t pid) {
+  return fs::read_symlink("/proc/" + std::to_string(pid) + "/exe");
+}
+
+int stateInt(const fs::path& root, const std::string& key) {
+  const auto o = json::parseObject(files::readFile(root / "var/lib/vcrm/run/supervisor.json"));
+  return o->getValue<int>(key);
+}
+
+class SupervisorTest : public ::testing::Test {
+ protected:
+  test::TempDir tmp_{"vcrm-supervisor"};
+  fs::path root_ = tmp_.path() / "root";
+  SlotLayout layout_{root_};
+  std::unique_ptr<test::VcrmdProcess> app_;
+
+  void SetUp() override {
+    fs::create_directories(root_);
+    fs::permissions(root_, fs::perms(0755));
+    layout_.install(installBuild(tmp_.path() / "tree"), Slot::A);
+    layout_.switchTo(Slot::A);
+    test::VcrmdProcess::Options o;
+    o.root = root_;
+    o.supervisor = layout_.slotDir(Slot::A) / "bin/vcrm-supervisor";
+    app_ = std::make_unique<test::VcrmdProcess>(o);
+    app_->start();
+  }
+  // Every process started here goes, even when an assertion failed half-way: the
+  // VcrmdProcess destructor stops the supervisor (and so vcrmd) and then the database.
+};
+
+TEST_F(SupervisorTest, AKilledDaemonIsRestartedFromTheSlotAndServesTheSameData) {
+  EXPECT_EQ(exeOf(app_->daemonPid()), layout_.slotDir(Slot::A) / "bin/vcrmd");
+  auto admin = app_->adminClient();
+  ASSERT_EQ(app_->createReadyUser(admin, "kept", {"operator"}, "a password for kept").status, 201);
+
+  const pid_t first = app_->daemonPid();
+  ASSERT_EQ(kill(first, SIGKILL), 0);
+  app_->awaitRestart(first);
+  EXPECT_NE(app_->daemonPid(), first);
+  EXPECT_EQ(app_->client().get("/healthz").status, 200);
+  auto c = app_->client();
+  EXPECT_EQ(c.loginBearer("kept", "a password for kept").status, 200) << app_->output();
+  EXPECT_EQ(stateInt(root_, "crashes"), 1);
+  EXPECT_EQ(stateInt(root_, "starts"), 2);
+  EXPECT_NE(app_->output().find("VCRMD_CRASHED"), std::string::npos);
+}
+
+TEST_F(SupervisorTest,
+       TheRestartExitStatusStartsTheCurrentSlotAgainAndASwitchedPointerTakesEffect) {
+  // vcrmd's SIGUSR1: it stops and exits 75; restarted at once, not counted as a crash.
+  pid_t before = app_->daemonPid();
+  ASSERT_EQ(kill(before, SIGUSR1), 0);
+  app_->awaitRestart(before);
+  EXPECT_EQ(app_->client().get("/healthz").status, 200);
+  EXPECT_EQ(stateInt(root_, "crashes"), 0);
+  EXPECT_NE(app_->output().find("RESTART_FROM_CURRENT"), std::string::npos);
+
+  // What the apply engine does: write the inactive slot, switch, ask for the restart.
+  std::ofstream(tmp_.path() / "tree/share/vcrm/marker") << "slot b\n";
+  layout_.install(tmp_.path() / "tree", layout_.inactive());
+  layout_.switchTo(Slot::B);
+  before = app_->daemonPid();
+  EXPECT_EQ(exeOf(before), layout_.slotDir(Slot::A) / "bin/vcrmd") << "running on until restarted";
+  ASSERT_EQ(kill(before, SIGUSR1), 0);
+  app_->awaitRestart(before);
+  EXPECT_EQ(exeOf(app_->daemonPid()), layout_.slotDir(Slot::B) / "bin/vcrmd");
+  EXPECT_EQ(app_->client().get("/healthz").status, 200);
+
+  // The supervisor's own SIGUSR1 (from outside) does the same after switching back.
+  layout_.switchTo(Slot::A);
+  before = app_->daemonPid();
+  ASSERT_EQ(kill(app_->pid(), SIGUSR1), 0);
+  app_->awaitRestart(before);
+  EXPECT_EQ(exeOf(app_->daemonPid()), layout_.slotDir(Slot::A) / "bin/vcrmd");
+  EXPECT_EQ(stateInt(root_, "crashes"), 0);
+  EXPECT_EQ(stateInt(root_, "starts"), 4);
+}
+
+TEST_F(SupervisorTest, SigtermToTheSupervisorStopsEverything) {
+  const pid_t daemon = app_->daemonPid();
+  const auto postmaster = app_->postmasterPid();
+  ASSERT_TRUE(postmaster);
+  EXPECT_EQ(app_->stop(), 0);
+  EXPECT_FALSE(runs(daemon));
+  EXPECT_FALSE(runs(*postmaster));
+  EXPECT_FALSE(fs::exists(root_ / "var/lib/vcrm/run/supervisor.json"));
+  EXPECT_FALSE(fs::exists(root_ / "var/lib/vcrm/run/vcrmd.json"));
+}
+
+TEST_F(SupervisorTest, ACrashLoopIsReportedAndRetriedAtTheCapNotHammered) {
+  EXPECT_EQ(app_->stop(), 0);
+  // A slot whose vcrmd fails at once (as a broken upgrade would).
+  std::ofstream(tmp_.path() / "tree/bin/vcrmd") << "#!/bin/sh\nexit 3\n";
+  layout_.install(tmp_.path() / "tree", Slot::B);
+  layout_.switchTo(Slot::B);
+  const auto log = tmp_.path() / "supervisor.log";
+  test::SpawnOptions spawn;
+  spawn.log = log;
+  const pid_t sup = test::spawnLogged(
+      {(layout_.slotDir(Slot::A) / "bin/vcrm-supervisor").string(), "--root", root_.string()},
+      spawn);
+  const auto text = [&] { return fs::exists(log) ? files::readFile(log) : std::string(); };
+  const bool looped = test::eventually(
+      [&] { return text().find("SUPERVISOR_CRASH_LOOP") != std::string::npos; }, 60s);
+  kill(sup, SIGTERM);
+  int status = 0;
+  ASSERT_TRUE(test::waitExit(sup, 10s, &status));
+  ASSERT_TRUE(looped) << text();
+  // 0.5 + 1 + 2 + 4 s of backoff before the fifth failure: five starts, not hundreds.
+  EXPECT_EQ(WEXITSTATUS(status), 0);
+  const std::string out = text();
+  std::size_t starts = 0;
+  for (auto at = out.find("VCRMD_STARTED"); at != std::string::npos;
+       at = out.find("VCRMD_STARTED", at + 1)) {
+    ++starts;
+  }
+  EXPECT_EQ(starts, 5u) << out;
+}
+
+}  // namespace
+}  // namespace vcrm::upgrade

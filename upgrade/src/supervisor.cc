@@ -1,0 +1,246 @@
+// vcrm-supervisor's loop (see supervisor.h).
+#include "vcrm/upgrade/supervisor.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/file.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
+#include "vcrm/common/error.h"
+#include "vcrm/common/files.h"
+#include "vcrm/common/json.h"
+#include "vcrm/upgrade/slots.h"
+
+namespace fs = std::filesystem;
+using namespace std::chrono;
+
+namespace vcrm::upgrade {
+
+namespace {
+
+constexpr const char* kComponent = "supervisor";
+
+sigset_t handledSignals() {
+  sigset_t set;
+  sigemptyset(&set);
+  for (int s : {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGCHLD}) sigaddset(&set, s);
+  return set;
+}
+
+std::string describeExit(int status) {
+  if (WIFEXITED(status)) return "exited with status " + std::to_string(WEXITSTATUS(status));
+  if (WIFSIGNALED(status)) return std::string("killed by ") + strsignal(WTERMSIG(status));
+  return "stopped";
+}
+
+}  // namespace
+
+Supervisor::Supervisor(SupervisorOptions options, Logger& log)
+    : options_(std::move(options)), log_(log) {}
+
+fs::path Supervisor::runDir() const {
+  return options_.root / "var/lib/vcrm/run";
+}
+
+void Supervisor::writeState() {
+  json::ObjectPtr o = new json::Object(Poco::JSON_PRESERVE_KEY_ORDER);
+  o->set("pid", static_cast<int>(getpid()));
+  o->set("vcrmd_pid", static_cast<int>(child_));
+  o->set("slot", slot_);
+  o->set("state", state_);
+  o->set("starts", starts_);
+  o->set("crashes", crashes_);
+  files::atomicWrite(runDir() / "supervisor.json", json::stringify(o) + "\n", 0644);
+}
+
+bool Supervisor::startChild() {
+  const SlotLayout layout(options_.root);
+  const auto slot = layout.current();
+  if (!slot) {
+    throw StartupError(
+        "nothing is installed under " + layout.base().string() +
+        " (no current pointer); install a build into a slot first: packaging/dev run");
+  }
+  slot_ = slotName(*slot);
+  const fs::path binary = layout.slotDir(*slot) / "bin/vcrmd";
+  std::vector<std::string> args{binary.string(), "--root", options_.root.string()};
+  args.insert(args.end(), options_.daemonArgs.begin(), options_.daemonArgs.end());
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  const pid_t pid = fork();
+  if (pid < 0) throw IoError(std::string("cannot fork vcrmd: ") + errnoText(errno));
+  if (pid == 0) {
+    // Its own process group, so a terminal's Ctrl-C reaches the supervisor, which forwards it.
+    setpgid(0, 0);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  child_ = pid;
+  ++starts_;
+  state_ = "running";
+  writeState();
+  log_.info(
+      kComponent, "VCRMD_STARTED",
+      "started " + binary.string() + " (slot " + slot_ + ", pid " + std::to_string(pid) + ")");
+  return true;
+}
+
+int Supervisor::waitEvent(milliseconds timeout, int* status) {
+  const sigset_t set = handledSignals();
+  const auto deadline = steady_clock::now() + timeout;
+  for (;;) {
+    // A SIGCHLD may have been merged with an earlier one: look at the child first.
+    if (child_ > 0 && waitpid(child_, status, WNOHANG) == child_) {
+      child_ = -1;
+      return SIGCHLD;
+    }
+    siginfo_t info{};
+    int sig;
+    if (timeout.count() < 0) {
+      sig = sigwaitinfo(&set, &info);
+    } else {
+      const auto left = std::max(nanoseconds(0), deadline - steady_clock::now());
+      timespec ts{static_cast<time_t>(duration_cast<seconds>(left).count()),
+                  static_cast<long>((left % seconds(1)).count())};
+      sig = sigtimedwait(&set, &info, &ts);
+      if (sig < 0 && errno == EAGAIN) return 0;
+    }
+    if (sig < 0) continue;  // EINTR
+    if (sig == SIGCHLD) continue;
+    return sig;
+  }
+}
+
+void Supervisor::stopChild(int sig) {
+  if (child_ <= 0) return;
+  state_ = "stopping";
+  writeState();
+  kill(child_, sig);
+  const auto deadline = steady_clock::now() + options_.stopTimeout;
+  int status = 0;
+  while (child_ > 0) {
+    const auto left = duration_cast<milliseconds>(deadline - steady_clock::now());
+    if (left.count() <= 0) {
+      log_.warn(kComponent, "VCRMD_KILLED",
+                "vcrmd did not stop within " + std::to_string(options_.stopTimeout.count()) +
+                    " s; killing it");
+      kill(child_, SIGKILL);
+      waitpid(child_, &status, 0);
+      child_ = -1;
+      break;
+    }
+    const int got = waitEvent(left, &status);
+    if (got == SIGCHLD) {
+      log_.info(kComponent, "VCRMD_STOPPED", "vcrmd " + describeExit(status));
+    } else if (got == SIGTERM || got == SIGINT) {
+      kill(child_, got);  // a second Ctrl-C is passed on too
+    }
+  }
+}
+
+int Supervisor::run() {
+  const sigset_t set = handledSignals();
+  sigprocmask(SIG_BLOCK, &set, nullptr);
+  files::ensureDir(runDir(), 0755);
+  const fs::path lockPath = runDir() / "supervisor.lock";
+  files::Fd lock(::open(lockPath.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644));
+  if (!lock) throw StartupError("cannot open " + lockPath.string() + ": " + errnoText(errno));
+  if (flock(lock.get(), LOCK_EX | LOCK_NB) != 0) {
+    throw StartupError("another vcrm-supervisor is running on " + options_.root.string() +
+                       " (it holds " + lockPath.string() + "); stop it first");
+  }
+  const auto cleanup = [&] {
+    std::error_code ec;
+    fs::remove(runDir() / "supervisor.json", ec);
+  };
+
+  milliseconds backoff = options_.firstBackoff;
+  int inARow = 0;
+  bool restartNow = true;
+  for (;;) {
+    if (restartNow) {
+      startChild();
+    }
+    restartNow = false;
+    const auto startedAt = steady_clock::now();
+    int status = 0;
+    int sig = 0;
+    while ((sig = waitEvent(milliseconds(-1), &status)) == SIGHUP) {
+      log_.info(kComponent, "SIGHUP", "SIGHUP ignored; vcrmd's settings change through its API");
+    }
+    if (sig == SIGTERM || sig == SIGINT) {
+      log_.info(kComponent, "STOPPING", std::string("stopping on ") + strsignal(sig));
+      stopChild(sig);
+      cleanup();
+      return 0;
+    }
+    if (sig == SIGUSR1) {
+      log_.info(kComponent, "RESTART_REQUESTED", "restart requested (SIGUSR1); starting current");
+      stopChild(SIGTERM);
+      restartNow = true;
+      inARow = 0;
+      backoff = options_.firstBackoff;
+      continue;
+    }
+    // SIGCHLD: vcrmd exited by itself.
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+      log_.info(kComponent, "VCRMD_EXITED", "vcrmd stopped (status 0); stopping too");
+      cleanup();
+      return 0;
+    }
+    if (WIFEXITED(status) && WEXITSTATUS(status) == kRestartFromCurrent) {
+      log_.info(kComponent, "RESTART_REQUESTED",
+                "vcrmd asked to be restarted from current (exit status 75)");
+      restartNow = true;
+      inARow = 0;
+      backoff = options_.firstBackoff;
+      continue;
+    }
+    ++crashes_;
+    if (steady_clock::now() - startedAt >= options_.healthyAfter) {
+      inARow = 0;
+      backoff = options_.firstBackoff;
+    }
+    ++inARow;
+    if (inARow == options_.crashLoopAfter) {
+      log_.error(kComponent, "SUPERVISOR_CRASH_LOOP",
+                 "vcrmd " + describeExit(status) + ", its " + std::to_string(inARow) +
+                     "th failure in a row; retrying every " +
+                     std::to_string(duration_cast<seconds>(options_.maxBackoff).count()) +
+                     " s. See its log lines above (START_FAILED says why)");
+    } else {
+      log_.warn(kComponent, "VCRMD_CRASHED",
+                "vcrmd " + describeExit(status) + "; restarting in " +
+                    std::to_string(backoff.count()) + " ms");
+    }
+    state_ = inARow >= options_.crashLoopAfter ? "crash-loop" : "backoff";
+    writeState();
+    // Wait out the backoff; a stop or a restart request still counts during it.
+    const auto until = steady_clock::now() + backoff;
+    for (;;) {
+      const auto left = duration_cast<milliseconds>(until - steady_clock::now());
+      if (left.count() <= 0) break;
+      const int got = waitEvent(left, &status);
+      if (got == SIGTERM || got == SIGINT) {
+        cleanup();
+        return 0;
+      }
+      if (got == SIGUSR1) break;
+    }
+    backoff = inARow >= options_.crashLoopAfter ? options_.maxBackoff
+                                                : std::min(backoff * 2, options_.maxBackoff);
+    restartNow = true;
+  }
+}
+
+}  // namespace vcrm::upgrade

@@ -1,0 +1,56 @@
+// vcrm-supervisor: runs the current slot's vcrmd on a root prefix and keeps it running (the
+// contract is in vcrm/upgrade/supervisor.h and the README). Thin: arguments, then Supervisor.
+#include <iostream>
+
+#include "vcrm/common/error.h"
+#include "vcrm/common/log.h"
+#include "vcrm/upgrade/supervisor.h"
+
+namespace {
+
+void usage(std::ostream& out) {
+  out << "usage: vcrm-supervisor --root DIR [-- vcrmd args]\n"
+         "  starts DIR/opt/vcrm/current/bin/vcrmd --root DIR [vcrmd args], restarts it when it\n"
+         "  crashes or exits with status 75 (restart from current), stops it on SIGTERM/SIGINT;\n"
+         "  SIGUSR1 restarts it from the current slot. State: "
+         "DIR/var/lib/vcrm/run/supervisor.json\n";
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  vcrm::upgrade::SupervisorOptions options;
+  int i = 1;
+  for (; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--") {
+      ++i;
+      break;
+    } else if (a == "--root" && i + 1 < argc) {
+      options.root = argv[++i];
+    } else if (a == "--help" || a == "-h") {
+      usage(std::cout);
+      return 0;
+    } else {
+      std::cerr << "vcrm-supervisor: unknown argument \"" << a << "\"\n";
+      usage(std::cerr);
+      return 2;
+    }
+  }
+  for (; i < argc; ++i) options.daemonArgs.emplace_back(argv[i]);
+  if (options.root.empty()) {
+    std::cerr << "vcrm-supervisor: --root DIR is required\n";
+    usage(std::cerr);
+    return 2;
+  }
+  options.root = std::filesystem::absolute(options.root).lexically_normal();
+
+  vcrm::Logger log;
+  try {
+    return vcrm::upgrade::Supervisor(std::move(options), log).run();
+  } catch (const vcrm::Error& e) {
+    log.error("supervisor", "START_FAILED", e.what());
+    std::cerr << "vcrm-supervisor: " << e.what() << "\n";
+    return 1;
+  }
+}
