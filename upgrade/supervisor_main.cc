@@ -4,12 +4,14 @@
 
 #include "vcrm/common/error.h"
 #include "vcrm/common/log.h"
+#include "vcrm/upgrade/slots.h"
 #include "vcrm/upgrade/supervisor.h"
 
 namespace {
 
 void usage(std::ostream& out) {
   out << "usage: vcrm-supervisor --root DIR [-- vcrmd args]\n"
+         "       vcrm-supervisor --root DIR --install TREE [--into inactive|current]\n"
          "  starts DIR/opt/vcrm/current/bin/vcrmd --root DIR [vcrmd args], restarts it when it\n"
          "  crashes or exits with status 75 (restart from current), stops it on SIGTERM/SIGINT;\n"
          "  SIGUSR1 restarts it from the current slot. State: "
@@ -20,6 +22,8 @@ void usage(std::ostream& out) {
 
 int main(int argc, char** argv) {
   vcrm::upgrade::SupervisorOptions options;
+  std::filesystem::path installTree;
+  std::string into = "inactive";
   int i = 1;
   for (; i < argc; ++i) {
     const std::string a = argv[i];
@@ -28,6 +32,11 @@ int main(int argc, char** argv) {
       break;
     } else if (a == "--root" && i + 1 < argc) {
       options.root = argv[++i];
+    } else if (a == "--install" && i + 1 < argc) {
+      installTree = argv[++i];
+    } else if (a == "--into" && i + 1 < argc &&
+               (argv[i + 1] == std::string("inactive") || argv[i + 1] == std::string("current"))) {
+      into = argv[++i];
     } else if (a == "--help" || a == "-h") {
       usage(std::cout);
       return 0;
@@ -47,6 +56,15 @@ int main(int argc, char** argv) {
 
   vcrm::Logger log;
   try {
+    if (!installTree.empty()) {
+      vcrm::upgrade::SlotLayout layout(options.root);
+      const auto current = layout.current();
+      const auto slot = into == "current" && current ? *current : layout.inactive();
+      layout.install(installTree, slot, /*allowCurrent=*/true);
+      layout.switchTo(slot);
+      std::cout << vcrm::upgrade::slotName(slot) << "\n";
+      return 0;
+    }
     return vcrm::upgrade::Supervisor(std::move(options), log).run();
   } catch (const vcrm::Error& e) {
     log.error("supervisor", "START_FAILED", e.what());
