@@ -96,22 +96,26 @@ void VcrmdProcess::start() {
   spawn.log = logFile_;
   pid_ = spawnLogged(args, spawn);
 
+  if (!awaitReady(-1, "vcrmd exited during start-up")) {
+    killHard(false);
+    throw std::runtime_error("vcrmd was not ready within the time limit:\n" + output());
+  }
+  if (options_.chooseAdminPassword) chooseAdminPassword();
+  if (options_.chooseAdminPassword && options_.applyTestLicence) applyTestLicence();
+}
+
+bool VcrmdProcess::awaitReady(pid_t notPid, const std::string& whenExited) {
   const auto deadline = std::chrono::steady_clock::now() + options_.readyTimeout;
   while (std::chrono::steady_clock::now() < deadline) {
     int status = 0;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
-      throw std::runtime_error("vcrmd exited during start-up:\n" + output());
+      throw std::runtime_error(whenExited + ":\n" + output());
     }
-    if (readReadyFile(-1)) {
-      if (options_.chooseAdminPassword) chooseAdminPassword();
-      if (options_.chooseAdminPassword && options_.applyTestLicence) applyTestLicence();
-      return;
-    }
+    if (readReadyFile(notPid)) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
-  killHard(false);
-  throw std::runtime_error("vcrmd was not ready within the time limit:\n" + output());
+  return false;
 }
 
 namespace {
@@ -145,17 +149,9 @@ pid_t VcrmdProcess::daemonPid() const {
 }
 
 void VcrmdProcess::awaitRestart(pid_t previous) {
-  const auto deadline = std::chrono::steady_clock::now() + options_.readyTimeout;
-  while (std::chrono::steady_clock::now() < deadline) {
-    int status = 0;
-    if (waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      throw std::runtime_error("the supervisor exited instead of restarting vcrmd:\n" + output());
-    }
-    if (readReadyFile(previous)) return;
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  if (!awaitReady(previous, "the supervisor exited instead of restarting vcrmd")) {
+    throw std::runtime_error("no new vcrmd was ready within the time limit:\n" + output());
   }
-  throw std::runtime_error("no new vcrmd was ready within the time limit:\n" + output());
 }
 
 std::string VcrmdProcess::startExpectingFailure() {

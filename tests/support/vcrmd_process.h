@@ -95,7 +95,10 @@ class VcrmdProcess {
   int eventsPort_ = 0;
   int runs_ = 0;
   void chooseAdminPassword();
+  // Reads the ports from a ready file written by a live vcrmd other than `notPid`.
   bool readReadyFile(pid_t notPid);
+  // Polls for that until the ready timeout (false); throws `whenExited` if pid() exits.
+  bool awaitReady(pid_t notPid, const std::string& whenExited);
   void applyTestLicence();
 };
 
