@@ -29,8 +29,8 @@ using namespace std::chrono_literals;
 
 // `cmake --install` of this build: the tree a slot holds.
 fs::path installBuild(const fs::path& prefix) {
-  const auto r = process::run({"/usr/bin/cmake", "--install", test::binDir().parent_path().string(),
-                               "--prefix", prefix.string()});
+  const auto r = process::run({VCRM_CMAKE_COMMAND, "--install",
+                               test::binDir().parent_path().string(), "--prefix", prefix.string()});
   if (!r.ok()) throw std::runtime_error("cmake --install failed:\n" + r.output);
   return prefix;
 }
@@ -131,34 +131,49 @@ TEST_F(SupervisorTest, SigtermToTheSupervisorStopsEverything) {
   EXPECT_FALSE(fs::exists(root_ / "var/lib/vcrm/run/vcrmd.json"));
 }
 
-TEST_F(SupervisorTest, ACrashLoopIsReportedAndRetriedAtTheCapNotHammered) {
-  EXPECT_EQ(app_->stop(), 0);
-  // A slot whose vcrmd fails at once (as a broken upgrade would).
-  std::ofstream(tmp_.path() / "tree/bin/vcrmd") << "#!/bin/sh\nexit 3\n";
-  layout_.install(tmp_.path() / "tree", Slot::B);
-  layout_.switchTo(Slot::B);
-  const auto log = tmp_.path() / "supervisor.log";
+// Runs a supervisor on a slot B whose vcrmd is `script` until it reports a crash loop; returns
+// how many times it started vcrmd. The supervisor is stopped whatever happens.
+std::size_t startsUntilCrashLoop(SlotLayout& layout, const fs::path& tree, const fs::path& root,
+                                 const std::string& script) {
+  std::ofstream(tree / "bin/vcrmd") << script;
+  layout.install(tree, Slot::B, /*allowCurrent=*/true);
+  layout.switchTo(Slot::B);
+  static int calls = 0;
+  const auto log = tree.parent_path() / ("supervisor-" + std::to_string(++calls) + ".log");
   test::SpawnOptions spawn;
   spawn.log = log;
-  const pid_t sup = test::spawnLogged(
-      {(layout_.slotDir(Slot::A) / "bin/vcrm-supervisor").string(), "--root", root_.string()},
-      spawn);
+  struct Stopper {
+    pid_t pid;
+    int code = -2;
+    ~Stopper() {
+      if (code == -2) test::terminate(pid, 10s);
+    }
+  } sup{test::spawnLogged(
+      {(layout.slotDir(Slot::A) / "bin/vcrm-supervisor").string(), "--root", root.string()},
+      spawn)};
   const auto text = [&] { return fs::exists(log) ? files::readFile(log) : std::string(); };
   const bool looped = test::eventually(
       [&] { return text().find("SUPERVISOR_CRASH_LOOP") != std::string::npos; }, 60s);
-  kill(sup, SIGTERM);
-  int status = 0;
-  ASSERT_TRUE(test::waitExit(sup, 10s, &status));
-  ASSERT_TRUE(looped) << text();
-  // 0.5 + 1 + 2 + 4 s of backoff before the fifth failure: five starts, not hundreds.
-  EXPECT_EQ(WEXITSTATUS(status), 0);
+  sup.code = test::terminate(sup.pid, 10s);
+  EXPECT_TRUE(looped) << text();
+  EXPECT_EQ(sup.code, 0) << "a supervisor waiting out its backoff stops on SIGTERM";
   const std::string out = text();
   std::size_t starts = 0;
   for (auto at = out.find("VCRMD_STARTED"); at != std::string::npos;
        at = out.find("VCRMD_STARTED", at + 1)) {
     ++starts;
   }
-  EXPECT_EQ(starts, 5u) << out;
+  return starts;
+}
+
+TEST_F(SupervisorTest, ACrashLoopIsReportedAndRetriedAtTheCapNotHammered) {
+  EXPECT_EQ(app_->stop(), 0);
+  // A slot whose vcrmd fails at once (as a broken upgrade would): 0.5 + 1 + 2 + 4 s of backoff
+  // before the fifth failure, reported then; five starts, not hundreds.
+  EXPECT_EQ(startsUntilCrashLoop(layout_, tmp_.path() / "tree", root_, "#!/bin/sh\nexit 3\n"), 5u);
+  // One that asks for a restart as soon as it starts loops too: restarted at once four times,
+  // the fifth handled as a crash.
+  EXPECT_EQ(startsUntilCrashLoop(layout_, tmp_.path() / "tree", root_, "#!/bin/sh\nexit 75\n"), 5u);
 }
 
 }  // namespace

@@ -166,6 +166,7 @@ int Supervisor::run() {
 
   milliseconds backoff = options_.firstBackoff;
   int inARow = 0;
+  int quickRequests = 0;
   bool restartNow = true;
   for (;;) {
     if (restartNow) {
@@ -198,16 +199,25 @@ int Supervisor::run() {
       cleanup();
       return 0;
     }
+    const bool ranLong = steady_clock::now() - startedAt >= options_.healthyAfter;
     if (WIFEXITED(status) && WEXITSTATUS(status) == kRestartFromCurrent) {
-      log_.info(kComponent, "RESTART_REQUESTED",
-                "vcrmd asked to be restarted from current (exit status 75)");
-      restartNow = true;
-      inARow = 0;
-      backoff = options_.firstBackoff;
-      continue;
+      // Restart requests are honoured at once, but a vcrmd that asks every time it starts is
+      // looping too: the crashLoopAfter-th short run in a row is handled as a crash.
+      quickRequests = ranLong ? 0 : quickRequests + 1;
+      if (quickRequests < options_.crashLoopAfter) {
+        log_.info(kComponent, "RESTART_REQUESTED",
+                  "vcrmd asked to be restarted from current (exit status 75)");
+        restartNow = true;
+        inARow = 0;
+        backoff = options_.firstBackoff;
+        continue;
+      }
+      inARow = std::max(inARow, options_.crashLoopAfter - 1);
+    } else {
+      quickRequests = 0;
     }
     ++crashes_;
-    if (steady_clock::now() - startedAt >= options_.healthyAfter) {
+    if (ranLong) {
       inARow = 0;
       backoff = options_.firstBackoff;
     }

@@ -6,7 +6,8 @@
 //    takes effect on the next start;
 //  - vcrmd exiting with kRestartFromCurrent (75) means "start me again from current": it is
 //    restarted at once, not counted as a crash (the upgrade apply engine switches the pointer and
-//    exits with it);
+//    exits with it); the crashLoopAfter-th such exit in a row, each within healthyAfter of its
+//    start, is handled as a crash (a vcrmd asking at every start is looping too);
 //  - any other non-zero exit or death by a signal is a crash: restarted after a backoff that
 //    doubles up to a cap; several crashes in a row are reported once as a crash loop (log line
 //    SUPERVISOR_CRASH_LOOP, "state": "crash-loop" in the state file) and retried at the cap;
