@@ -69,8 +69,22 @@ class SupervisorTest : public ::testing::Test {
     app_->start();
   }
   // Every process started here goes, even when an assertion failed half-way: the
-  // VcrmdProcess destructor stops the supervisor (and so vcrmd) and then the database.
+  // VcrmdProcess destructor stops the supervisor (and so vcrmd) and then the database; a vcrmd
+  // that outlived its supervisor all the same is killed before the database.
+  void TearDown() override {
+    const pid_t daemon = app_ ? app_->daemonPid() : -1;
+    if (app_ && app_->running()) app_->stop();
+    if (daemon > 0 && runs(daemon)) kill(daemon, SIGKILL);
+    app_.reset();
+  }
 };
+
+TEST_F(SupervisorTest, ASupervisorKilledOutrightTakesItsDaemonDown) {
+  const pid_t daemon = app_->daemonPid();
+  app_->killHard(false);  // SIGKILL to the supervisor
+  EXPECT_TRUE(test::eventually([&] { return !runs(daemon); }, 60s))
+      << "vcrmd outlived its supervisor";
+}
 
 TEST_F(SupervisorTest, AKilledDaemonIsRestartedFromTheSlotAndServesTheSameData) {
   EXPECT_EQ(exeOf(app_->daemonPid()), layout_.slotDir(Slot::A) / "bin/vcrmd");

@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -74,11 +75,16 @@ bool Supervisor::startChild() {
   for (auto& a : args) argv.push_back(a.data());
   argv.push_back(nullptr);
 
+  const pid_t parent = getpid();
   const pid_t pid = fork();
   if (pid < 0) throw IoError(std::string("cannot fork vcrmd: ") + errnoText(errno));
   if (pid == 0) {
     // Its own process group, so a terminal's Ctrl-C reaches the supervisor, which forwards it.
+    // A supervisor killed outright takes vcrmd down with it (SIGTERM: a clean stop), so no
+    // orphaned vcrmd holds the root's lock against the next supervisor.
     setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != parent) _exit(0);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, nullptr);
