@@ -88,6 +88,12 @@ TEST_F(SupervisorTest, ASupervisorKilledOutrightTakesItsDaemonDown) {
 
 TEST_F(SupervisorTest, AKilledDaemonIsRestartedFromTheSlotAndServesTheSameData) {
   EXPECT_EQ(exeOf(app_->daemonPid()), layout_.slotDir(Slot::A) / "bin/vcrmd");
+  // The slot is self-contained: its vcrmd serves the web UI from the slot's share/.
+  std::ofstream(layout_.slotDir(Slot::A) / "share/vcrm/webui/app.js", std::ios::app)
+      << "// slot a\n";
+  const auto appJs = app_->client().get("/app.js");
+  EXPECT_EQ(appJs.status, 200);
+  EXPECT_NE(appJs.body.find("// slot a"), std::string::npos);
   auto admin = app_->adminClient();
   ASSERT_EQ(app_->createReadyUser(admin, "kept", {"operator"}, "a password for kept").status, 201);
 
