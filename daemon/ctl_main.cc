@@ -3,6 +3,7 @@
 //   vcrmctl POST /api/v1/bridges '{"name":"b1",...}' --field id
 //   vcrmctl POST /api/v1/license --file-field file=site.lic
 //   vcrmctl --root /var/lib/vcrm-dev backup create --passphrase-file F --out site.vcrmbak
+//   vcrmctl --root /var/lib/vcrm-dev restore site.vcrmbak --passphrase-file F
 // and local commands that need no vcrmd:
 //   vcrmctl backup verify FILE
 #include <cstdlib>
@@ -10,6 +11,7 @@
 #include <iostream>
 
 #include "src/ctl_backup.h"
+#include "src/ctl_restore.h"
 #include "vcrm/common/error.h"
 #include "vcrm/common/files.h"
 #include "vcrm/common/json.h"
@@ -31,7 +33,7 @@ void usage(std::ostream& out) {
          "  --file-field K=FILE  send {\"K\": <FILE's text>} as the body (e.g. a licence file)\n"
          "exit status: 0 for a 2xx answer, 1 otherwise (the error message goes to stderr)\n"
          "\n";
-  out << vcrm::ctl::backupUsage();
+  out << vcrm::ctl::backupUsage() << "\n" << vcrm::ctl::restoreUsage();
 }
 
 std::string trimNewline(std::string s) {
@@ -78,7 +80,8 @@ int main(int argc, char** argv) {
     }
   }
   const bool backup = !positional.empty() && positional[0] == "backup";
-  if (!backup && (positional.size() < 2 || positional.size() > 3 ||
+  const bool restore = !positional.empty() && positional[0] == "restore";
+  if (!backup && !restore && (positional.size() < 2 || positional.size() > 3 ||
                   (!fileField.empty() && positional.size() == 3))) {
     usage(std::cerr);
     return 2;
@@ -91,10 +94,10 @@ int main(int argc, char** argv) {
   }
   try {
     const std::string state = root.empty() ? "" : root + "/var/lib/vcrm";
+    // With --root and no --port, the port is read at every connection: a restore restarts
+    // vcrmd, which may then listen elsewhere (port 0 in tests).
+    const bool portFromRoot = !state.empty() && port == 0;
     if (!state.empty()) {
-      if (port == 0) {
-        port = vcrm::json::parseObject(vcrm::files::readFile(state + "/run/vcrmd.json"))->getValue<int>("https_port");
-      }
       if (ca.empty()) ca = state + "/tls/server.crt";
       if (passwordFile.empty()) passwordFile = state + "/initial-admin-password";
     }
@@ -108,12 +111,20 @@ int main(int argc, char** argv) {
       return 2;
     }
     auto connect = [&] {
+      if (portFromRoot) {
+        port = vcrm::json::parseObject(vcrm::files::readFile(state + "/run/vcrmd.json"))
+                   ->getValue<int>("https_port");
+      }
       vcrm::ApiClient client({host, port ? port : 8443, ca, false});
       client.login(user, password);
       return client;
     };
     if (backup) {
       return vcrm::ctl::backupCommand(
+          std::vector<std::string>(positional.begin() + 1, positional.end()), connect);
+    }
+    if (restore) {
+      return vcrm::ctl::restoreCommand(
           std::vector<std::string>(positional.begin() + 1, positional.end()), connect);
     }
     vcrm::ApiClient client = connect();

@@ -8,6 +8,8 @@
 #include "vcrm/common/config.h"
 #include "vcrm/common/error.h"
 #include "vcrm/daemon/app.h"
+#include "vcrm/common/guarded.h"
+#include "vcrm/daemon/restore_swap.h"
 #include "vcrm/upgrade/supervisor.h"
 
 namespace {
@@ -45,40 +47,66 @@ int main(int argc, char** argv) {
   // Signals are taken synchronously by this thread; worker threads inherit the mask. SIGUSR1
   // asks for a restart from the current slot: vcrmd stops and exits with kRestartFromCurrent,
   // and its supervisor (vcrm-supervisor or systemd) starts <root>/opt/vcrm/current again.
-  sigset_t stopSignals;
-  sigemptyset(&stopSignals);
-  sigaddset(&stopSignals, SIGTERM);
-  sigaddset(&stopSignals, SIGINT);
-  sigaddset(&stopSignals, SIGHUP);
-  sigaddset(&stopSignals, SIGUSR1);
-  pthread_sigmask(SIG_BLOCK, &stopSignals, nullptr);
+  // SIGUSR2 is how a restore asks for the in-place restart that swaps its database in.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGHUP);
+  sigaddset(&signals, SIGUSR1);
+  sigaddset(&signals, SIGUSR2);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
   vcrm::Logger log;
+  vcrm::Guarded<std::string> restartReason;
+  const auto restarter = [&restartReason](std::string reason) {
+    *restartReason.lock() = std::move(reason);
+    kill(getpid(), SIGUSR2);
+  };
+  bool first = true;
   try {
-    vcrm::App app(vcrm::Config::load(root, overrides), log);
-    app.start();
-    std::cout << "vcrm " << VCRM_VERSION_STRING << " is running at " << app.url() << "\n";
-    if (const auto& pw = app.initialAdminPassword()) {
-      std::cout << "First start: sign in as \"admin\" with password " << *pw
-                << "\n(it is also in " << (std::filesystem::path(root) / "var/lib/vcrm/initial-admin-password").lexically_normal().string()
-                << ", readable by root only; you will be asked to change it)\n";
-    }
-    std::cout.flush();
-    int sig = 0;
-    while (sigwait(&stopSignals, &sig) == 0 && sig == SIGHUP) {
-      log.info("vcrmd", "SIGHUP", "SIGHUP ignored; use the API to change settings at run time");
-    }
-    if (sig == SIGUSR1) {
-      log.info("vcrmd", "RESTART_FROM_CURRENT",
-               "stopping to be restarted from the current slot (exit status " +
-                   std::to_string(vcrm::upgrade::kRestartFromCurrent) + ")");
+    for (;;) {
+      // A restore that passed its commit point is finished (or one that did not, undone)
+      // before the configuration it may have replaced is read.
+      vcrm::restore::recover(vcrm::Paths{root}, log);
+      vcrm::App app(vcrm::Config::load(root, overrides), log, {}, restarter);
+      app.start();
+      if (first) {
+        std::cout << "vcrm " << VCRM_VERSION_STRING << " is running at " << app.url() << "\n";
+        if (const auto& pw = app.initialAdminPassword()) {
+          std::cout << "First start: sign in as \"admin\" with password " << *pw
+                    << "\n(it is also in "
+                    << (std::filesystem::path(root) / "var/lib/vcrm/initial-admin-password")
+                           .lexically_normal()
+                           .string()
+                    << ", readable by root only; you will be asked to change it)\n";
+        }
+        std::cout.flush();
+        first = false;
+      }
+      int sig = 0;
+      while (sigwait(&signals, &sig) == 0 && sig == SIGHUP) {
+        log.info("vcrmd", "SIGHUP", "SIGHUP ignored; use the API to change settings at run time");
+      }
+      if (sig == SIGUSR2) {
+        const std::string reason = *restartReason.lock();
+        log.info("vcrmd", "RESTARTING",
+                 "restarting in place: " + (reason.empty() ? std::string("SIGUSR2") : reason));
+        app.stop();
+        continue;
+      }
+      if (sig == SIGUSR1) {
+        log.info("vcrmd", "RESTART_FROM_CURRENT",
+                 "stopping to be restarted from the current slot (exit status " +
+                     std::to_string(vcrm::upgrade::kRestartFromCurrent) + ")");
+        app.stop();
+        return vcrm::upgrade::kRestartFromCurrent;
+      }
+      log.info("vcrmd", "STOPPING", std::string("stopping on ") + strsignal(sig));
       app.stop();
-      return vcrm::upgrade::kRestartFromCurrent;
+      return 0;
     }
-    log.info("vcrmd", "STOPPING", std::string("stopping on ") + strsignal(sig));
-    app.stop();
-    return 0;
   } catch (const vcrm::Error& e) {
     log.error("vcrmd", "START_FAILED", e.what());
     std::cerr << "vcrmd: " << e.what() << "\n";

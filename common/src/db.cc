@@ -222,6 +222,54 @@ std::string quoteIdentifier(std::string_view name) {
   return "\"" + std::string(name) + "\"";
 }
 
+namespace {
+
+struct ConninfoDeleter {
+  void operator()(PQconninfoOption* o) const { PQconninfoFree(o); }
+};
+using Conninfo = std::unique_ptr<PQconninfoOption, ConninfoDeleter>;
+
+Conninfo parseConninfo(const std::string& dsn) {
+  char* err = nullptr;
+  Conninfo options(PQconninfoParse(dsn.c_str(), &err));
+  if (!options) {
+    std::string why = err ? err : "out of memory";
+    PQfreemem(err);
+    while (!why.empty() && why.back() == '\n') why.pop_back();
+    throw ConfigError("the database connection string cannot be read: " + why +
+                      "; fix db.dsn (key=value pairs or a postgresql:// URI)");
+  }
+  return options;
+}
+
+}  // namespace
+
+std::string withDatabase(const std::string& dsn, const std::string& dbname) {
+  const Conninfo options = parseConninfo(dsn);
+  std::string out;
+  bool named = false;
+  for (const PQconninfoOption* o = options.get(); o->keyword != nullptr; ++o) {
+    const std::string key = o->keyword;
+    if (key == "dbname") {
+      named = true;
+    } else if (o->val == nullptr) {
+      continue;
+    }
+    if (!out.empty()) out += ' ';
+    out += key + "=" + dsnQuote(key == "dbname" ? std::string_view(dbname) : o->val);
+  }
+  if (!named) out += (out.empty() ? "" : " ") + std::string("dbname=") + dsnQuote(dbname);
+  return out;
+}
+
+std::string databaseOf(const std::string& dsn) {
+  const Conninfo options = parseConninfo(dsn);
+  for (const PQconninfoOption* o = options.get(); o->keyword != nullptr; ++o) {
+    if (std::string_view(o->keyword) == "dbname" && o->val != nullptr) return o->val;
+  }
+  return {};
+}
+
 std::string dsnQuote(std::string_view value) {
   std::string out = "'";
   for (char ch : value) {

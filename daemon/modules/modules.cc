@@ -7,6 +7,7 @@
 #include "modules/conferences/conferences_module.h"
 #include "modules/events/events_module.h"
 #include "modules/licensing/licensing_module.h"
+#include "modules/restores/restores_module.h"
 #include "modules/system/system_module.h"
 #include "modules/uploads/uploads_module.h"
 #include "modules/users/users_module.h"
@@ -24,6 +25,7 @@ void registerModules(ModuleList& modules) {
   modules.add<BridgesModule>();
   modules.add<ConferencesModule>();
   modules.add<CdrsModule>();
+  modules.add<RestoresModule>();  // ends live conferences and keeps this server's licence
 }
 
 }  // namespace vcrm

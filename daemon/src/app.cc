@@ -1,17 +1,17 @@
 #include "vcrm/daemon/app.h"
 
+#include <Poco/Net/SSLManager.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <unistd.h>
 
 #include <algorithm>
 
-#include <Poco/Net/SSLManager.h>
-
 #include "vcrm/common/error.h"
 #include "vcrm/common/process.h"
 #include "vcrm/common/tls_cert.h"
 #include "vcrm/daemon/migrations.h"
+#include "vcrm/daemon/restore_swap.h"
 
 namespace fs = std::filesystem;
 
@@ -21,8 +21,11 @@ namespace {
 constexpr const char* kComponent = "vcrmd";
 }
 
-App::App(Config config, Logger& log, std::vector<ModuleFactory> extra)
-    : config_(std::move(config)), log_(log), extra_(std::move(extra)) {
+App::App(Config config, Logger& log, std::vector<ModuleFactory> extra, Restarter restarter)
+    : config_(std::move(config)),
+      log_(log),
+      extra_(std::move(extra)),
+      restarter_(std::move(restarter)) {
   Poco::Net::initializeSSL();
 }
 
@@ -48,8 +51,8 @@ void App::start() {
   files::ensureDir(config_.paths.stateDir(), 0755);
   lockRoot();
 
-  std::string dsn = config_.dbDsn;
-  if (dsn.empty()) {
+  std::string baseDsn = config_.dbDsn;
+  if (baseDsn.empty()) {
     PgCluster::Settings s;
     s.dataDir = config_.paths.pgDataDir();
     s.socketDir = config_.paths.pgSocketDir();
@@ -57,12 +60,26 @@ void App::start() {
     s.binDir = config_.pgBinDir;
     cluster_ = std::make_unique<PgCluster>(s, log_);
     cluster_->start();
-    dsn = cluster_->dsn();
+    baseDsn = cluster_->dsn();
   }
+  // A restore swaps databases by rewriting the pointer file; without one the DSN's own.
+  std::string base = db::databaseOf(baseDsn);
+  if (base.empty()) base = restore::kDefaultDatabase;
+  const std::string active = restore::activeDatabase(config_.paths, base);
+  const std::string dsn = db::withDatabase(baseDsn, active);
 
   {
-    db::Connection c(dsn);
-    schema_ = migrate(c, loadMigrations(config_.migrationsDir), log_);
+    std::optional<db::Connection> c;
+    try {
+      c.emplace(dsn);
+    } catch (const DbError& e) {
+      if (active == base) throw;
+      throw StartupError("cannot connect to database " + active + ", which " +
+                         restore::Layout(config_.paths).pointerFile().string() + " names: " +
+                         e.what() + "; restore a backup, or remove that file to use " + base);
+    }
+    schema_ = migrate(*c, loadMigrations(config_.migrationsDir), log_);
+    restore::dropLeftoverDatabases(config_.paths, base, *c, log_);
   }
   dsn_ = dsn;
   pool_ = std::make_unique<db::Pool>(dsn, static_cast<std::size_t>(config_.dbPoolSize), config_.dbStrictLeases);
@@ -97,10 +114,12 @@ void App::start() {
                              : fs::path(config_.webuiDir);
   bus_ = std::make_unique<EventBus>();
   listeners_.eventsListen = config_.eventsListen;
-  modules_ = std::make_unique<ModuleList>([this](const std::vector<std::unique_ptr<Module>>& earlier) {
-    return ModuleContext{config_, log_, *pool_, *bus_, *auth_, *audit_, listeners_, VCRM_VERSION_STRING, schema_,
-                         dsn_, earlier};
-  });
+  modules_ =
+      std::make_unique<ModuleList>([this](const std::vector<std::unique_ptr<Module>>& earlier) {
+        return ModuleContext{config_, log_,    *pool_,     *bus_,
+                             *auth_,  *audit_, listeners_, VCRM_VERSION_STRING,
+                             schema_, dsn_,    earlier,    restarter_};
+      });
   registerModules(*modules_);
   for (const auto& make : extra_) modules_->add(make(modules_->context()));
 
@@ -141,6 +160,10 @@ void App::writeReadyFile() {
   o->set("version", std::string(VCRM_VERSION_STRING));
   o->set("schema", schema_);
   o->set("url", url());
+  // Tells a restart in the same process (after a restore) from the start before it.
+  o->set("started_at", std::chrono::duration_cast<std::chrono::milliseconds>(
+                           std::chrono::system_clock::now().time_since_epoch())
+                           .count());
   files::atomicWrite(config_.paths.readyFile(), json::stringify(o) + "\n", 0644);
 }
 

@@ -156,6 +156,9 @@ class ConferenceScheduler {
   void resume();
   json::ObjectPtr cancel(std::int64_t id, bool wholeSeries, const AuditedCommit& audit);
   json::ObjectPtr terminate(std::int64_t id, const std::string& by, const AuditedCommit& audit);
+  // Ends a running conference now for the system's own reason (a restore replacing the database
+  // it lives in): legs closed, room destroyed, CDR written. A conference not running is left.
+  void endNow(std::int64_t id, const std::string& cause);
   // Moves the live conferences of a bridge that went down to another of their pool, or fails them.
   void relocateOrFail(std::int64_t bridgeId);
 

@@ -284,6 +284,11 @@ json::ObjectPtr ConferenceScheduler::terminate(std::int64_t id, const std::strin
   return view_.conferenceJson(*c, id, true);
 }
 
+void ConferenceScheduler::endNow(std::int64_t id, const std::string& cause) {
+  log_.info(kComponent, "END_NOW", cause, std::to_string(id));
+  finish(id, Event::Terminate, cause, cause, AuditedCommit{});
+}
+
 void ConferenceScheduler::relocateOrFail(std::int64_t bridgeId) {
   std::vector<std::int64_t> live;
   {

@@ -46,6 +46,9 @@ json::ObjectPtr ConferenceService::terminate(std::int64_t id, const std::string&
                                              const AuditedCommit& audit) {
   return scheduler_->terminate(id, by, audit);
 }
+void ConferenceService::endNow(std::int64_t id, const std::string& cause) {
+  scheduler_->endNow(id, cause);
+}
 void ConferenceService::muteParticipant(std::int64_t id, std::int64_t participant, bool muted,
                                         const AuditedCommit& audit) {
   participants_->mute(id, participant, muted, audit);

@@ -551,6 +551,22 @@ class BadInputsTest : public ::testing::Test {
              R"(AAAAC3NzaC1lZDI1NTE5AAAAIPz5Xf2RBEe/L2bR/JUWJENZ4Cfnvh0/pALGgzbI0wMU"}})",
              422)}},
         {"POST /api/v1/backups/schedule/run", {none}},
+        // The tus upload collection of archives to restore (its own suite: uploads_test).
+        {"POST /api/v1/restores/uploads", {stream}},
+        {"OPTIONS /api/v1/restores/uploads", {stream}},
+        {"HEAD /api/v1/restores/uploads/{upload_id}", {stream}},
+        {"PATCH /api/v1/restores/uploads/{upload_id}", {stream}},
+        {"DELETE /api/v1/restores/uploads/{upload_id}", {stream}},
+        {"GET /api/v1/restores/uploads/{upload_id}", {stream}},
+        // An upload that does not exist: nothing to verify, with any passphrase.
+        {"POST /api/v1/restores",
+         {json(R"({"upload_id":"0123456789abcdef0123456789abcdef","passphrase":"a passphrase"})",
+               404)}},
+        {"POST /api/v1/restores/{id}/confirm", {none}},
+        {"GET /api/v1/restores/current", {none}},
+        {"GET /api/v1/restores/previous", {none}},
+        {"POST /api/v1/restores/previous/revert", {none}},
+        {"DELETE /api/v1/restores/previous", {none}},
     };
   }
 

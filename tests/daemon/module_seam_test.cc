@@ -132,7 +132,9 @@ TEST(ModuleList, ModulesSeeTheOnesBeforeThemAndRoutesKeepTheirOrder) {
   EventBus bus;
   Listeners listeners;
   ModuleList list([&](const std::vector<std::unique_ptr<Module>>& earlier) {
-    return ModuleContext{config, p.log, p.pool, bus, p.auth, p.audit, listeners, "0", 0, "host=/nonexistent dbname=none", earlier};
+    return ModuleContext{config,  p.log,     p.pool, bus, p.auth,
+                         p.audit, listeners, "0",    0,   "host=/nonexistent dbname=none",
+                         earlier, {}};
   });
   EXPECT_THROW(list.add<Second>(), StartupError) << "Second needs First registered before it";
   list.add<First>();

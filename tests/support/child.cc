@@ -22,6 +22,18 @@ pid_t spawnLogged(const std::vector<std::string>& args, const SpawnOptions& opti
   argv.reserve(owned.size() + 1);
   for (auto& a : owned) argv.push_back(a.data());
   argv.push_back(nullptr);
+  std::vector<std::string> environment = options.env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string entry = *e;
+    const std::string name = entry.substr(0, entry.find('=') + 1);
+    bool replaced = false;
+    for (const auto& extra : options.env) replaced = replaced || extra.rfind(name, 0) == 0;
+    if (!replaced) environment.push_back(entry);
+  }
+  std::vector<char*> envp;
+  envp.reserve(environment.size() + 1);
+  for (auto& e : environment) envp.push_back(e.data());
+  envp.push_back(nullptr);
   const std::string log = options.log.string();
   const std::string netnsPath = options.netns.empty() ? "" : "/var/run/netns/" + options.netns;
   const int logFlags = O_WRONLY | O_CREAT | (options.appendLog ? O_APPEND : O_TRUNC);
@@ -44,7 +56,7 @@ pid_t spawnLogged(const std::vector<std::string>& args, const SpawnOptions& opti
       if (ns < 0 || setns(ns, CLONE_NEWNET) != 0) _exit(125);
     }
     if (options.closeInheritedFds) close_range(3, ~0U, 0);
-    execv(argv[0], argv.data());
+    execve(argv[0], argv.data(), envp.data());
     _exit(127);
   }
   return pid;

@@ -17,6 +17,7 @@ struct SpawnOptions {
   bool dieWithParent = false;  // SIGKILL the child if the test binary dies
   bool closeInheritedFds = false;  // keep the test's sockets out of the child
   std::string netns;           // run inside this named network namespace
+  std::vector<std::string> env;  // "NAME=value" added to (or replacing in) the environment
 };
 
 // Starts argv[0] with its arguments; throws std::runtime_error if fork fails. A child that

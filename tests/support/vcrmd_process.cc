@@ -94,6 +94,7 @@ void VcrmdProcess::start() {
   }
   SpawnOptions spawn;
   spawn.log = logFile_;
+  spawn.env = options_.env;
   pid_ = spawnLogged(args, spawn);
 
   if (!awaitReady(-1, "vcrmd exited during start-up")) {
@@ -140,6 +141,7 @@ bool VcrmdProcess::readReadyFile(pid_t notPid) {
   httpsPort_ = o->getValue<int>("https_port");
   httpPort_ = o->getValue<int>("http_port");
   eventsPort_ = o->getValue<int>("events_port");
+  startedAt_ = o->optValue<std::int64_t>("started_at", 0);
   return true;
 }
 
@@ -152,6 +154,25 @@ void VcrmdProcess::awaitRestart(pid_t previous) {
   if (!awaitReady(previous, "the supervisor exited instead of restarting vcrmd")) {
     throw std::runtime_error("no new vcrmd was ready within the time limit:\n" + output());
   }
+}
+
+void VcrmdProcess::awaitInPlaceRestart() {
+  const std::int64_t before = startedAt_;
+  const auto deadline = std::chrono::steady_clock::now() + options_.readyTimeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (!awaitReady(-1, "vcrmd exited instead of restarting")) break;
+    if (startedAt_ != before) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  throw std::runtime_error("vcrmd did not restart within the time limit:\n" + output());
+}
+
+bool VcrmdProcess::awaitExit(std::chrono::seconds timeout) {
+  if (pid_ <= 0) return true;
+  int status = 0;
+  if (!waitExit(pid_, timeout, &status)) return false;
+  pid_ = -1;
+  return true;
 }
 
 std::string VcrmdProcess::startExpectingFailure() {
@@ -278,10 +299,19 @@ HttpsClient VcrmdProcess::adminClient() const {
   return c;
 }
 
-db::Connection VcrmdProcess::database() const {
+std::string VcrmdProcess::activeDatabaseName() const {
+  std::string name = slurp(stateDir() / "database");
+  while (!name.empty() && (name.back() == '\n' || name.back() == ' ')) name.pop_back();
+  return name.empty() ? "vcrm" : name;
+}
+
+db::Connection VcrmdProcess::database() const { return database(activeDatabaseName()); }
+
+db::Connection VcrmdProcess::database(const std::string& name) const {
   // The embedded cluster as App starts it: trust on its Unix socket, superuser vcrm.
   return db::Connection("host=" + db::dsnQuote((stateDir() / "pgsocket").string()) +
-                        " port=5432 user=vcrm dbname=vcrm connect_timeout=10");
+                        " port=5432 user=vcrm dbname=" + db::dsnQuote(name) +
+                        " connect_timeout=10");
 }
 
 double VcrmdProcess::databaseClock() const {

@@ -37,6 +37,7 @@ class VcrmdProcess {
     // Then apply a licence made with the repository's test key that lifts every limit, so tests
     // of other things are not bound by evaluation mode. Off for tests of licensing itself.
     bool applyTestLicence = true;
+    std::vector<std::string> env;  // "NAME=value" for vcrmd's environment
   };
   static constexpr const char* kAdminPassword = "admin password chosen by the test";
   VcrmdProcess();
@@ -58,6 +59,13 @@ class VcrmdProcess {
   pid_t daemonPid() const;
   // With a supervisor: waits until a vcrmd other than `previous` is ready and takes its ports.
   void awaitRestart(pid_t previous);
+  // After vcrmd restarted in place, in the same process (a restore): waits for the ready file
+  // of the new start (its started_at differs) and reads the new ports.
+  void awaitInPlaceRestart();
+  // Waits until vcrmd has exited by itself (a crash hook); false on timeout.
+  bool awaitExit(std::chrono::seconds timeout);
+  // The environment of the next start() ("NAME=value"), e.g. VCRM_TEST_CRASH_AT.
+  void setEnv(std::vector<std::string> env) { options_.env = std::move(env); }
 
   bool running() const { return pid_ > 0; }
   pid_t pid() const { return pid_; }
@@ -77,7 +85,10 @@ class VcrmdProcess {
   // vcrmd records, for tests that must wait until a recorded time is far enough behind.
   double databaseClock() const;
   // A connection to the embedded database as its superuser, for tests that look at stored data.
+  // The active database (the one <state>/database names after a restore), or `name`.
   db::Connection database() const;
+  db::Connection database(const std::string& name) const;
+  std::string activeDatabaseName() const;
 
   // Creates a user as `admin` and makes the user's own first password change (to
   // `password`), so the account is ready as its owner would leave it. Returns the creation.
@@ -97,6 +108,7 @@ class VcrmdProcess {
   void chooseAdminPassword();
   // Reads the ports from a ready file written by a live vcrmd other than `notPid`.
   bool readReadyFile(pid_t notPid);
+  std::int64_t startedAt_ = 0;  // the ready file's started_at, as last read
   // Polls for that until the ready timeout (false); throws `whenExited` if pid() exits.
   bool awaitReady(pid_t notPid, const std::string& whenExited);
   void applyTestLicence();

@@ -168,4 +168,11 @@ std::string quoteIdentifier(std::string_view name);
 // Quotes a connection-string value per libpq rules ('...' with \ and ' escaped).
 std::string dsnQuote(std::string_view value);
 
+// `dsn` (key=value or a postgresql:// URI) naming database `dbname` instead, as key='value'
+// pairs; parsed by libpq (PQconninfoParse), so quoting and URIs are read as libpq reads them.
+// Throws ConfigError when libpq cannot parse `dsn`.
+std::string withDatabase(const std::string& dsn, const std::string& dbname);
+// The database `dsn` names ("" when it names none).
+std::string databaseOf(const std::string& dsn);
+
 }  // namespace vcrm::db

@@ -2,6 +2,9 @@
 // verifies the server against the appliance's own certificate.
 #pragma once
 
+#include <cstdint>
+#include <istream>
+#include <map>
 #include <ostream>
 #include <string>
 
@@ -19,6 +22,7 @@ class ApiClient {
     int status = 0;
     std::string contentType;
     std::string body;
+    std::map<std::string, std::string> headers;  // lower-case names
   };
 
   explicit ApiClient(Options options);
@@ -28,6 +32,11 @@ class ApiClient {
   // and Reply::body stays empty; other answers are read into Reply::body as usual.
   Reply request(const std::string& method, const std::string& path,
                 const std::string& jsonBody = {}, std::ostream* into = nullptr);
+  // A request with headers of the caller's and `length` bytes of `body` streamed (any content
+  // type; a tus PATCH); `into` as for request().
+  Reply send(const std::string& method, const std::string& path,
+             const std::map<std::string, std::string>& headers, std::istream* body = nullptr,
+             std::uint64_t length = 0, std::ostream* into = nullptr);
 
  private:
   Options options_;

@@ -25,7 +25,10 @@ class App {
  public:
   // `extra` modules are added after the registered ones (tests plug modules in this way).
   using ModuleFactory = std::function<std::unique_ptr<Module>(const ModuleContext&)>;
-  App(Config config, Logger& log, std::vector<ModuleFactory> extra = {});
+  // How the process restarts vcrmd in place (stop, restore recovery, configuration reloaded,
+  // start); empty where nothing can (tests that embed App), and a restore is then refused.
+  using Restarter = std::function<void(std::string reason)>;
+  App(Config config, Logger& log, std::vector<ModuleFactory> extra = {}, Restarter restarter = {});
   ~App();
   // Throws StartupError (or ConfigError) with a message for the operator.
   void start();
@@ -55,6 +58,7 @@ class App {
   std::unique_ptr<ModuleList> modules_;
   std::vector<Worker*> started_;  // in start order
   std::vector<ModuleFactory> extra_;
+  Restarter restarter_;
   std::unique_ptr<Api> api_;
   std::unique_ptr<WebServer> web_;
   std::optional<std::string> initialPassword_;

@@ -82,6 +82,9 @@ class ConferenceService {
   json::ObjectPtr cancel(std::int64_t id, bool wholeSeries, const AuditedCommit& audit);
   json::ObjectPtr terminate(std::int64_t id, const std::string& by, const AuditedCommit& audit);
   json::ObjectPtr extend(std::int64_t id, int minutes, const AuditedCommit& audit);
+  // Ends a running conference now for the system's own reason (`cause`, in its CDR): a restore
+  // ends the conferences that the database it swaps in does not have running.
+  void endNow(std::int64_t id, const std::string& cause);
   void muteParticipant(std::int64_t id, std::int64_t participant, bool muted,
                        const AuditedCommit& audit);
   void dropParticipant(std::int64_t id, std::int64_t participant, const std::string& by,

@@ -99,6 +99,9 @@ struct ModuleContext {
   // The libpq connection string of the pool's database (pg_dump of a backup connects with it).
   std::string dbDsn;
   const std::vector<std::unique_ptr<Module>>& earlier;
+  // Asks the process to restart vcrmd in place (stop, restore recovery, start with the
+  // configuration read again); empty when this vcrmd cannot (an App embedded in a test).
+  std::function<void(std::string reason)> requestRestart{};
 
   // The earlier module of type M; StartupError when it is not registered before the caller.
   template <typename M>
