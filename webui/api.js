@@ -80,40 +80,90 @@ export async function request(method, path, body) {
   }
 
   const text = await response.text();
-  let data = null;
-  if (text) {
-    try {
-      data = JSON.parse(text);
-    } catch {
-      data = null;
-    }
-  }
-
+  const data = parseJson(text);
   if (!response.ok) {
-    const error = data && typeof data.error === 'object' ? data.error : {};
-    const message = typeof error.message === 'string' && error.message
-      ? error.message
-      : `The server answered ${response.status} ${response.statusText}. Try again.`;
-    const retryAfter = Number.parseInt(response.headers.get('Retry-After') ?? '', 10);
-    const failure = new ApiError(response.status, error.code ?? `http_${response.status}`, message,
-      Number.isFinite(retryAfter) ? retryAfter : null);
-    if (response.status === 401 && !path.startsWith('/auth/') && unauthorizedHandler) {
-      try {
-        unauthorizedHandler(failure);
-      } catch {
-        // the handler's own trouble must not hide this error
-      }
-    }
-    if (response.status === 403 && failure.code === 'password_change_required' && passwordChangeHandler) {
-      try {
-        passwordChangeHandler(failure);
-      } catch {
-        // as above
-      }
-    }
-    throw failure;
+    throw failure(path, response.status, response.statusText, data, response.headers.get('Retry-After'));
   }
   return data;
+}
+
+function parseJson(text) {
+  if (!text) return null;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The ApiError for a refused request (its message is the server's, in plain words), after
+ * telling the handlers about an ended session or a password that must be changed.
+ */
+function failure(path, status, statusText, data, retryAfterHeader) {
+  const error = data && typeof data.error === 'object' ? data.error : {};
+  const message = typeof error.message === 'string' && error.message
+    ? error.message
+    : `The server answered ${status} ${statusText}. Try again.`;
+  const retryAfter = Number.parseInt(retryAfterHeader ?? '', 10);
+  const result = new ApiError(status, error.code ?? `http_${status}`, message,
+    Number.isFinite(retryAfter) ? retryAfter : null);
+  if (status === 401 && !path.startsWith('/auth/') && unauthorizedHandler) {
+    try {
+      unauthorizedHandler(result);
+    } catch {
+      // the handler's own trouble must not hide this error
+    }
+  }
+  if (status === 403 && result.code === 'password_change_required' && passwordChangeHandler) {
+    try {
+      passwordChangeHandler(result);
+    } catch {
+      // as above
+    }
+  }
+  return result;
+}
+
+/**
+ * Sends one request with a raw body (a Blob, e.g. a slice of a chosen file) and the given
+ * headers, reporting `onProgress(bytesSent)` while the body goes out (fetch cannot, hence
+ * XMLHttpRequest). `path` is under /api/v1 (or a full "/api/v1/…" path such as an upload's
+ * Location). Resolves {status, header(name), data}; a refusal throws an ApiError as request() does,
+ * and an unreachable server one with status 0.
+ */
+export function sendRaw(method, path, { headers = {}, body = null, onProgress, signal } = {}) {
+  const apiPath = path.startsWith(`${BASE}/`) ? path.slice(BASE.length) : path;
+  return new Promise((resolve, reject) => {
+    const xhr = new XMLHttpRequest();
+    xhr.open(method, BASE + apiPath);
+    xhr.withCredentials = true;
+    xhr.setRequestHeader('Accept', 'application/json');
+    if (csrfToken && method !== 'GET' && method !== 'HEAD') xhr.setRequestHeader('X-CSRF-Token', csrfToken);
+    for (const [name, value] of Object.entries(headers)) xhr.setRequestHeader(name, String(value));
+    if (onProgress) xhr.upload.addEventListener('progress', (event) => onProgress(event.loaded));
+    const unreachable = () => reject(new ApiError(0, 'unreachable',
+      'Cannot reach the vcrm server. Check the network connection and try again.'));
+    xhr.addEventListener('error', unreachable);
+    xhr.addEventListener('timeout', unreachable);
+    xhr.addEventListener('abort', () => reject(new ApiError(0, 'aborted', 'The transfer was stopped.')));
+    xhr.addEventListener('load', () => {
+      const data = parseJson(xhr.responseText);
+      if (xhr.status < 200 || xhr.status >= 300) {
+        reject(failure(apiPath, xhr.status, xhr.statusText, data, xhr.getResponseHeader('Retry-After')));
+        return;
+      }
+      resolve({ status: xhr.status, header: (name) => xhr.getResponseHeader(name), data });
+    });
+    if (signal) {
+      if (signal.aborted) {
+        xhr.abort();
+        return;
+      }
+      signal.addEventListener('abort', () => xhr.abort(), { once: true });
+    }
+    xhr.send(body);
+  });
 }
 
 /** GET `path` with query parameters. */

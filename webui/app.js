@@ -54,7 +54,7 @@ async function busy(button, work) {
 // ---------------------------------------------------------------------------------------------
 // The live event stream: one EventSource for the whole console, shared by every page.
 
-const EVENT_TYPES = ['conference', 'participant', 'bridge'];
+const EVENT_TYPES = ['conference', 'participant', 'bridge', 'backup', 'restore'];
 
 const events = (() => {
   const listeners = new Map(); // type -> Set<fn>

@@ -20,8 +20,9 @@
 //   query,          // URLSearchParams of the location's query string
 //   navigate(path), // History-API navigation inside the console
 //   events,         // { on(type, fn) → off() } over ONE shared EventSource('/api/v1/events'),
-//                   // which reconnects; types 'conference', 'participant', 'bridge' (fn gets the
-//                   // parsed JSON), and 'open' (fn() on every (re)connection: refetch then)
+//                   // which reconnects; types 'conference', 'participant', 'bridge', 'backup',
+//                   // 'restore' (fn gets the parsed JSON), and 'open' (fn() on every
+//                   // (re)connection: refetch then)
 //   setTitle(text), // changes the <h1> and the document title
 //   announce(text), // says `text` through a polite live region (screen readers)
 // }
@@ -38,6 +39,7 @@ import users from './users.js';
 import audit from './audit.js';
 import system from './system.js';
 import licences from './licences.js';
+import backups from './backups.js';
 import account from './account.js';
 
-export default [dashboard, conferences, conference, cdrs, bridges, users, audit, system, licences, account];
+export default [dashboard, conferences, conference, cdrs, bridges, users, audit, system, licences, backups, account];

@@ -1,0 +1,867 @@
+// Backup/Restore (admin and support; the reference guide's Admin > Maintenance > Backup/Restore
+// System Settings): create an archive with a passphrase and watch its progress, then download
+// it; the archives kept on this appliance (download, verify, delete); the schedule (time of day,
+// retention, passphrase, an SFTP copy off the box); and restore: upload an archive, see what it
+// holds, confirm, follow the restore across the appliance's restart, and afterwards go back to
+// the database it replaced or discard that.
+
+import {
+  busy, confirmAction, el, field, formatDateTime, messageBox, table, uniqueId,
+} from '../lib/ui.js';
+import { cardTable, ensureAdminCss, rowActions, sentence } from '../lib/admin.js';
+import { browserTimeZone, timeZones } from '../lib/time.js';
+import { uploadFile } from '../lib/upload.js';
+
+const MIN_PASSPHRASE = 12; // the server's rule (BackupService::kMinPassphrase)
+const POLL_MS = 1500;
+
+const BACKUP_PHASES = {
+  dump: 'Dumping the database',
+  seal: 'Encrypting the archive',
+  archive: 'Writing the archive',
+  write: 'Writing the archive',
+  sync: 'Saving the archive to disk',
+  copy: 'Copying the archive off the appliance',
+  done: 'Finished',
+};
+
+const RESTORE_STEPS = {
+  verified: 'Archive checked',
+  confirmed: 'Starting the restore',
+  extract: 'Unpacking the archive',
+  load: 'Loading the database',
+  load_database: 'Loading the database',
+  restore_database: 'Loading the database',
+  migrate: 'Migrating the database to this version',
+  swap: 'Switching to the restored data',
+  restart: 'Restarting the appliance',
+  restarting: 'Restarting the appliance',
+  reattach: 'Re-attaching live conferences',
+  done: 'Finished',
+};
+
+const COUNT_LABELS = {
+  conferences: 'Conferences', cdrs: 'Conference CDRs', participant_cdrs: 'Participant CDRs', users: 'Users',
+};
+
+const phrase = (table_, key) => table_[key] ?? String(key ?? '').replaceAll('_', ' ');
+
+/** "1.4 MB" (decimal units, as browsers and file managers show file sizes). */
+export function formatBytes(n) {
+  const value = Number(n);
+  if (!Number.isFinite(value)) return '—';
+  if (value < 1000) return `${value} B`;
+  const units = ['kB', 'MB', 'GB', 'TB'];
+  let v = value;
+  let i = -1;
+  do {
+    v /= 1000;
+    i += 1;
+  } while (v >= 1000 && i < units.length - 1);
+  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
+}
+
+/**
+ * A labelled progress bar with a line of text under it: `.set(done, total, text)` (total 0 or
+ * unknown: an indeterminate bar), `.hide()`. Hidden until set.
+ */
+function progressBar(labelText) {
+  const id = uniqueId('progress');
+  const bar = el('progress', { id, max: '100' });
+  const text = el('p', { class: 'progress-text', id: `${id}-text` });
+  bar.setAttribute('aria-describedby', text.id);
+  const node = el('div', { class: 'progress-field', hidden: true },
+    el('label', { for: id }, labelText), bar, text);
+  node.set = (done, total, caption) => {
+    node.hidden = false;
+    const d = Number(done);
+    const t = Number(total);
+    if (Number.isFinite(d) && Number.isFinite(t) && t > 0) {
+      const pct = Math.max(0, Math.min(100, Math.floor((d / t) * 100)));
+      bar.value = pct;
+      text.textContent = caption ? `${caption}: ${pct} %` : `${pct} %`;
+    } else {
+      bar.removeAttribute('value'); // indeterminate
+      text.textContent = caption ?? '';
+    }
+  };
+  node.finish = (caption) => {
+    node.hidden = false;
+    bar.value = 100;
+    text.textContent = caption;
+  };
+  node.hide = () => {
+    node.hidden = true;
+  };
+  return node;
+}
+
+/** A description list from [term, value] pairs, leaving out pairs whose value is missing. */
+function details(pairs) {
+  return el('dl', { class: 'details' }, pairs
+    .filter(([, value]) => value !== undefined && value !== null && value !== '')
+    .map(([dt, dd]) => [el('dt', {}, dt), el('dd', {}, dd instanceof Node ? dd : String(dd))]));
+}
+
+/** The reason a failed job gives, as a sentence. */
+function reasonOf(thing) {
+  const r = thing?.error ?? thing?.message ?? thing?.reason;
+  if (!r) return '';
+  if (typeof r === 'object') return sentence(r.message ?? r.code ?? '');
+  return sentence(r);
+}
+
+export default {
+  path: '/backups',
+  title: 'Backup/Restore',
+  roles: ['admin', 'support'],
+  nav: true,
+
+  async mount(main, ctx) {
+    await ensureAdminCss();
+    const { api } = ctx;
+    const zone = browserTimeZone();
+    const when = (iso) => formatDateTime(iso, zone, { zoneName: true });
+    let disposed = false;
+    const timers = new Set();
+    const later = (fn, ms) => {
+      const t = setTimeout(() => {
+        timers.delete(t);
+        if (!disposed) fn();
+      }, ms);
+      timers.add(t);
+    };
+
+    // ---- create -------------------------------------------------------------------------------
+    const createHeadingId = uniqueId('create-heading');
+    const pass1 = field({
+      label: 'Passphrase', id: 'backup-passphrase', type: 'password', autocomplete: 'new-password',
+      hint: `At least ${MIN_PASSPHRASE} characters. The archive holds this server's private keys, so it is `
+        + 'encrypted with this passphrase; without it the archive cannot be restored. Keep it apart from the file.',
+    });
+    const pass2 = field({ label: 'Repeat the passphrase', id: 'backup-passphrase-again', type: 'password', autocomplete: 'new-password' });
+    const createButton = el('button', { type: 'submit', class: 'primary' }, 'Create backup');
+    const createProgress = progressBar('Backup progress');
+    const createError = messageBox('alert');
+    const createStatus = messageBox('status');
+    const createDownload = el('p', { hidden: true });
+    const createForm = el('form', { class: 'stack', 'aria-labelledby': createHeadingId, novalidate: true },
+      pass1, pass2, el('div', { class: 'actions' }, createButton), createProgress, createError, createStatus,
+      createDownload);
+    let watching = null; // the id of the backup whose progress the form shows
+
+    // ---- list ---------------------------------------------------------------------------------
+    const listHeadingId = uniqueId('list-heading');
+    const listError = messageBox('alert');
+    const listStatus = messageBox('status');
+    const rowState = new Map(); // id -> {verifyOpen, message, error}
+    let backups = [];
+    const archiveTable = cardTable(table({
+      caption: 'Archives on this appliance, newest first',
+      hideCaption: true,
+      empty: 'No backup archive is kept on this appliance yet.',
+      rowKey: (b) => b.id,
+      columns: [
+        { key: 'created_at', label: 'Created', render: (b) => when(b.created_at) },
+        { key: 'size', label: 'Size', class: 'num', render: (b) => formatBytes(b.size) },
+        { key: 'origin', label: 'Origin', render: (b) => (b.origin === 'scheduled' ? 'Scheduled' : `Manual${b.created_by ? ` (${b.created_by})` : ''}`) },
+        { key: 'version', label: 'Version', render: (b) => b.product_version },
+        { key: 'copy', label: 'Off-box copy', render: copyCell },
+        { key: 'actions', label: 'Actions', class: 'adm-actions-cell adm-wide', render: actionsCell },
+      ],
+    }));
+    const actions = rowActions(() => archiveTable.update(backups), (b) => b.id, (b) => when(b.created_at));
+
+    function copyCell(b) {
+      const copy = b.copy ?? {};
+      if (!copy.state || copy.state === 'none') return 'Not copied';
+      if (copy.state === 'copied') {
+        return el('span', { class: 'adm-cell-stack' }, el('span', { class: 'badge up' }, 'Copied'),
+          el('span', { class: 'adm-note adm-break' }, `${copy.target ?? ''}${copy.copied_at ? `, ${when(copy.copied_at)}` : ''}`));
+      }
+      if (copy.state === 'failed') {
+        return el('span', { class: 'adm-cell-stack' }, el('span', { class: 'badge failed' }, 'Copy failed'),
+          el('span', { class: 'adm-note adm-break' }, sentence(copy.error)));
+      }
+      return el('span', { class: 'badge' }, phrase({ copying: 'Copying', pending: 'Waiting to copy' }, copy.state));
+    }
+
+    function actionsCell(b) {
+      const state = rowState.get(b.id) ?? {};
+      const download = el('a', {
+        class: 'button small', href: api.downloadUrl(`/backups/${encodeURIComponent(b.id)}/download`), download: b.file ?? `${b.id}.vcrmbak`,
+      }, 'Download', el('span', { class: 'sr-only' }, ` ${when(b.created_at)}`));
+      const buttons = el('div', { class: 'adm-row-actions' },
+        download,
+        actions.button(b, 'verify', 'Verify', () => {
+          rowState.set(b.id, { ...state, verifyOpen: !state.verifyOpen, message: '', error: '' });
+          archiveTable.update(backups);
+          if (!state.verifyOpen) main.querySelector(`[data-verify-for="${CSS.escape(b.id)}"]`)?.focus();
+        }),
+        actions.button(b, 'restore', 'Restore', () => restoreFromList(b)),
+        actions.button(b, 'delete', 'Delete', (row, key) => removeBackup(row, key), 'danger'));
+      let verifyForm = null;
+      if (state.verifyOpen) {
+        const input = el('input', {
+          type: 'password', id: uniqueId('verify-pass'), autocomplete: 'off', dataset: { verifyFor: b.id },
+        });
+        const label = el('label', { for: input.id }, 'Passphrase of this archive');
+        const go = el('button', { type: 'submit', class: 'small primary' }, 'Check the archive');
+        verifyForm = el('form', { class: 'adm-verify', novalidate: true }, label, input, go);
+        verifyForm.addEventListener('submit', (event) => {
+          event.preventDefault();
+          verify(b, input.value, go);
+        });
+      }
+      return el('div', { class: 'adm-cell-stack' }, buttons, verifyForm,
+        state.message ? el('p', { class: 'adm-note', role: 'status' }, state.message) : null,
+        state.error ? el('p', { class: 'adm-row-error message error', role: 'alert' }, state.error) : null);
+    }
+
+    async function verify(b, passphrase, button) {
+      if (!passphrase) {
+        rowState.set(b.id, { verifyOpen: true, error: 'Enter the passphrase the archive was made with.' });
+        archiveTable.update(backups);
+        return;
+      }
+      await busy(button, async () => {
+        try {
+          await api.post(`/backups/${encodeURIComponent(b.id)}/verify`, { passphrase });
+          if (disposed) return;
+          const text = `The archive of ${when(b.created_at)} is sound: every member and authentication tag checks out.`;
+          rowState.set(b.id, { verifyOpen: false, message: text });
+          ctx.announce(text);
+        } catch (error) {
+          if (disposed) return;
+          rowState.set(b.id, { verifyOpen: true, error: `The archive did not verify: ${sentence(error.message)}` });
+        }
+        archiveTable.update(backups);
+      });
+    }
+
+    async function removeBackup(b, key) {
+      const yes = await confirmAction({
+        title: 'Delete this backup archive?',
+        message: `The archive of ${when(b.created_at)} (${formatBytes(b.size)}) is removed from this appliance. `
+          + 'Copies you downloaded or that were copied off the appliance are not touched.',
+        confirmLabel: 'Delete archive',
+      });
+      if (!yes) return;
+      await actions.work(key, async () => {
+        try {
+          await api.del(`/backups/${encodeURIComponent(b.id)}`);
+          if (disposed) return;
+          listStatus.show(`The archive of ${when(b.created_at)} was deleted.`);
+          await loadBackups();
+        } catch (error) {
+          if (!disposed) rowState.set(b.id, { error: `The archive was not deleted: ${sentence(error.message)}` });
+        }
+      });
+    }
+
+    // ---- schedule -----------------------------------------------------------------------------
+    const scheduleHeadingId = uniqueId('schedule-heading');
+    const sEnabled = field({ label: 'Make backups on a schedule', id: 'schedule-enabled', type: 'checkbox' });
+    const sTime = field({ label: 'Time of day', id: 'schedule-time', type: 'time', value: '02:00', hint: 'One backup a day at this time.' });
+    const sZone = field({
+      label: 'Time zone', id: 'schedule-zone', type: 'select', value: zone,
+      options: timeZones([zone]).map((z) => ({ value: z, label: z })),
+    });
+    const sKeep = field({
+      label: 'Scheduled archives to keep', id: 'schedule-keep', type: 'number', min: '1', max: '365', value: '7',
+      hint: 'Older scheduled archives are removed after a new one is made; archives made by hand are never removed.',
+    });
+    const sPass = field({
+      label: 'Passphrase for scheduled archives', id: 'schedule-passphrase', type: 'password', autocomplete: 'new-password',
+      hint: `At least ${MIN_PASSPHRASE} characters.`,
+    });
+    const sSftp = field({ label: 'Copy each scheduled archive to an SFTP server', id: 'sftp-enabled', type: 'checkbox' });
+    const sHost = field({ label: 'SFTP host', id: 'sftp-host', autocomplete: 'off', hint: 'A name or address the appliance can reach.' });
+    const sPort = field({ label: 'SFTP port', id: 'sftp-port', type: 'number', min: '1', max: '65535', value: '22' });
+    const sUser = field({ label: 'SFTP user name', id: 'sftp-user', autocomplete: 'off' });
+    const sDir = field({ label: 'Folder on the SFTP server', id: 'sftp-dir', autocomplete: 'off', placeholder: '/backups/vcrm' });
+    const sPassword = field({ label: 'SFTP password', id: 'sftp-password', type: 'password', autocomplete: 'new-password' });
+    const sKey = field({
+      label: 'SFTP private key', id: 'sftp-key', type: 'textarea',
+      hint: 'An OpenSSH private key (the text starting "-----BEGIN OPENSSH PRIVATE KEY-----"), instead of or besides the password.',
+    });
+    const sHostKey = field({
+      label: 'SFTP server host key', id: 'sftp-host-key', type: 'textarea',
+      hint: 'The server\'s public host key, as in its /etc/ssh/ssh_host_ed25519_key.pub or a known_hosts line. '
+        + 'The appliance refuses to copy to a server whose key is another one.',
+    });
+    for (const secret of [sPass, sPassword, sKey]) secret.control.classList.add('write-only');
+    const sftpBox = el('fieldset', { class: 'stack', id: 'sftp-fields' },
+      el('legend', {}, 'SFTP target'), sHost, sPort, sUser, sDir, sPassword, sKey, sHostKey);
+    const lastRun = el('div', { class: 'schedule-last' });
+    const scheduleSave = el('button', { type: 'submit', class: 'primary' }, 'Save schedule');
+    const scheduleError = messageBox('alert');
+    const scheduleStatus = messageBox('status');
+    const scheduleForm = el('form', { class: 'stack', 'aria-labelledby': scheduleHeadingId, novalidate: true },
+      lastRun, sEnabled, sTime, sZone, sKeep, sPass, sSftp, sftpBox,
+      el('div', { class: 'actions' }, scheduleSave), scheduleError, scheduleStatus);
+    sSftp.control.addEventListener('change', () => { sftpBox.disabled = !sSftp.value; });
+    let schedule = null;
+
+    const secretHint = (wrapper, isSet, text) => {
+      wrapper.control.value = '';
+      wrapper.control.placeholder = isSet ? 'Set; leave empty to keep it' : '';
+      wrapper.querySelector('.secret-state')?.remove();
+      wrapper.control.after(el('p', { class: 'hint secret-state' }, isSet ? `${text} is set (it is never shown).` : `No ${text.toLowerCase()} is set.`));
+    };
+
+    function showSchedule(s) {
+      schedule = s ?? {};
+      const sftp = schedule.sftp ?? {};
+      sEnabled.value = Boolean(schedule.enabled);
+      if (schedule.time_of_day ?? schedule.time) sTime.value = schedule.time_of_day ?? schedule.time;
+      const z = schedule.time_zone ?? schedule.timezone;
+      if (z) {
+        if (![...sZone.control.options].some((o) => o.value === z)) sZone.control.append(el('option', { value: z }, z));
+        sZone.value = z;
+      }
+      if (schedule.keep ?? schedule.retention) sKeep.value = String(schedule.keep ?? schedule.retention);
+      secretHint(sPass, Boolean(schedule.passphrase_set), 'A passphrase');
+      sSftp.value = Boolean(sftp.enabled);
+      sftpBox.disabled = !sSftp.value;
+      sHost.value = sftp.host ?? '';
+      sPort.value = String(sftp.port ?? 22);
+      sUser.value = sftp.username ?? sftp.user ?? '';
+      sDir.value = sftp.directory ?? sftp.path ?? sftp.dir ?? '';
+      sHostKey.value = sftp.host_key ?? '';
+      secretHint(sPassword, Boolean(sftp.password_set), 'A password');
+      secretHint(sKey, Boolean(sftp.private_key_set), 'A private key');
+      const last = schedule.last_run;
+      if (!last) {
+        lastRun.replaceChildren(el('p', { class: 'muted' }, 'No scheduled backup has run yet.'));
+      } else {
+        const failed = last.state === 'failed' || last.ok === false;
+        lastRun.replaceChildren(el('p', { class: failed ? 'message error' : 'muted', role: failed ? 'alert' : undefined },
+          failed
+            ? `The scheduled backup of ${when(last.at ?? last.started_at)} failed: ${reasonOf(last)}`
+            : `The last scheduled backup ran ${when(last.at ?? last.finished_at ?? last.started_at)}.`));
+      }
+      if (schedule.next_run_at) lastRun.append(el('p', { class: 'muted' }, `Next: ${when(schedule.next_run_at)}.`));
+    }
+
+    scheduleForm.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      scheduleError.clear();
+      scheduleStatus.clear();
+      for (const f of [sPass, sHost, sUser, sHostKey, sKeep]) f.setError('');
+      const body = {
+        enabled: sEnabled.value,
+        time_of_day: sTime.value,
+        time_zone: sZone.value,
+        keep: Number.parseInt(sKeep.value, 10),
+        sftp: {
+          enabled: sSftp.value,
+          host: sHost.value.trim(),
+          port: Number.parseInt(sPort.value, 10) || 22,
+          username: sUser.value.trim(),
+          directory: sDir.value.trim(),
+          host_key: sHostKey.value.trim(),
+        },
+      };
+      // Secrets are write-only: sent only when typed, so an empty field keeps the stored one.
+      if (sPass.value) {
+        if (sPass.value.length < MIN_PASSPHRASE) {
+          sPass.setError(`Use at least ${MIN_PASSPHRASE} characters.`);
+          sPass.control.focus();
+          return;
+        }
+        body.passphrase = sPass.value;
+      } else if (sEnabled.value && !schedule?.passphrase_set) {
+        sPass.setError('Scheduled archives need a passphrase: enter one.');
+        sPass.control.focus();
+        return;
+      }
+      if (sPassword.value) body.sftp.password = sPassword.value;
+      if (sKey.value.trim()) body.sftp.private_key = sKey.value.trim();
+      if (!Number.isInteger(body.keep) || body.keep < 1) {
+        sKeep.setError('Keep at least one archive.');
+        sKeep.control.focus();
+        return;
+      }
+      await busy(scheduleSave, async () => {
+        try {
+          const answer = await api.put('/backups/schedule', body);
+          if (disposed) return;
+          showSchedule(answer?.schedule ?? answer);
+          scheduleStatus.show(body.enabled ? `Schedule saved: a backup every day at ${body.time_of_day} (${body.time_zone}).` : 'Schedule saved: no scheduled backups.');
+        } catch (error) {
+          if (!disposed) scheduleError.show(`The schedule was not saved: ${sentence(error.message)}`);
+        }
+      });
+    });
+
+    // ---- restore ------------------------------------------------------------------------------
+    const restoreHeadingId = uniqueId('restore-heading');
+    const rFile = field({
+      label: 'Backup archive file', id: 'restore-file', type: 'file',
+      hint: 'A .vcrmbak file made by vcrm (this version or an older one). Nothing changes until you confirm.',
+    });
+    rFile.control.accept = '.vcrmbak';
+    const rSource = el('p', { hidden: true });
+    const rPass = field({ label: 'Passphrase of the archive', id: 'restore-passphrase', type: 'password', autocomplete: 'off' });
+    const rCheck = el('button', { type: 'submit', class: 'primary' }, 'Upload and check');
+    const rUploadProgress = progressBar('Upload progress');
+    const rError = messageBox('alert');
+    const rStatus = messageBox('status');
+    const rSummary = el('div', { 'aria-live': 'polite' });
+    const rConfirm = el('button', { type: 'button', class: 'danger', hidden: true }, 'Confirm restore');
+    const rCancel = el('button', { type: 'button', hidden: true }, 'Cancel');
+    const rProgress = progressBar('Restore progress');
+    const rForm = el('form', { class: 'stack', 'aria-labelledby': restoreHeadingId, novalidate: true },
+      rFile, rSource, rPass, el('div', { class: 'actions' }, rCheck), rUploadProgress, rError, rSummary,
+      el('div', { class: 'actions' }, rConfirm, rCancel), rProgress, rStatus);
+    let uploaded = null; // {file, uploadId} of the chosen file once it is on the server
+    let fromBackup = null; // the archive on this appliance chosen in the list
+    let verified = null; // the restore the server checked, waiting for Confirm
+    let followed = null; // the id of the restore whose progress is shown
+
+    function resetRestore() {
+      verified = null;
+      rSummary.replaceChildren();
+      rConfirm.hidden = true;
+      rCancel.hidden = true;
+      rError.clear();
+    }
+
+    function restoreFromList(b) {
+      fromBackup = b;
+      uploaded = null;
+      resetRestore();
+      rFile.hidden = true;
+      rSource.hidden = false;
+      rSource.replaceChildren(`Archive: the one of ${when(b.created_at)} kept on this appliance. `,
+        el('button', { type: 'button', class: 'small', onclick: chooseFileInstead }, 'Choose a file instead'));
+      rCheck.textContent = 'Check the archive';
+      rPass.control.focus();
+    }
+
+    function chooseFileInstead() {
+      fromBackup = null;
+      resetRestore();
+      rSource.hidden = true;
+      rFile.hidden = false;
+      rCheck.textContent = 'Upload and check';
+      rFile.control.focus();
+    }
+
+    rFile.control.addEventListener('change', () => {
+      uploaded = null;
+      resetRestore();
+      rUploadProgress.hide();
+      rStatus.clear();
+    });
+
+    function showVerified(restore) {
+      verified = restore;
+      const m = restore.manifest ?? restore.archive ?? restore;
+      const counts = m.counts ?? restore.counts ?? {};
+      const same = restore.same_server;
+      const warnings = [...(restore.warnings ?? [])].map((w) => (typeof w === 'string' ? w : w.message ?? ''));
+      const sameText = same
+        ? 'Yes: it was made on this server.'
+        : 'No: it was made on another server. This server keeps its own serial number and licence; everything else comes from the archive.';
+      rSummary.replaceChildren(
+        el('h3', {}, 'What the archive holds'),
+        details([
+          ['Product version', m.product_version ?? m.version],
+          ['Database schema', m.schema_version],
+          ['Created', m.created_at ? when(m.created_at) : null],
+          ['Source serial number', m.source_serial],
+          ['Source role', m.source_role],
+          ['Same server', sameText],
+          ['Size', formatBytes(restore.size ?? m.size ?? m.archive_bytes)],
+          ...Object.entries(counts).map(([k, v]) => [COUNT_LABELS[k] ?? phrase({}, k), v]),
+        ]),
+        same ? null : el('p', { class: 'message notice', role: 'note' },
+          `This archive comes from server ${m.source_serial ?? 'another server'}. This server's serial number and licence are kept.`),
+        warnings.filter(Boolean).map((w) => el('p', { class: 'message notice' }, sentence(w))),
+        el('p', {}, 'Confirm to replace this appliance\'s data with the archive\'s. The appliance restarts; '
+          + 'the database it has now is kept, and you can go back to it afterwards.'));
+      rConfirm.hidden = false;
+      rCancel.hidden = false;
+    }
+
+    rForm.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      rError.clear();
+      rStatus.clear();
+      rFile.setError('');
+      rPass.setError('');
+      const file = rFile.control.files?.[0];
+      if (!fromBackup && !file) {
+        rFile.setError('Choose the backup archive file first.');
+        rFile.control.focus();
+        return;
+      }
+      if (!rPass.value) {
+        rPass.setError('Enter the passphrase the archive was made with.');
+        rPass.control.focus();
+        return;
+      }
+      resetRestore();
+      await busy(rCheck, async () => {
+        try {
+          const body = { passphrase: rPass.value };
+          if (fromBackup) {
+            body.backup_id = fromBackup.id;
+          } else {
+            if (!uploaded || uploaded.file !== file) {
+              const started = Date.now();
+              const done = await uploadFile('/restores/uploads', file, {
+                onProgress: (sent, total) => {
+                  const seconds = (Date.now() - started) / 1000;
+                  const rate = seconds > 0.5 ? `, ${formatBytes(sent / seconds)}/s` : '';
+                  rUploadProgress.set(sent, total, `${formatBytes(sent)} of ${formatBytes(total)} sent${rate}`);
+                },
+                onRetry: (error) => rUploadProgress.set(null, null, `The connection broke (${sentence(error.message)}) Resuming…`),
+              });
+              if (disposed) return;
+              uploaded = { file, uploadId: done.id };
+              rUploadProgress.finish(`Uploaded ${formatBytes(file.size)}. Checking the archive…`);
+            }
+            body.upload_id = uploaded.uploadId;
+          }
+          const answer = await api.post('/restores', body);
+          if (disposed) return;
+          if (!fromBackup) rUploadProgress.finish(`Uploaded ${formatBytes(file.size)}.`);
+          showVerified(answer?.restore ?? answer);
+          rStatus.show('The whole archive checks out. Read what it holds, then confirm.');
+          rConfirm.focus();
+        } catch (error) {
+          if (disposed) return;
+          if (!fromBackup && !uploaded) rUploadProgress.hide();
+          else if (!fromBackup) rUploadProgress.finish(`Uploaded ${formatBytes(file.size)}.`);
+          rError.show(`This archive cannot be restored: ${sentence(error.message)}`);
+        }
+      });
+    });
+
+    rCancel.addEventListener('click', () => {
+      resetRestore();
+      rStatus.show('Nothing was changed.');
+    });
+
+    rConfirm.addEventListener('click', async () => {
+      if (!verified) return;
+      const yes = await confirmAction({
+        title: 'Restore this archive?',
+        message: 'The appliance stops serving for the restore and restarts with the archive\'s data. Live conferences '
+          + 'are ended cleanly with their CDRs. The current database is kept until you discard it.',
+        confirmLabel: 'Restore now',
+      });
+      if (!yes) return;
+      await busy(rConfirm, async () => {
+        try {
+          const answer = await api.post(`/restores/${encodeURIComponent(verified.id)}/confirm`);
+          if (disposed) return;
+          const restore = answer?.restore ?? { ...verified, state: 'running' };
+          rConfirm.hidden = true;
+          rCancel.hidden = true;
+          follow(restore);
+        } catch (error) {
+          if (!disposed) rError.show(`The restore did not start: ${sentence(error.message)}`);
+        }
+      });
+    });
+
+    // Follows a restore to its end: "restore" events while the stream is up, and GET
+    // /restores/current (which survives the restart) every POLL_MS, also while the appliance is
+    // away. A restore that asked for the restart ends "restored" or "failed" with its reason.
+    let pollScheduled = false;
+    let away = false;
+    function follow(restore) {
+      followed = restore.id;
+      rSummary.replaceChildren();
+      rError.clear();
+      showRestoreState(restore);
+      if (!pollScheduled) pollRestore();
+    }
+
+    function showRestoreState(r) {
+      const state = r.state;
+      if (state === 'restored' || state === 'done') {
+        rProgress.finish('Restore finished.');
+        rStatus.show(`Restore finished: the appliance runs with the data of the archive${r.manifest?.created_at ? ` made ${when(r.manifest.created_at)}` : ''}.`);
+        ctx.announce('Restore finished.');
+        followed = null;
+        loadPrevious();
+        loadBackups();
+        return true;
+      }
+      if (state === 'failed') {
+        rProgress.hide();
+        rStatus.clear();
+        rError.show(`The restore failed, and the appliance runs with the data it had before: ${reasonOf(r) || 'no reason was given.'}`);
+        followed = null;
+        return true;
+      }
+      const step = r.step ?? state;
+      rProgress.set(r.done, r.total, away ? 'The appliance is restarting; this page reconnects by itself' : phrase(RESTORE_STEPS, step));
+      return false;
+    }
+
+    async function pollRestore() {
+      pollScheduled = false;
+      if (disposed || !followed) return;
+      try {
+        const answer = await api.get('/restores/current');
+        if (disposed) return;
+        const r = answer?.restore ?? answer;
+        away = false;
+        if (r && r.id && (r.id === followed || !followed)) {
+          if (showRestoreState(r)) return;
+        }
+      } catch (error) {
+        if (disposed) return;
+        if (error.status === 0 || error.status >= 500) {
+          away = true; // restarting: keep asking
+          rProgress.set(null, null, 'The appliance is restarting; this page reconnects by itself');
+        } else if (error.status === 401) {
+          return; // the sign-in page is shown; the page asks again once signed in
+        }
+      }
+      pollScheduled = true;
+      later(pollRestore, POLL_MS);
+    }
+
+    ctx.events.on('restore', (e) => {
+      if (!e || (followed && e.id !== followed)) return;
+      if (!followed && e.state !== 'running') return;
+      if (!followed) followed = e.id;
+      away = false;
+      showRestoreState(e);
+      if (!pollScheduled && followed) pollRestore();
+    });
+
+    // ---- the previous database ---------------------------------------------------------------
+    const previousHeadingId = uniqueId('previous-heading');
+    const previousBox = el('div', {}, el('p', { class: 'working' }, 'Working…'));
+    const previousError = messageBox('alert');
+    const previousStatus = messageBox('status');
+    const goBack = el('button', { type: 'button' }, 'Go back');
+    const discard = el('button', { type: 'button', class: 'danger' }, 'Discard');
+    const previousActions = el('div', { class: 'actions', hidden: true }, goBack, discard);
+    const previousPanel = el('section', { class: 'panel', 'aria-labelledby': previousHeadingId, hidden: true },
+      el('h2', { id: previousHeadingId }, 'Previous database'), previousBox, previousActions, previousError, previousStatus);
+
+    async function loadPrevious() {
+      try {
+        const answer = await api.get('/restores/previous');
+        if (disposed) return;
+        const p = answer?.previous !== undefined ? answer.previous : answer;
+        if (!p || p.exists === false) {
+          previousBox.replaceChildren(el('p', { class: 'muted' }, 'No previous database is kept: no restore has replaced this appliance\'s data.'));
+          previousActions.hidden = true;
+          previousPanel.hidden = false;
+          return;
+        }
+        previousPanel.hidden = false;
+        previousBox.replaceChildren(
+          el('p', {}, 'The restore kept the database it replaced. Go back to it if the restored data is not what you wanted, '
+            + 'or discard it to free its space.'),
+          details([
+            ['Replaced', p.replaced_at ? when(p.replaced_at) : null],
+            ['By', p.replaced_by ?? p.by],
+            ['Restored archive', p.restored_from ?? p.archive_created_at ? when(p.archive_created_at) : null],
+            ['Size', p.size !== undefined ? formatBytes(p.size) : null],
+          ]));
+        previousActions.hidden = false;
+      } catch (error) {
+        if (disposed) return;
+        if (error.status === 404) {
+          previousBox.replaceChildren(el('p', { class: 'muted' }, 'No previous database is kept: no restore has replaced this appliance\'s data.'));
+          previousActions.hidden = true;
+          previousPanel.hidden = false;
+        } else if (error.status !== 0) {
+          previousPanel.hidden = false;
+          previousError.show(`The previous database could not be read: ${sentence(error.message)}`);
+        }
+      }
+    }
+
+    goBack.addEventListener('click', async () => {
+      previousError.clear();
+      previousStatus.clear();
+      const yes = await confirmAction({
+        title: 'Go back to the previous database?',
+        message: 'The appliance restarts with the data it had before the restore. The restored data is kept in its place, so you can '
+          + 'go back again.',
+        confirmLabel: 'Go back',
+      });
+      if (!yes) return;
+      await busy(goBack, async () => {
+        try {
+          const answer = await api.post('/restores/previous/revert');
+          if (disposed) return;
+          const r = answer?.restore ?? answer;
+          if (r?.id) {
+            follow(r);
+          } else {
+            previousStatus.show('The previous database is back.');
+            loadPrevious();
+          }
+        } catch (error) {
+          if (!disposed) previousError.show(`Could not go back: ${sentence(error.message)}`);
+        }
+      });
+    });
+
+    discard.addEventListener('click', async () => {
+      previousError.clear();
+      previousStatus.clear();
+      const yes = await confirmAction({
+        title: 'Discard the previous database?',
+        message: 'The database the restore replaced is deleted for good. You can no longer go back to it.',
+        confirmLabel: 'Discard',
+      });
+      if (!yes) return;
+      await busy(discard, async () => {
+        try {
+          await api.del('/restores/previous');
+          if (disposed) return;
+          previousStatus.show('The previous database was discarded.');
+          loadPrevious();
+        } catch (error) {
+          if (!disposed) previousError.show(`The previous database was not discarded: ${sentence(error.message)}`);
+        }
+      });
+    });
+
+    // ---- backups: progress and the list -------------------------------------------------------
+    function showBackupProgress(job) {
+      if (job.state === 'failed') {
+        createProgress.hide();
+        createError.show(`The backup failed: ${reasonOf(job) || 'no reason was given.'}`);
+        watching = null;
+        return;
+      }
+      if (job.state === 'done' || job.state === 'complete' || job.phase === 'done') {
+        createProgress.finish('Backup complete.');
+        createStatus.show('Backup complete. Download the archive and keep it on a drive that is not on this server.');
+        createDownload.hidden = false;
+        createDownload.replaceChildren(el('a', {
+          class: 'button primary', href: api.downloadUrl(`/backups/${encodeURIComponent(job.id)}/download`), download: `${job.id}.vcrmbak`,
+        }, 'Download the archive'));
+        ctx.announce('Backup complete.');
+        watching = null;
+        loadBackups();
+        return;
+      }
+      createDownload.hidden = true;
+      createProgress.set(job.done, job.total, phrase(BACKUP_PHASES, job.phase));
+    }
+
+    ctx.events.on('backup', (e) => {
+      if (!e) return;
+      if (watching && e.id !== watching) return;
+      if (!watching) {
+        if (e.state !== 'running') {
+          loadBackups();
+          return;
+        }
+        watching = e.id;
+        createError.clear();
+        createStatus.clear();
+      }
+      showBackupProgress(e);
+    });
+    ctx.events.on('open', () => {
+      loadBackups();
+      if (followed && !pollScheduled) pollRestore();
+    });
+
+    async function loadBackups() {
+      try {
+        const answer = await api.get('/backups');
+        if (disposed) return;
+        backups = answer?.backups ?? [];
+        archiveTable.update(backups);
+        listError.clear();
+        if (answer?.schedule && !scheduleForm.contains(document.activeElement)) showSchedule(answer.schedule);
+        const running = answer?.running;
+        if (running && (!watching || running.id === watching)) {
+          watching = running.id;
+          showBackupProgress({ ...running, state: 'running' });
+          // Events may not reach this page (a stream that is reconnecting): look again soon.
+          later(loadBackups, 3000);
+        } else if (watching && !running) {
+          const made = backups.find((b) => b.id === watching);
+          if (made) showBackupProgress({ id: made.id, state: 'done' });
+          else if (answer?.last_failure?.id === watching) showBackupProgress({ ...answer.last_failure, state: 'failed' });
+        }
+      } catch (error) {
+        if (!disposed && error.status !== 0) listError.show(`The archives could not be listed: ${sentence(error.message)}`);
+      }
+    }
+
+    createForm.addEventListener('submit', async (event) => {
+      event.preventDefault();
+      createError.clear();
+      createStatus.clear();
+      pass1.setError('');
+      pass2.setError('');
+      createDownload.hidden = true;
+      if (pass1.value.length < MIN_PASSPHRASE) {
+        pass1.setError(`Use a passphrase of at least ${MIN_PASSPHRASE} characters.`);
+        pass1.control.focus();
+        return;
+      }
+      if (pass1.value !== pass2.value) {
+        pass2.setError('The two passphrases differ: type the same one twice.');
+        pass2.control.focus();
+        return;
+      }
+      await busy(createButton, async () => {
+        try {
+          const answer = await api.post('/backups', { passphrase: pass1.value });
+          if (disposed) return;
+          const job = answer?.backup ?? answer;
+          watching = job.id;
+          pass1.value = '';
+          pass2.value = '';
+          showBackupProgress({ ...job, state: job.state ?? 'running' });
+          later(loadBackups, 3000);
+        } catch (error) {
+          if (!disposed) createError.show(`The backup was not started: ${sentence(error.message)}`);
+        }
+      });
+    });
+
+    main.append(
+      el('section', { class: 'panel', 'aria-labelledby': createHeadingId },
+        el('h2', { id: createHeadingId }, 'Create a backup'),
+        el('p', {}, 'The archive holds the database, the configuration, the licence and this server\'s certificate and keys. '
+          + 'The appliance keeps serving while it is made.'),
+        createForm),
+      el('section', { class: 'panel adm-table-panel', 'aria-labelledby': listHeadingId },
+        el('h2', { id: listHeadingId }, 'Backup archives'), listStatus, listError, archiveTable),
+      el('section', { class: 'panel', 'aria-labelledby': restoreHeadingId },
+        el('h2', { id: restoreHeadingId }, 'Restore'), rForm),
+      previousPanel,
+      el('section', { class: 'panel', 'aria-labelledby': scheduleHeadingId },
+        el('h2', { id: scheduleHeadingId }, 'Schedule'), scheduleForm),
+    );
+
+    // A restore may be under way or just finished (this page reopened after the restart).
+    const current = await api.get('/restores/current').catch(() => null);
+    if (!disposed) {
+      const r = current?.restore ?? current;
+      if (r?.id && !['verified', 'cancelled'].includes(r.state)) {
+        if (r.state === 'restored' || r.state === 'failed') showRestoreState(r);
+        else follow(r);
+      }
+    }
+    await Promise.all([loadBackups(), loadPrevious()]);
+
+    return () => {
+      disposed = true;
+      for (const t of timers) clearTimeout(t);
+      timers.clear();
+    };
+  },
+};
