@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, open, readFile, readdir, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
@@ -177,15 +178,29 @@ async function stopLeftoverPostgres(root) {
   }
 }
 
+/** A TCP port on 127.0.0.1 that nothing listens on now (the kernel's pick). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
 /**
  * Starts vcrmd in a fresh temporary root on ephemeral ports and waits until it is ready, then
  * does what an operator does first: signs in as admin with the one-time password and chooses
  * ADMIN_PASSWORD (unless `chooseAdminPassword` is false), and applies a licence made with the
  * repository's test key that lifts every limit (unless `applyTestLicence` is false), so tests
- * of other things are not bound by evaluation mode.
+ * of other things are not bound by evaluation mode. `fixedHttpsPort: true` listens on a port
+ * picked before the start instead of an ephemeral one, so the console's address stays the same
+ * across a restart in place (a restore's).
  * Returns {url, password (the admin's now), initialPassword, root, version, readyInfo, logPath, stop()}.
  */
-export async function startAppliance({ extraArgs = [], chooseAdminPassword = true, applyTestLicence = true } = {}) {
+export async function startAppliance({ extraArgs = [], chooseAdminPassword = true, applyTestLicence = true, fixedHttpsPort = false } = {}) {
   const vcrmd = path.join(binDir, 'vcrmd');
   if (!existsSync(vcrmd)) {
     throw new Error(`${vcrmd} does not exist: build it first with 'packaging/dev build' ` +
@@ -201,7 +216,8 @@ export async function startAppliance({ extraArgs = [], chooseAdminPassword = tru
   const readyPath = path.join(stateDir, 'run', 'vcrmd.json');
   const passwordPath = path.join(stateDir, 'initial-admin-password');
 
-  const args = ['--root', root, '--set', 'https.port=0', '--set', 'http.port=0',
+  const httpsPort = fixedHttpsPort ? await freePort() : 0;
+  const args = ['--root', root, '--set', `https.port=${httpsPort}`, '--set', 'http.port=0',
     '--set', `webui.dir=${webuiDir}`, ...extraArgs];
   const log = await open(logPath, 'a');
   let child;

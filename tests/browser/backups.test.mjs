@@ -1,0 +1,172 @@
+// The reference guide's backup steps and their undoing, in the browser, as support does them:
+// on Backup/Restore create an archive with a passphrase and watch its progress end, download it
+// (the file is a vcrm archive), change the data, upload the archive on Restore (a wrong
+// passphrase is refused in words), see what it holds, confirm, follow the restore across the
+// appliance's restart and find the data as it was; then Go back to the replaced database and
+// find the changed data again.
+
+import assert from 'node:assert/strict';
+import { mkdtemp, open, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import {
+  adminCall, createReadyUser, launchBrowser, screenshot, startAppliance, submitSignIn, withPage as pageSession,
+} from './lib/appliance.mjs';
+
+const SUPPORT = { username: 'sam', password: 'Support-Password-31415', roles: ['support'] };
+const PASSPHRASE = 'correct horse battery staple';
+const MAGIC = Buffer.from('VCRMBAK\0', 'latin1');
+const RESTORE_TIMEOUT_MS = 180_000;
+
+async function firstBytes(file, n) {
+  const handle = await open(file, 'r');
+  try {
+    const buffer = Buffer.alloc(n);
+    await handle.read(buffer, 0, n, 0);
+    return buffer;
+  } finally {
+    await handle.close();
+  }
+}
+
+describe('backup and restore', { timeout: 600_000 }, () => {
+  let appliance = null;
+  let browser = null;
+  let dir = null;
+
+  before(async () => {
+    appliance = await startAppliance({ fixedHttpsPort: true });
+    const made = await createReadyUser(appliance, SUPPORT);
+    assert.equal(made.status, 201, JSON.stringify(made.body));
+    browser = await launchBrowser();
+    dir = await mkdtemp(path.join('/tmp', 'vcrm-backup-files-'));
+  });
+
+  after(async () => {
+    await browser?.close().catch((error) => console.error(`closing Chromium: ${error.message}`));
+    await appliance?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  const withPage = (name, body, options) => pageSession(browser, name, body, options);
+  const bridgeNames = async () => {
+    const answer = await adminCall(appliance, 'GET', '/bridges');
+    assert.equal(answer.status, 200, JSON.stringify(answer.body));
+    return answer.body.bridges.map((b) => b.name).sort();
+  };
+  const addBridge = async (name) => {
+    const answer = await adminCall(appliance, 'POST', '/bridges', {
+      name, url: 'http://127.0.0.1:9/janus', admin_url: 'http://127.0.0.1:9/admin',
+      admin_secret: `${name}-secret`, capacity_ports: 10, state: 'disabled',
+    });
+    assert.equal(answer.status, 201, JSON.stringify(answer.body));
+  };
+
+  /**
+   * Waits until the page's restore ends (it follows the restore across the restart); signs in
+   * again if the restart ended the session. Returns the Restore region's status text.
+   */
+  async function waitForRestoreEnd(page, region) {
+    const finished = region.getByRole('status').filter({ hasText: /^(Restore finished|Went back)/ });
+    const failed = region.getByRole('alert').filter({ hasText: /failed/ });
+    const signIn = page.getByRole('button', { name: 'Sign in' });
+    const deadline = Date.now() + RESTORE_TIMEOUT_MS;
+    for (;;) {
+      await finished.or(failed).or(signIn).first().waitFor({ timeout: Math.max(1000, deadline - Date.now()) });
+      if (await signIn.isVisible()) {
+        // The restored database has its own sessions: sign in again, the page shows the outcome.
+        await submitSignIn(page, SUPPORT.username, SUPPORT.password);
+        await page.getByRole('heading', { name: 'Backup/Restore', level: 1 }).waitFor();
+        continue;
+      }
+      if (await failed.count()) assert.fail(`the restore failed: ${await failed.first().textContent()}`);
+      return finished.first().textContent();
+    }
+  }
+
+  test('create and download a backup, change data, restore it, then go back', async () => {
+    await addBridge('before-backup');
+    await withPage('backups-guide', async (page) => {
+      await page.goto(appliance.url);
+      await submitSignIn(page, SUPPORT.username, SUPPORT.password);
+      await page.getByRole('heading', { name: 'Dashboard' }).waitFor();
+
+      // Admin > Maintenance > Backup/Restore: create an archive with a passphrase.
+      await page.getByRole('link', { name: 'Backup/Restore' }).click();
+      await page.getByRole('heading', { name: 'Backup/Restore', level: 1 }).waitFor();
+      const create = page.getByRole('region', { name: 'Create a backup' });
+      await create.getByLabel('Passphrase', { exact: true }).fill(PASSPHRASE);
+      await create.getByLabel('Repeat the passphrase').fill('not the same passphrase');
+      await create.getByRole('button', { name: 'Create backup' }).click();
+      await create.getByText('The two passphrases differ: type the same one twice.').waitFor();
+      await create.getByLabel('Repeat the passphrase').fill(PASSPHRASE);
+      await create.getByRole('button', { name: 'Create backup' }).click();
+      const bar = create.getByRole('progressbar', { name: 'Backup progress' });
+      await bar.waitFor();
+      await create.getByRole('status').filter({ hasText: 'Backup complete.' }).waitFor({ timeout: 120_000 });
+      assert.equal(await bar.getAttribute('value'), '100', 'the progress bar ends full');
+
+      // The archive is listed: manual, made by sam.
+      const list = page.getByRole('region', { name: 'Backup archives' });
+      await list.getByRole('cell', { name: 'Manual (sam)' }).waitFor();
+
+      // Download it to a drive that is not on the server.
+      const [download] = await Promise.all([
+        page.waitForEvent('download'),
+        create.getByRole('link', { name: 'Download the archive' }).click(),
+      ]);
+      const archive = path.join(dir, download.suggestedFilename());
+      await download.saveAs(archive);
+      assert.match(download.suggestedFilename(), /^vcrm-.+\.vcrmbak$/);
+      assert.deepEqual(await firstBytes(archive, 8), MAGIC, 'the download is a vcrm backup archive');
+      const size = (await stat(archive)).size;
+      assert.ok(size > 72, `the archive has more than its header (${size} bytes)`);
+
+      // Verify it on the appliance with its passphrase.
+      const row = list.getByRole('row').filter({ hasText: 'Manual (sam)' });
+      await row.getByRole('button', { name: /^Verify/ }).click();
+      await row.getByLabel('Passphrase of this archive').fill(PASSPHRASE);
+      await row.getByRole('button', { name: 'Check the archive' }).click();
+      await row.getByRole('status').filter({ hasText: /is sound/ }).waitFor();
+
+      // The data changes after the backup.
+      await addBridge('after-backup');
+      assert.deepEqual(await bridgeNames(), ['after-backup', 'before-backup']);
+
+      // Restore: upload the archive; a wrong passphrase is refused in words.
+      const restore = page.getByRole('region', { name: 'Restore' });
+      await restore.getByLabel('Backup archive file').setInputFiles(archive);
+      await restore.getByLabel('Passphrase of the archive').fill('a wrong passphrase here');
+      await restore.getByRole('button', { name: 'Upload and check' }).click();
+      await restore.getByRole('progressbar', { name: 'Upload progress' }).waitFor();
+      const refusal = restore.getByRole('alert').filter({ hasText: /^This archive cannot be restored: / });
+      await refusal.waitFor({ timeout: 60_000 });
+      assert.match(await refusal.textContent(), /passphrase/i, 'the refusal says the passphrase is wrong');
+      await restore.getByText(/^Uploaded /).waitFor();
+
+      // The right passphrase: what the archive holds.
+      await restore.getByLabel('Passphrase of the archive').fill(PASSPHRASE);
+      await restore.getByRole('button', { name: 'Upload and check' }).click();
+      await restore.getByRole('heading', { name: 'What the archive holds' }).waitFor({ timeout: 60_000 });
+      const holds = await restore.locator('dl').textContent();
+      assert.match(holds, /Same server\s*Yes/);
+      assert.match(holds, new RegExp(`Product version\\s*${appliance.version.replace(/[.+]/g, '\\$&')}`));
+      assert.match(holds, /Users\s*2/, 'admin and sam');
+      await screenshot(page, 'backups-restore-contents');
+
+      // Confirm, and follow the restore across the restart.
+      await restore.getByRole('button', { name: 'Confirm restore' }).click();
+      await page.getByRole('dialog', { name: 'Restore this archive?' }).getByRole('button', { name: 'Restore now' }).click();
+      await restore.getByRole('progressbar', { name: 'Restore progress' }).waitFor();
+      assert.match(await waitForRestoreEnd(page, restore), /^Restore finished/);
+      assert.deepEqual(await bridgeNames(), ['before-backup'], 'the data is as it was at the backup');
+
+      // The replaced database is kept: go back to it.
+      const previous = page.getByRole('region', { name: 'Previous database' });
+      await previous.getByRole('button', { name: 'Go back' }).click();
+      await page.getByRole('dialog', { name: 'Go back to the previous database?' }).getByRole('button', { name: 'Go back' }).click();
+      assert.match(await waitForRestoreEnd(page, previous), /^Went back/);
+      assert.deepEqual(await bridgeNames(), ['after-backup', 'before-backup'], 'the changed data is back');
+    });
+  });
+});
