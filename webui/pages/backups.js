@@ -17,12 +17,9 @@ const POLL_MS = 1500;
 
 const BACKUP_PHASES = {
   dump: 'Dumping the database',
-  seal: 'Encrypting the archive',
-  archive: 'Writing the archive',
-  write: 'Writing the archive',
-  sync: 'Saving the archive to disk',
+  archive: 'Encrypting and writing the archive',
   copy: 'Copying the archive off the appliance',
-  done: 'Finished',
+  complete: 'Finished',
 };
 
 const RESTORE_STEPS = {
@@ -81,8 +78,8 @@ function progressBar(labelText) {
       bar.value = pct;
       text.textContent = caption ? `${caption}: ${pct} %` : `${pct} %`;
     } else {
-      bar.removeAttribute('value'); // indeterminate
-      text.textContent = caption ?? '';
+      bar.removeAttribute('value'); // indeterminate: the total is not known yet
+      text.textContent = caption && d > 0 ? `${caption}: ${formatBytes(d)}` : caption ?? '';
     }
   };
   node.finish = (caption) => {
@@ -342,6 +339,16 @@ export default {
             : `The last scheduled backup ran ${when(last.at ?? last.finished_at ?? last.started_at)}.`));
       }
       if (schedule.next_run_at) lastRun.append(el('p', { class: 'muted' }, `Next: ${when(schedule.next_run_at)}.`));
+    }
+
+    async function loadSchedule() {
+      try {
+        const answer = await api.get('/backups/schedule');
+        if (!disposed) showSchedule(answer?.schedule ?? answer);
+      } catch (error) {
+        if (disposed) return;
+        scheduleError.show(`The schedule could not be read: ${sentence(error.message)}`);
+      }
     }
 
     scheduleForm.addEventListener('submit', async (event) => {
@@ -740,7 +747,7 @@ export default {
         watching = null;
         return;
       }
-      if (job.state === 'done' || job.state === 'complete' || job.phase === 'done') {
+      if (job.state === 'complete') {
         createProgress.finish('Backup complete.');
         createStatus.show('Backup complete. Download the archive and keep it on a drive that is not on this server.');
         createDownload.hidden = false;
@@ -782,7 +789,6 @@ export default {
         backups = answer?.backups ?? [];
         archiveTable.update(backups);
         listError.clear();
-        if (answer?.schedule && !scheduleForm.contains(document.activeElement)) showSchedule(answer.schedule);
         const running = answer?.running;
         if (running && (!watching || running.id === watching)) {
           watching = running.id;
@@ -791,7 +797,7 @@ export default {
           later(loadBackups, 3000);
         } else if (watching && !running) {
           const made = backups.find((b) => b.id === watching);
-          if (made) showBackupProgress({ id: made.id, state: 'done' });
+          if (made) showBackupProgress({ id: made.id, state: 'complete' });
           else if (answer?.last_failure?.id === watching) showBackupProgress({ ...answer.last_failure, state: 'failed' });
         }
       } catch (error) {
@@ -856,7 +862,7 @@ export default {
         else follow(r);
       }
     }
-    await Promise.all([loadBackups(), loadPrevious()]);
+    await Promise.all([loadBackups(), loadPrevious(), loadSchedule()]);
 
     return () => {
       disposed = true;

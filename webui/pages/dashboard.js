@@ -1,9 +1,10 @@
 // The dashboard: what is happening now (live conferences, participants, bridges up and down), a
 // chart of conferences and participants over the last 24 hours, the licence (state, days left,
-// ports in use against licensed) and the pane the redundancy module will fill. Kept current by
-// the event stream.
+// ports in use against licensed), a Backups pane when a backup failed (for admin and support),
+// and the pane the redundancy module will fill. Kept current by the event stream.
 
-import { debounce, el, formatTime, table, uniqueId } from '../lib/ui.js';
+import { debounce, el, formatDateTime, formatTime, table, uniqueId } from '../lib/ui.js';
+import { sentence } from '../lib/admin.js';
 import { browserTimeZone } from '../lib/time.js';
 
 const SVG = 'http://www.w3.org/2000/svg';
@@ -83,6 +84,7 @@ export default {
     const zone = browserTimeZone();
     const isAdmin = ctx.hasRole('admin');
     const seesBridges = isAdmin || ctx.hasRole('noc');
+    const seesBackups = isAdmin || ctx.hasRole('support');
     let disposed = false;
 
     const stat = (title, sub = '') => {
@@ -148,9 +150,27 @@ export default {
       el('h2', { id: licenceHeadingId }, 'Licence'), licenceWarning, licenceState, licencePorts,
       el('p', {}, el('a', { href: '/licenses' }, isAdmin ? 'Manage the licence' : 'Licence details')));
 
+    // Backups: shown only while the last backup (scheduled or by hand) has failed, until one
+    // succeeds; support, who cannot read the summary, asks the backups list for the same fact.
+    const backupsHeadingId = uniqueId('backups');
+    const backupsText = el('p', { class: 'message error' }, '');
+    const backupsPanel = el('section', { class: 'panel', 'aria-labelledby': backupsHeadingId, hidden: true },
+      el('h2', { id: backupsHeadingId }, 'Backups'), backupsText,
+      el('p', {}, el('a', { href: '/backups' }, 'Open Backup/Restore')));
+
+    function showBackups(backups) {
+      const failure = backups?.last_failure;
+      backupsPanel.hidden = !failure;
+      if (!failure) return;
+      const what = { scheduled: 'The scheduled backup', manual: 'The backup made by hand' }[failure.origin] ?? 'The last backup';
+      const at = failure.at ? ` of ${formatDateTime(failure.at, zone, { zoneName: true })}` : '';
+      backupsText.textContent = `${what}${at} failed: ${sentence(failure.error ?? failure.message) || 'no reason was given.'}`;
+    }
+
     // DOM append would print a null as the text "null": leave out what this role cannot see.
     main.append(...[
       error,
+      seesBackups ? backupsPanel : null,
       cards,
       seesBridges ? chartPanel : null,
       seesBridges ? bridgesPanel : null,
@@ -161,9 +181,16 @@ export default {
 
     // One summary (GET /dashboard, admin and noc) feeds the figures and the chart.
     async function load() {
-      if (!seesBridges) return;
+      if (!seesBridges) {
+        if (seesBackups) {
+          const answer = await api.get('/backups');
+          if (!disposed) showBackups(answer);
+        }
+        return;
+      }
       const [summary, bridgeAnswer] = await Promise.all([api.get('/dashboard'), api.get('/bridges')]);
       if (disposed) return;
+      if (seesBackups) showBackups(summary.backups);
       const live = summary.live_conferences;
       activeStat.value.textContent = String(live);
       activeStat.sub.textContent = live ? `${summary.starting_conferences} starting` : 'none running';
@@ -217,6 +244,9 @@ export default {
     ctx.events.on('conference', soon);
     ctx.events.on('participant', soon);
     ctx.events.on('bridge', soon);
+    ctx.events.on('backup', (e) => {
+      if (e?.state !== 'running') soon();
+    });
     ctx.events.on('open', soon);
     // The NOC gets no conference events (they carry PINs): the minute timer keeps it current.
     const timer = setInterval(() => refresh(), 60_000);
