@@ -22,18 +22,21 @@ const BACKUP_PHASES = {
   complete: 'Finished',
 };
 
+// The journal's steps (restore_service.cc), each named once it is done.
 const RESTORE_STEPS = {
-  verified: 'Archive checked',
-  confirmed: 'Starting the restore',
-  extract: 'Unpacking the archive',
-  load: 'Loading the database',
-  load_database: 'Loading the database',
-  restore_database: 'Loading the database',
-  migrate: 'Migrating the database to this version',
-  swap: 'Switching to the restored data',
-  restart: 'Restarting the appliance',
-  restarting: 'Restarting the appliance',
-  reattach: 'Re-attaching live conferences',
+  verifying: 'Checking the archive',
+  extracted: 'Archive checked',
+  confirmed: 'Started',
+  'db-created': 'New database created; loading the archive\'s data',
+  'db-loaded': 'Data loaded; migrating it to this version',
+  migrated: 'Data migrated to this version',
+  'licence-carried': 'This server\'s serial number and licence carried over',
+  'conferences-decided': 'Live conferences checked',
+  staged: 'Configuration and keys staged',
+  ready: 'Ready to switch over',
+  'conferences-ended': 'Switching over: the appliance restarts',
+  'previous-recorded': 'The replaced database is kept',
+  'pointer-switched': 'Switched over',
   done: 'Finished',
 };
 
@@ -288,7 +291,7 @@ export default {
         + 'The appliance refuses to copy to a server whose key is another one.',
     });
     for (const secret of [sPass, sPassword, sKey]) secret.control.classList.add('write-only');
-    const sftpBox = el('fieldset', { class: 'stack', id: 'sftp-fields' },
+    const sftpBox = el('fieldset', { class: 'stack', id: 'sftp-fields', hidden: true },
       el('legend', {}, 'SFTP target'), sHost, sPort, sUser, sDir, sPassword, sKey, sHostKey);
     const lastRun = el('div', { class: 'schedule-last' });
     const scheduleSave = el('button', { type: 'submit', class: 'primary' }, 'Save schedule');
@@ -297,7 +300,7 @@ export default {
     const scheduleForm = el('form', { class: 'stack', 'aria-labelledby': scheduleHeadingId, novalidate: true },
       lastRun, sEnabled, sTime, sZone, sKeep, sPass, sSftp, sftpBox,
       el('div', { class: 'actions' }, scheduleSave), scheduleError, scheduleStatus);
-    sSftp.control.addEventListener('change', () => { sftpBox.disabled = !sSftp.value; });
+    sSftp.control.addEventListener('change', () => { sftpBox.hidden = !sSftp.value; });
     let schedule = null;
 
     const secretHint = (wrapper, isSet, text) => {
@@ -320,7 +323,7 @@ export default {
       if (schedule.keep ?? schedule.retention) sKeep.value = String(schedule.keep ?? schedule.retention);
       secretHint(sPass, Boolean(schedule.passphrase_set), 'A passphrase');
       sSftp.value = Boolean(sftp.enabled);
-      sftpBox.disabled = !sSftp.value;
+      sftpBox.hidden = !sSftp.value;
       sHost.value = sftp.host ?? '';
       sPort.value = String(sftp.port ?? 22);
       sUser.value = sftp.username ?? sftp.user ?? '';
@@ -465,28 +468,25 @@ export default {
 
     function showVerified(restore) {
       verified = restore;
-      const m = restore.manifest ?? restore.archive ?? restore;
-      const counts = m.counts ?? restore.counts ?? {};
-      const same = restore.same_server;
-      const warnings = [...(restore.warnings ?? [])].map((w) => (typeof w === 'string' ? w : w.message ?? ''));
-      const sameText = same
-        ? 'Yes: it was made on this server.'
-        : 'No: it was made on another server. This server keeps its own serial number and licence; everything else comes from the archive.';
+      const same = restore.same_server === true;
+      const warnings = (restore.warnings ?? []).filter(Boolean).map(sentence);
+      if (!same && !warnings.some((w) => /licen[cs]e/i.test(w))) {
+        warnings.unshift(`The archive comes from another server (serial ${restore.source_serial ?? 'unknown'}): `
+          + 'this server keeps its own serial number and licence.');
+      }
       rSummary.replaceChildren(
         el('h3', {}, 'What the archive holds'),
         details([
-          ['Product version', m.product_version ?? m.version],
-          ['Database schema', m.schema_version],
-          ['Created', m.created_at ? when(m.created_at) : null],
-          ['Source serial number', m.source_serial],
-          ['Source role', m.source_role],
-          ['Same server', sameText],
-          ['Size', formatBytes(restore.size ?? m.size ?? m.archive_bytes)],
-          ...Object.entries(counts).map(([k, v]) => [COUNT_LABELS[k] ?? phrase({}, k), v]),
+          ['Product version', restore.product_version],
+          ['Database schema', restore.schema_version],
+          ['Created', restore.created_at ? when(restore.created_at) : null],
+          ['Source serial number', restore.source_serial],
+          ['Source role', restore.source_role],
+          ['Same server', same ? 'Yes: it was made on this server' : 'No: it was made on another server'],
+          ['Size', restore.size !== undefined ? formatBytes(restore.size) : null],
+          ...Object.entries(restore.counts ?? {}).map(([k, v]) => [COUNT_LABELS[k] ?? phrase({}, k), v]),
         ]),
-        same ? null : el('p', { class: 'message notice', role: 'note' },
-          `This archive comes from server ${m.source_serial ?? 'another server'}. This server's serial number and licence are kept.`),
-        warnings.filter(Boolean).map((w) => el('p', { class: 'message notice' }, sentence(w))),
+        warnings.map((w) => el('p', { class: 'message notice' }, w)),
         el('p', {}, 'Confirm to replace this appliance\'s data with the archive\'s. The appliance restarts; '
           + 'the database it has now is kept, and you can go back to it afterwards.'));
       rConfirm.hidden = false;
@@ -576,39 +576,55 @@ export default {
       });
     });
 
-    // Follows a restore to its end: "restore" events while the stream is up, and GET
-    // /restores/current (which survives the restart) every POLL_MS, also while the appliance is
-    // away. A restore that asked for the restart ends "restored" or "failed" with its reason.
+    // Follows a restore (or a Go back) to its end: "restore" events while the stream is up, and
+    // GET /restores/current, which survives the restart, every POLL_MS, also while the
+    // appliance is away. It ends "done" or "failed" with the reason. The restore shows in the
+    // Restore section, a Go back in the Previous database section.
     let pollScheduled = false;
     let away = false;
+    const RESTARTING = 'The appliance is restarting; this page reconnects by itself';
+
+    function trackerOf(r) {
+      return r?.operation === 'revert'
+        ? { progress: pProgress, status: previousStatus, error: previousError }
+        : { progress: rProgress, status: rStatus, error: rError };
+    }
+
     function follow(restore) {
       followed = restore.id;
-      rSummary.replaceChildren();
-      rError.clear();
+      if (restore.operation !== 'revert') rSummary.replaceChildren();
+      trackerOf(restore).error.clear();
       showRestoreState(restore);
       if (!pollScheduled) pollRestore();
     }
 
+    /** Shows where `r` is; true once it has ended. */
     function showRestoreState(r) {
-      const state = r.state;
-      if (state === 'restored' || state === 'done') {
-        rProgress.finish('Restore finished.');
-        rStatus.show(`Restore finished: the appliance runs with the data of the archive${r.manifest?.created_at ? ` made ${when(r.manifest.created_at)}` : ''}.`);
-        ctx.announce('Restore finished.');
+      const t = trackerOf(r);
+      const revert = r.operation === 'revert';
+      const endedAt = r.history?.length ? ` at ${when(r.history[r.history.length - 1].at)}` : '';
+      if (r.state === 'done') {
+        t.progress.finish(revert ? 'Went back.' : 'Restore finished.');
+        t.status.show(revert
+          ? `Went back to the previous database${endedAt}: the appliance runs with the data it had before the restore.`
+          : `Restore finished${endedAt}: the appliance runs with the data of the archive`
+            + `${r.created_at ? ` made ${when(r.created_at)}` : ''}.`);
+        if (followed === r.id) ctx.announce(revert ? 'Went back to the previous database.' : 'Restore finished.');
         followed = null;
         loadPrevious();
         loadBackups();
         return true;
       }
-      if (state === 'failed') {
-        rProgress.hide();
-        rStatus.clear();
-        rError.show(`The restore failed, and the appliance runs with the data it had before: ${reasonOf(r) || 'no reason was given.'}`);
+      if (r.state === 'failed') {
+        t.progress.hide();
+        t.status.clear();
+        t.error.show(`${revert ? 'Going back' : 'The restore'} failed${endedAt}, and the appliance runs with the data it had `
+          + `before: ${reasonOf(r) || 'no reason was given.'}`);
         followed = null;
+        loadPrevious();
         return true;
       }
-      const step = r.step ?? state;
-      rProgress.set(r.done, r.total, away ? 'The appliance is restarting; this page reconnects by itself' : phrase(RESTORE_STEPS, step));
+      t.progress.set(r.done, r.total, away ? RESTARTING : phrase(RESTORE_STEPS, r.step ?? r.state));
       return false;
     }
 
@@ -616,20 +632,16 @@ export default {
       pollScheduled = false;
       if (disposed || !followed) return;
       try {
-        const answer = await api.get('/restores/current');
+        const r = (await api.get('/restores/current'))?.restore;
         if (disposed) return;
-        const r = answer?.restore ?? answer;
         away = false;
-        if (r && r.id && (r.id === followed || !followed)) {
-          if (showRestoreState(r)) return;
-        }
+        if (r?.id === followed && showRestoreState(r)) return;
       } catch (error) {
         if (disposed) return;
+        if (error.status === 401) return; // the sign-in page is shown; this page asks again once signed in
         if (error.status === 0 || error.status >= 500) {
           away = true; // restarting: keep asking
-          rProgress.set(null, null, 'The appliance is restarting; this page reconnects by itself');
-        } else if (error.status === 401) {
-          return; // the sign-in page is shown; the page asks again once signed in
+          rProgress.set(null, null, RESTARTING);
         }
       }
       pollScheduled = true;
@@ -637,12 +649,14 @@ export default {
     }
 
     ctx.events.on('restore', (e) => {
-      if (!e || (followed && e.id !== followed)) return;
-      if (!followed && e.state !== 'running') return;
-      if (!followed) followed = e.id;
+      if (!e?.id) return;
+      if (followed ? e.id !== followed : e.state !== 'running') return;
+      if (!followed) {
+        follow(e); // started elsewhere (another console, vcrmctl)
+        return;
+      }
       away = false;
       showRestoreState(e);
-      if (!pollScheduled && followed) pollRestore();
     });
 
     // ---- the previous database ---------------------------------------------------------------
@@ -650,44 +664,32 @@ export default {
     const previousBox = el('div', {}, el('p', { class: 'working' }, 'Working…'));
     const previousError = messageBox('alert');
     const previousStatus = messageBox('status');
+    const pProgress = progressBar('Go back progress');
     const goBack = el('button', { type: 'button' }, 'Go back');
     const discard = el('button', { type: 'button', class: 'danger' }, 'Discard');
     const previousActions = el('div', { class: 'actions', hidden: true }, goBack, discard);
-    const previousPanel = el('section', { class: 'panel', 'aria-labelledby': previousHeadingId, hidden: true },
-      el('h2', { id: previousHeadingId }, 'Previous database'), previousBox, previousActions, previousError, previousStatus);
+    const previousPanel = el('section', { class: 'panel', 'aria-labelledby': previousHeadingId },
+      el('h2', { id: previousHeadingId }, 'Previous database'), previousBox, previousActions, pProgress,
+      previousError, previousStatus);
+    const NO_PREVIOUS = 'No previous database is kept: no restore has replaced this appliance\'s data, or it was discarded.';
 
     async function loadPrevious() {
       try {
-        const answer = await api.get('/restores/previous');
+        const p = (await api.get('/restores/previous'))?.previous;
         if (disposed) return;
-        const p = answer?.previous !== undefined ? answer.previous : answer;
-        if (!p || p.exists === false) {
-          previousBox.replaceChildren(el('p', { class: 'muted' }, 'No previous database is kept: no restore has replaced this appliance\'s data.'));
+        if (!p) {
+          previousBox.replaceChildren(el('p', { class: 'muted' }, NO_PREVIOUS));
           previousActions.hidden = true;
-          previousPanel.hidden = false;
           return;
         }
-        previousPanel.hidden = false;
         previousBox.replaceChildren(
-          el('p', {}, 'The restore kept the database it replaced. Go back to it if the restored data is not what you wanted, '
-            + 'or discard it to free its space.'),
-          details([
-            ['Replaced', p.replaced_at ? when(p.replaced_at) : null],
-            ['By', p.replaced_by ?? p.by],
-            ['Restored archive', p.restored_from ?? p.archive_created_at ? when(p.archive_created_at) : null],
-            ['Size', p.size !== undefined ? formatBytes(p.size) : null],
-          ]));
+          el('p', {}, `The database this appliance ran with until ${when(p.replaced_at)} is kept. Go back to it if the `
+            + 'restored data is not what you wanted; discard it once you are sure.'));
         previousActions.hidden = false;
       } catch (error) {
-        if (disposed) return;
-        if (error.status === 404) {
-          previousBox.replaceChildren(el('p', { class: 'muted' }, 'No previous database is kept: no restore has replaced this appliance\'s data.'));
-          previousActions.hidden = true;
-          previousPanel.hidden = false;
-        } else if (error.status !== 0) {
-          previousPanel.hidden = false;
-          previousError.show(`The previous database could not be read: ${sentence(error.message)}`);
-        }
+        if (disposed || error.status === 0) return;
+        previousBox.replaceChildren();
+        previousError.show(`The previous database could not be read: ${sentence(error.message)}`);
       }
     }
 
@@ -696,8 +698,8 @@ export default {
       previousStatus.clear();
       const yes = await confirmAction({
         title: 'Go back to the previous database?',
-        message: 'The appliance restarts with the data it had before the restore. The restored data is kept in its place, so you can '
-          + 'go back again.',
+        message: 'The appliance restarts with the data it had before the restore. The data it has now is kept in its place, '
+          + 'so you can go back again.',
         confirmLabel: 'Go back',
       });
       if (!yes) return;
@@ -705,13 +707,7 @@ export default {
         try {
           const answer = await api.post('/restores/previous/revert');
           if (disposed) return;
-          const r = answer?.restore ?? answer;
-          if (r?.id) {
-            follow(r);
-          } else {
-            previousStatus.show('The previous database is back.');
-            loadPrevious();
-          }
+          follow({ operation: 'revert', ...answer.restore });
         } catch (error) {
           if (!disposed) previousError.show(`Could not go back: ${sentence(error.message)}`);
         }
@@ -853,13 +849,18 @@ export default {
         el('h2', { id: scheduleHeadingId }, 'Schedule'), scheduleForm),
     );
 
-    // A restore may be under way or just finished (this page reopened after the restart).
-    const current = await api.get('/restores/current').catch(() => null);
-    if (!disposed) {
-      const r = current?.restore ?? current;
-      if (r?.id && !['verified', 'cancelled'].includes(r.state)) {
-        if (r.state === 'restored' || r.state === 'failed') showRestoreState(r);
-        else follow(r);
+    // A restore may be under way, waiting for its confirmation, or just finished (this page
+    // opened again after the restart, or after signing in again).
+    const current = (await api.get('/restores/current').catch(() => null))?.restore;
+    if (!disposed && current?.id) {
+      const confirmed = current.operation === 'revert' || (current.history ?? []).some((h) => h.step === 'confirmed');
+      if (current.state === 'verified') {
+        showVerified(current);
+        rStatus.show('An archive was checked and waits for confirmation.');
+      } else if (confirmed && (current.state === 'done' || current.state === 'failed')) {
+        showRestoreState(current);
+      } else if (confirmed) {
+        follow(current);
       }
     }
     await Promise.all([loadBackups(), loadPrevious(), loadSchedule()]);
