@@ -133,7 +133,20 @@ describe('backup and restore', { timeout: 600_000 }, () => {
       await addBridge('after-backup');
       assert.deepEqual(await bridgeNames(), ['after-backup', 'before-backup']);
 
-      // Restore: upload the archive; a wrong passphrase is refused in words.
+      // Restore: upload the archive — the connection breaks during the first PATCH, and the
+      // upload resumes from the offset the server reports (HEAD) —; a wrong passphrase is
+      // refused in words.
+      const uploadItem = /\/api\/v1\/restores\/uploads\/[0-9a-f]{32}$/;
+      const uploadRequests = [];
+      let broken = false;
+      await page.route(uploadItem, (route) => {
+        uploadRequests.push(route.request().method());
+        if (route.request().method() === 'PATCH' && !broken) {
+          broken = true;
+          return route.abort('connectionreset');
+        }
+        return route.continue();
+      });
       const restore = page.getByRole('region', { name: 'Restore' });
       await restore.getByLabel('Backup archive file').setInputFiles(archive);
       await restore.getByLabel('Passphrase of the archive').fill('a wrong passphrase here');
@@ -143,6 +156,8 @@ describe('backup and restore', { timeout: 600_000 }, () => {
       await refusal.waitFor({ timeout: 60_000 });
       assert.match(await refusal.textContent(), /passphrase/i, 'the refusal says the passphrase is wrong');
       await restore.getByText(/^Uploaded /).waitFor();
+      assert.deepEqual(uploadRequests, ['PATCH', 'HEAD', 'PATCH'], 'a broken PATCH is resumed after a HEAD');
+      await page.unroute(uploadItem);
 
       // The right passphrase: what the archive holds.
       await restore.getByLabel('Passphrase of the archive').fill(PASSPHRASE);
