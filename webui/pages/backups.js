@@ -260,97 +260,103 @@ export default {
     }
 
     // ---- schedule -----------------------------------------------------------------------------
+    // GET/PUT /backups/schedule: secrets are write-only (the answer says only whether one is
+    // set), and a PUT changes the fields it carries, so an empty secret field keeps the stored one.
     const scheduleHeadingId = uniqueId('schedule-heading');
-    const sEnabled = field({ label: 'Make backups on a schedule', id: 'schedule-enabled', type: 'checkbox' });
-    const sTime = field({ label: 'Time of day', id: 'schedule-time', type: 'time', value: '02:00', hint: 'One backup a day at this time.' });
+    const sEnabled = field({ label: 'Make a backup every day', id: 'schedule-enabled', type: 'checkbox' });
+    const sTime = field({ label: 'Time of day', id: 'schedule-time', type: 'time', value: '02:00' });
     const sZone = field({
       label: 'Time zone', id: 'schedule-zone', type: 'select', value: zone,
       options: timeZones([zone]).map((z) => ({ value: z, label: z })),
     });
     const sKeep = field({
-      label: 'Scheduled archives to keep', id: 'schedule-keep', type: 'number', min: '1', max: '365', value: '7',
-      hint: 'Older scheduled archives are removed after a new one is made; archives made by hand are never removed.',
+      label: 'Scheduled archives to keep', id: 'schedule-keep', type: 'number', min: '1', value: '7',
+      hint: 'Older scheduled archives are removed once a new one is made; archives made by hand are never removed.',
     });
     const sPass = field({
       label: 'Passphrase for scheduled archives', id: 'schedule-passphrase', type: 'password', autocomplete: 'new-password',
-      hint: `At least ${MIN_PASSPHRASE} characters.`,
+      hint: `At least ${MIN_PASSPHRASE} characters. Restoring a scheduled archive asks for it.`,
     });
     const sSftp = field({ label: 'Copy each scheduled archive to an SFTP server', id: 'sftp-enabled', type: 'checkbox' });
     const sHost = field({ label: 'SFTP host', id: 'sftp-host', autocomplete: 'off', hint: 'A name or address the appliance can reach.' });
     const sPort = field({ label: 'SFTP port', id: 'sftp-port', type: 'number', min: '1', max: '65535', value: '22' });
     const sUser = field({ label: 'SFTP user name', id: 'sftp-user', autocomplete: 'off' });
-    const sDir = field({ label: 'Folder on the SFTP server', id: 'sftp-dir', autocomplete: 'off', placeholder: '/backups/vcrm' });
-    const sPassword = field({ label: 'SFTP password', id: 'sftp-password', type: 'password', autocomplete: 'new-password' });
+    const sDir = field({ label: 'Folder on the SFTP server', id: 'sftp-dir', autocomplete: 'off', placeholder: 'backups/vcrm' });
     const sKey = field({
       label: 'SFTP private key', id: 'sftp-key', type: 'textarea',
-      hint: 'An OpenSSH private key (the text starting "-----BEGIN OPENSSH PRIVATE KEY-----"), instead of or besides the password.',
+      hint: 'An OpenSSH private key without a passphrase (the text from "-----BEGIN OPENSSH PRIVATE KEY-----" to '
+        + '"-----END OPENSSH PRIVATE KEY-----"); its public key goes into the SFTP user\'s authorized_keys.',
     });
     const sHostKey = field({
       label: 'SFTP server host key', id: 'sftp-host-key', type: 'textarea',
-      hint: 'The server\'s public host key, as in its /etc/ssh/ssh_host_ed25519_key.pub or a known_hosts line. '
-        + 'The appliance refuses to copy to a server whose key is another one.',
+      hint: 'The server\'s public key line as ssh-keyscan prints it ("host ssh-ed25519 AAAA…"). The appliance '
+        + 'copies only to a server that proves it holds this key.',
     });
-    for (const secret of [sPass, sPassword, sKey]) secret.control.classList.add('write-only');
     const sftpBox = el('fieldset', { class: 'stack', id: 'sftp-fields', hidden: true },
-      el('legend', {}, 'SFTP target'), sHost, sPort, sUser, sDir, sPassword, sKey, sHostKey);
+      el('legend', {}, 'SFTP target'), sHost, sPort, sUser, sDir, sKey, sHostKey);
     const lastRun = el('div', { class: 'schedule-last' });
     const scheduleSave = el('button', { type: 'submit', class: 'primary' }, 'Save schedule');
+    const runNow = el('button', { type: 'button' }, 'Run the scheduled backup now');
     const scheduleError = messageBox('alert');
     const scheduleStatus = messageBox('status');
     const scheduleForm = el('form', { class: 'stack', 'aria-labelledby': scheduleHeadingId, novalidate: true },
       lastRun, sEnabled, sTime, sZone, sKeep, sPass, sSftp, sftpBox,
-      el('div', { class: 'actions' }, scheduleSave), scheduleError, scheduleStatus);
+      el('div', { class: 'actions' }, scheduleSave, runNow), scheduleError, scheduleStatus);
     sSftp.control.addEventListener('change', () => { sftpBox.hidden = !sSftp.value; });
     let schedule = null;
 
-    const secretHint = (wrapper, isSet, text) => {
+    /** Empties a write-only field and says under it whether the server holds a value. */
+    const secretState = (wrapper, isSet, what) => {
       wrapper.control.value = '';
       wrapper.control.placeholder = isSet ? 'Set; leave empty to keep it' : '';
       wrapper.querySelector('.secret-state')?.remove();
-      wrapper.control.after(el('p', { class: 'hint secret-state' }, isSet ? `${text} is set (it is never shown).` : `No ${text.toLowerCase()} is set.`));
+      wrapper.control.after(el('p', { class: 'hint secret-state' },
+        isSet ? `A ${what} is set; it is never shown. Type a new one to replace it.` : `No ${what} is set.`));
     };
 
     function showSchedule(s) {
       schedule = s ?? {};
       const sftp = schedule.sftp ?? {};
       sEnabled.value = Boolean(schedule.enabled);
-      if (schedule.time_of_day ?? schedule.time) sTime.value = schedule.time_of_day ?? schedule.time;
-      const z = schedule.time_zone ?? schedule.timezone;
+      if (schedule.time_of_day) sTime.value = schedule.time_of_day;
+      const z = schedule.time_zone;
       if (z) {
         if (![...sZone.control.options].some((o) => o.value === z)) sZone.control.append(el('option', { value: z }, z));
         sZone.value = z;
       }
-      if (schedule.keep ?? schedule.retention) sKeep.value = String(schedule.keep ?? schedule.retention);
-      secretHint(sPass, Boolean(schedule.passphrase_set), 'A passphrase');
+      if (schedule.retention) sKeep.value = String(schedule.retention);
+      secretState(sPass, Boolean(schedule.passphrase_set), 'passphrase');
       sSftp.value = Boolean(sftp.enabled);
       sftpBox.hidden = !sSftp.value;
       sHost.value = sftp.host ?? '';
       sPort.value = String(sftp.port ?? 22);
-      sUser.value = sftp.username ?? sftp.user ?? '';
-      sDir.value = sftp.directory ?? sftp.path ?? sftp.dir ?? '';
+      sUser.value = sftp.user ?? '';
+      sDir.value = sftp.remote_dir ?? '';
       sHostKey.value = sftp.host_key ?? '';
-      secretHint(sPassword, Boolean(sftp.password_set), 'A password');
-      secretHint(sKey, Boolean(sftp.private_key_set), 'A private key');
+      secretState(sKey, Boolean(sftp.private_key_set), 'private key');
+
+      const lines = [];
       const last = schedule.last_run;
       if (!last) {
-        lastRun.replaceChildren(el('p', { class: 'muted' }, 'No scheduled backup has run yet.'));
+        lines.push(el('p', { class: 'muted' }, 'No scheduled backup has run yet.'));
+      } else if (last.state === 'failed' || last.state === 'copy_failed') {
+        lines.push(el('p', { class: 'message error' },
+          `The scheduled backup of ${when(last.started_at)} failed: ${reasonOf(last) || 'no reason was given.'}`));
       } else {
-        const failed = last.state === 'failed' || last.ok === false;
-        lastRun.replaceChildren(el('p', { class: failed ? 'message error' : 'muted', role: failed ? 'alert' : undefined },
-          failed
-            ? `The scheduled backup of ${when(last.at ?? last.started_at)} failed: ${reasonOf(last)}`
-            : `The last scheduled backup ran ${when(last.at ?? last.finished_at ?? last.started_at)}.`));
+        lines.push(el('p', { class: 'muted' }, `The last scheduled backup was made ${when(last.finished_at ?? last.started_at)}.`));
       }
-      if (schedule.next_run_at) lastRun.append(el('p', { class: 'muted' }, `Next: ${when(schedule.next_run_at)}.`));
+      lines.push(el('p', { class: 'muted' }, schedule.enabled && schedule.next_run
+        ? `Next scheduled backup: ${when(schedule.next_run)}.`
+        : 'Scheduled backups are off.'));
+      lastRun.replaceChildren(...lines);
     }
 
     async function loadSchedule() {
       try {
         const answer = await api.get('/backups/schedule');
-        if (!disposed) showSchedule(answer?.schedule ?? answer);
+        if (!disposed) showSchedule(answer);
       } catch (error) {
-        if (disposed) return;
-        scheduleError.show(`The schedule could not be read: ${sentence(error.message)}`);
+        if (!disposed && error.status !== 0) scheduleError.show(`The schedule could not be read: ${sentence(error.message)}`);
       }
     }
 
@@ -358,22 +364,18 @@ export default {
       event.preventDefault();
       scheduleError.clear();
       scheduleStatus.clear();
-      for (const f of [sPass, sHost, sUser, sHostKey, sKeep]) f.setError('');
+      for (const f of [sPass, sKeep, sHost, sUser, sDir, sKey, sHostKey]) f.setError('');
       const body = {
         enabled: sEnabled.value,
         time_of_day: sTime.value,
         time_zone: sZone.value,
-        keep: Number.parseInt(sKeep.value, 10),
-        sftp: {
-          enabled: sSftp.value,
-          host: sHost.value.trim(),
-          port: Number.parseInt(sPort.value, 10) || 22,
-          username: sUser.value.trim(),
-          directory: sDir.value.trim(),
-          host_key: sHostKey.value.trim(),
-        },
+        retention: Number.parseInt(sKeep.value, 10),
       };
-      // Secrets are write-only: sent only when typed, so an empty field keeps the stored one.
+      if (!Number.isInteger(body.retention) || body.retention < 1) {
+        sKeep.setError('Keep at least one archive.');
+        sKeep.control.focus();
+        return;
+      }
       if (sPass.value) {
         if (sPass.value.length < MIN_PASSPHRASE) {
           sPass.setError(`Use at least ${MIN_PASSPHRASE} characters.`);
@@ -386,21 +388,48 @@ export default {
         sPass.control.focus();
         return;
       }
-      if (sPassword.value) body.sftp.password = sPassword.value;
-      if (sKey.value.trim()) body.sftp.private_key = sKey.value.trim();
-      if (!Number.isInteger(body.keep) || body.keep < 1) {
-        sKeep.setError('Keep at least one archive.');
-        sKeep.control.focus();
-        return;
+      // Only what is filled in: an empty field leaves the stored value as it is.
+      const sftp = { enabled: sSftp.value };
+      if (sSftp.value) {
+        const missing = [[sHost, 'the host'], [sUser, 'the user name'], [sDir, 'the folder'], [sHostKey, 'the server\'s host key']]
+          .filter(([f]) => !f.value.trim());
+        if (!sKey.value.trim() && !schedule?.sftp?.private_key_set) missing.push([sKey, 'a private key']);
+        for (const [f, what] of missing) f.setError(`Enter ${what}.`);
+        if (missing.length) {
+          missing[0][0].control.focus();
+          return;
+        }
       }
+      if (sHost.value.trim()) sftp.host = sHost.value.trim();
+      if (sPort.value) sftp.port = Number.parseInt(sPort.value, 10);
+      if (sUser.value.trim()) sftp.user = sUser.value.trim();
+      if (sDir.value.trim()) sftp.remote_dir = sDir.value.trim();
+      if (sHostKey.value.trim()) sftp.host_key = sHostKey.value.trim();
+      if (sKey.value.trim()) sftp.private_key = `${sKey.value.trim()}\n`;
+      body.sftp = sftp;
       await busy(scheduleSave, async () => {
         try {
           const answer = await api.put('/backups/schedule', body);
           if (disposed) return;
-          showSchedule(answer?.schedule ?? answer);
-          scheduleStatus.show(body.enabled ? `Schedule saved: a backup every day at ${body.time_of_day} (${body.time_zone}).` : 'Schedule saved: no scheduled backups.');
+          showSchedule(answer);
+          scheduleStatus.show(body.enabled
+            ? `Schedule saved: a backup every day at ${body.time_of_day} (${body.time_zone}), keeping ${body.retention}.`
+            : 'Schedule saved: no scheduled backups.');
         } catch (error) {
           if (!disposed) scheduleError.show(`The schedule was not saved: ${sentence(error.message)}`);
+        }
+      });
+    });
+
+    runNow.addEventListener('click', async () => {
+      scheduleError.clear();
+      scheduleStatus.clear();
+      await busy(runNow, async () => {
+        try {
+          await api.post('/backups/schedule/run');
+          if (!disposed) scheduleStatus.show('The scheduled backup starts in a moment, with the schedule\'s passphrase and SFTP copy.');
+        } catch (error) {
+          if (!disposed) scheduleError.show(`The scheduled backup was not started: ${sentence(error.message)}`);
         }
       });
     });
@@ -761,12 +790,14 @@ export default {
 
     ctx.events.on('backup', (e) => {
       if (!e) return;
+      if (e.state !== 'running' && e.id !== watching) {
+        loadBackups();
+        if (e.origin === 'scheduled') loadSchedule();
+      }
       if (watching && e.id !== watching) return;
       if (!watching) {
-        if (e.state !== 'running') {
-          loadBackups();
-          return;
-        }
+        // Another console's backup by hand shows here too; the schedule's shows in its list.
+        if (e.state !== 'running' || e.origin === 'scheduled') return;
         watching = e.id;
         createError.clear();
         createStatus.clear();
@@ -786,7 +817,7 @@ export default {
         archiveTable.update(backups);
         listError.clear();
         const running = answer?.running;
-        if (running && (!watching || running.id === watching)) {
+        if (running && running.origin !== 'scheduled' && (!watching || running.id === watching)) {
           watching = running.id;
           showBackupProgress({ ...running, state: 'running' });
           // Events may not reach this page (a stream that is reconnecting): look again soon.

@@ -159,12 +159,15 @@ export default {
       el('p', {}, el('a', { href: '/backups' }, 'Open Backup/Restore')));
 
     function showBackups(backups) {
-      const failure = backups?.last_failure;
+      // The schedule's last run when it failed (or its copy did), else a failed backup by hand.
+      const scheduled = ['failed', 'copy_failed'].includes(backups?.last_scheduled?.state) ? backups.last_scheduled : null;
+      const failure = scheduled ?? backups?.last_failure;
       backupsPanel.hidden = !failure;
       if (!failure) return;
-      const what = { scheduled: 'The scheduled backup', manual: 'The backup made by hand' }[failure.origin] ?? 'The last backup';
-      const at = failure.at ? ` of ${formatDateTime(failure.at, zone, { zoneName: true })}` : '';
-      backupsText.textContent = `${what}${at} failed: ${sentence(failure.error ?? failure.message) || 'no reason was given.'}`;
+      const at = failure.started_at ?? failure.at;
+      const what = scheduled ? 'The scheduled backup' : 'The backup';
+      const of = at ? ` of ${formatDateTime(at, zone, { zoneName: true })}` : '';
+      backupsText.textContent = `${what}${of} failed: ${sentence(failure.error) || 'no reason was given.'}`;
     }
 
     // DOM append would print a null as the text "null": leave out what this role cannot see.
