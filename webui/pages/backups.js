@@ -773,7 +773,7 @@ export default {
         return;
       }
       if (job.state === 'complete') {
-        createProgress.finish('Backup complete.');
+        createProgress.finish('Finished.');
         createStatus.show('Backup complete. Download the archive and keep it on a drive that is not on this server.');
         createDownload.hidden = false;
         createDownload.replaceChildren(el('a', {
