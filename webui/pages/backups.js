@@ -621,7 +621,12 @@ export default {
 
     function follow(restore) {
       followed = restore.id;
-      if (restore.operation !== 'revert') rSummary.replaceChildren();
+      if (restore.operation === 'revert') {
+        rProgress.hide(); // what the restore said is history now
+        rStatus.clear();
+      } else {
+        rSummary.replaceChildren();
+      }
       trackerOf(restore).error.clear();
       showRestoreState(restore);
       if (!pollScheduled) pollRestore();
@@ -702,10 +707,12 @@ export default {
       previousError, previousStatus);
     const NO_PREVIOUS = 'No previous database is kept: no restore has replaced this appliance\'s data, or it was discarded.';
 
+    let previousSeq = 0;
     async function loadPrevious() {
+      const seq = ++previousSeq;
       try {
         const p = (await api.get('/restores/previous'))?.previous;
-        if (disposed) return;
+        if (disposed || seq !== previousSeq) return;
         if (!p) {
           previousBox.replaceChildren(el('p', { class: 'muted' }, NO_PREVIOUS));
           previousActions.hidden = true;
@@ -809,10 +816,12 @@ export default {
       if (followed && !pollScheduled) pollRestore();
     });
 
+    let listSeq = 0; // answers can overtake each other: only the latest request's is shown
     async function loadBackups() {
+      const seq = ++listSeq;
       try {
         const answer = await api.get('/backups');
-        if (disposed) return;
+        if (disposed || seq !== listSeq) return;
         backups = answer?.backups ?? [];
         archiveTable.update(backups);
         listError.clear();
@@ -828,7 +837,7 @@ export default {
           else if (answer?.last_failure?.id === watching) showBackupProgress({ ...answer.last_failure, state: 'failed' });
         }
       } catch (error) {
-        if (!disposed && error.status !== 0) listError.show(`The archives could not be listed: ${sentence(error.message)}`);
+        if (!disposed && seq === listSeq && error.status !== 0) listError.show(`The archives could not be listed: ${sentence(error.message)}`);
       }
     }
 
