@@ -6,11 +6,14 @@
 // find the changed data again, and Discard what going back kept.
 
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import { mkdtemp, open, readFile, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { promisify } from 'node:util';
 import {
-  adminCall, createReadyUser, launchBrowser, screenshot, startAppliance, submitSignIn, withPage as pageSession,
+  adminCall, createReadyUser, freePort, launchBrowser, screenshot, startAppliance, submitSignIn, withPage as pageSession,
 } from './lib/appliance.mjs';
 
 const SUPPORT = { username: 'sam', password: 'Support-Password-31415', roles: ['support'] };
@@ -192,6 +195,72 @@ describe('backup and restore', { timeout: 600_000 }, () => {
       await previous.getByText(/^No previous database is kept/).waitFor();
       assert.equal(await previous.getByRole('button', { name: 'Go back' }).isVisible(), false);
       assert.deepEqual(await bridgeNames(), ['after-backup', 'before-backup'], 'discarding changes nothing live');
+    });
+  });
+  test('the schedule is saved with write-only secrets, and a scheduled backup whose copy fails shows on the dashboard', async () => {
+    // An SFTP target nobody listens on: the archive is made, its copy off the box fails.
+    const keyFile = path.join(dir, 'sftp-key');
+    await promisify(execFile)('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-C', 'vcrm-test', '-f', keyFile]);
+    const privateKey = await readFile(keyFile, 'utf8');
+    const hostKey = (await readFile(`${keyFile}.pub`, 'utf8')).trim();
+    const closedPort = await freePort();
+    await withPage('backups-schedule', async (page) => {
+      await page.goto(appliance.url);
+      await submitSignIn(page, SUPPORT.username, SUPPORT.password);
+      await page.getByRole('link', { name: 'Backup/Restore' }).click();
+      const schedule = page.getByRole('region', { name: 'Schedule' });
+      await schedule.getByText('No passphrase is set.').waitFor();
+      await schedule.getByLabel('Make a backup every day').check();
+      await schedule.getByLabel('Time of day').fill('03:30');
+      await schedule.getByLabel('Time zone').selectOption('UTC');
+      await schedule.getByLabel('Scheduled archives to keep').fill('3');
+      await schedule.getByLabel('Copy each scheduled archive to an SFTP server').check();
+      await schedule.getByLabel('SFTP host').fill('127.0.0.1');
+      await schedule.getByLabel('SFTP port').fill(String(closedPort));
+      await schedule.getByLabel('SFTP user name').fill('backup');
+      await schedule.getByLabel('Folder on the SFTP server').fill('vcrm');
+      await schedule.getByLabel('SFTP private key').fill(privateKey);
+      await schedule.getByLabel('SFTP server host key').fill(hostKey);
+      // Without a passphrase the form says what is missing.
+      await schedule.getByRole('button', { name: 'Save schedule' }).click();
+      await schedule.getByText('Scheduled archives need a passphrase: enter one.').waitFor();
+      await schedule.getByLabel('Passphrase for scheduled archives').fill(PASSPHRASE);
+      await schedule.getByRole('button', { name: 'Save schedule' }).click();
+      await schedule.getByRole('status').filter({ hasText: 'Schedule saved: a backup every day at 03:30 (UTC), keeping 3.' }).waitFor();
+
+      // Reopened, the secrets are never shown: the page only says they are set.
+      await page.reload();
+      await schedule.getByText('A passphrase is set; it is never shown. Type a new one to replace it.').waitFor();
+      await schedule.getByText('A private key is set; it is never shown. Type a new one to replace it.').waitFor();
+      assert.equal(await schedule.getByLabel('Passphrase for scheduled archives').inputValue(), '');
+      assert.equal(await schedule.getByLabel('SFTP private key').inputValue(), '');
+      assert.equal(await schedule.getByLabel('SFTP host').inputValue(), '127.0.0.1');
+      assert.match(await schedule.textContent(), /Next scheduled backup: /);
+      const stored = await adminCall(appliance, 'GET', '/backups/schedule');
+      assert.equal(JSON.stringify(stored.body).includes('PRIVATE KEY'), false, 'the API never gives the key back');
+
+      // Run it now: the archive is made, the copy fails, and the dashboard says so.
+      await schedule.getByRole('button', { name: 'Run the scheduled backup now' }).click();
+      await schedule.getByRole('status').filter({ hasText: /starts in a moment/ }).waitFor();
+      const deadline = Date.now() + 120_000;
+      for (;;) {
+        const last = (await adminCall(appliance, 'GET', '/backups/schedule')).body.last_run;
+        if (last && last.state !== 'running') {
+          assert.equal(last.state, 'copy_failed', JSON.stringify(last));
+          break;
+        }
+        assert.ok(Date.now() < deadline, 'the scheduled backup ran within 2 minutes');
+        await sleep(500);
+      }
+      await page.reload();
+      await schedule.getByText(/^The scheduled backup of .* failed: The archive was made but not copied off the box/).waitFor();
+      const list = page.getByRole('region', { name: 'Backup archives' });
+      await list.getByRole('row').filter({ hasText: 'Scheduled' }).getByText('Copy failed').waitFor();
+
+      await page.getByRole('link', { name: 'Dashboard' }).click();
+      const pane = page.getByRole('region', { name: 'Backups' });
+      await pane.getByText(/^The scheduled backup of .* failed: The archive was made but not copied off the box/).waitFor();
+      await screenshot(page, 'backups-dashboard-failure');
     });
   });
 });

@@ -522,6 +522,22 @@ export default {
       rCancel.hidden = false;
     }
 
+    /** Uploads the chosen file (resumable) with its progress; remembers its upload id. */
+    async function uploadChosen(file) {
+      const started = Date.now();
+      const done = await uploadFile('/restores/uploads', file, {
+        onProgress: (sent, total) => {
+          const seconds = (Date.now() - started) / 1000;
+          const rate = seconds > 0.5 ? `, ${formatBytes(sent / seconds)}/s` : '';
+          rUploadProgress.set(sent, total, `${formatBytes(sent)} of ${formatBytes(total)} sent${rate}`);
+        },
+        onRetry: (error) => rUploadProgress.set(null, null, `The connection broke (${sentence(error.message)}) Resuming…`),
+      });
+      uploaded = { file, uploadId: done.id };
+      rUploadProgress.finish(`Uploaded ${formatBytes(file.size)}. Checking the archive…`);
+      return done.id;
+    }
+
     rForm.addEventListener('submit', async (event) => {
       event.preventDefault();
       rError.clear();
@@ -543,29 +559,25 @@ export default {
       await busy(rCheck, async () => {
         try {
           const body = { passphrase: rPass.value };
+          let answer;
           if (fromBackup) {
-            body.backup_id = fromBackup.id;
+            answer = await api.post('/restores', { ...body, backup_id: fromBackup.id });
           } else {
-            if (!uploaded || uploaded.file !== file) {
-              const started = Date.now();
-              const done = await uploadFile('/restores/uploads', file, {
-                onProgress: (sent, total) => {
-                  const seconds = (Date.now() - started) / 1000;
-                  const rate = seconds > 0.5 ? `, ${formatBytes(sent / seconds)}/s` : '';
-                  rUploadProgress.set(sent, total, `${formatBytes(sent)} of ${formatBytes(total)} sent${rate}`);
-                },
-                onRetry: (error) => rUploadProgress.set(null, null, `The connection broke (${sentence(error.message)}) Resuming…`),
-              });
-              if (disposed) return;
-              uploaded = { file, uploadId: done.id };
-              rUploadProgress.finish(`Uploaded ${formatBytes(file.size)}. Checking the archive…`);
+            const reuse = uploaded?.file === file; // a check refused for its passphrase keeps the upload
+            const uploadId = reuse ? uploaded.uploadId : await uploadChosen(file);
+            if (disposed) return;
+            try {
+              answer = await api.post('/restores', { ...body, upload_id: uploadId });
+            } catch (error) {
+              // The server no longer has the kept upload (it expired): upload the file again once.
+              if (!reuse || error.code !== 'upload_not_found') throw error;
+              answer = await api.post('/restores', { ...body, upload_id: await uploadChosen(file) });
             }
-            body.upload_id = uploaded.uploadId;
+            uploaded = null; // the server took the upload over: another check uploads the file again
+            rUploadProgress.finish(`Uploaded ${formatBytes(file.size)}.`);
           }
-          const answer = await api.post('/restores', body);
           if (disposed) return;
-          if (!fromBackup) rUploadProgress.finish(`Uploaded ${formatBytes(file.size)}.`);
-          showVerified(answer?.restore ?? answer);
+          showVerified(answer.restore);
           rStatus.show('The whole archive checks out. Read what it holds, then confirm.');
           rConfirm.focus();
         } catch (error) {
@@ -896,7 +908,7 @@ export default {
       const confirmed = current.operation === 'revert' || (current.history ?? []).some((h) => h.step === 'confirmed');
       if (current.state === 'verified') {
         showVerified(current);
-        rStatus.show('An archive was checked and waits for confirmation.');
+        rStatus.show('An archive was checked and waits for confirmation: confirm to restore it, or choose another archive.');
       } else if (confirmed && (current.state === 'done' || current.state === 'failed')) {
         showRestoreState(current);
       } else if (confirmed) {
