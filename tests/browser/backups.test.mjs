@@ -195,6 +195,18 @@ describe('backup and restore', { timeout: 600_000 }, () => {
       await previous.getByText(/^No previous database is kept/).waitFor();
       assert.equal(await previous.getByRole('button', { name: 'Go back' }).isVisible(), false);
       assert.deepEqual(await bridgeNames(), ['after-backup', 'before-backup'], 'discarding changes nothing live');
+
+      // An archive kept on the appliance is checked from the list without uploading it;
+      // Cancel leaves everything as it is.
+      await row.getByRole('button', { name: /^Restore/ }).click();
+      await restore.getByText(/^Archive: the one of .* kept on this appliance\./).waitFor();
+      await restore.getByLabel('Passphrase of the archive').fill(PASSPHRASE);
+      await restore.getByRole('button', { name: 'Check the archive' }).click();
+      await restore.getByRole('heading', { name: 'What the archive holds' }).waitFor({ timeout: 60_000 });
+      await restore.getByRole('button', { name: 'Cancel' }).click();
+      await restore.getByRole('status').filter({ hasText: 'Nothing was changed.' }).waitFor();
+      assert.equal(await restore.getByRole('button', { name: 'Confirm restore' }).isVisible(), false);
+      assert.deepEqual(await bridgeNames(), ['after-backup', 'before-backup']);
     });
   });
   test('the schedule is saved with write-only secrets, and a scheduled backup whose copy fails shows on the dashboard', async () => {
