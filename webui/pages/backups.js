@@ -515,7 +515,7 @@ export default {
           ['Size', restore.size !== undefined ? formatBytes(restore.size) : null],
           ...Object.entries(restore.counts ?? {}).map(([k, v]) => [COUNT_LABELS[k] ?? phrase({}, k), v]),
         ]),
-        warnings.map((w) => el('p', { class: 'message notice' }, w)),
+        ...warnings.map((w) => el('p', { class: 'message notice' }, w)),
         el('p', {}, 'Confirm to replace this appliance\'s data with the archive\'s. The appliance restarts; '
           + 'the database it has now is kept, and you can go back to it afterwards.'));
       rConfirm.hidden = false;
