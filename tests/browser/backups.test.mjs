@@ -170,6 +170,7 @@ describe('backup and restore', { timeout: 600_000 }, () => {
       assert.match(holds, /Same server\s*Yes/);
       assert.match(holds, new RegExp(`Product version\\s*${appliance.version.replace(/[.+]/g, '\\$&')}`));
       assert.match(holds, /Users\s*2/, 'admin and sam');
+      assert.doesNotMatch(await restore.textContent(), /\[object |undefined|NaN/, 'nothing shows unrendered');
       await screenshot(page, 'backups-restore-contents');
 
       // Confirm, and follow the restore across the restart.
