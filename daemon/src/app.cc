@@ -82,7 +82,8 @@ void App::start() {
     restore::dropLeftoverDatabases(config_.paths, base, *c, log_);
   }
   dsn_ = dsn;
-  pool_ = std::make_unique<db::Pool>(dsn, static_cast<std::size_t>(config_.dbPoolSize), config_.dbStrictLeases);
+  pool_ = std::make_unique<db::Pool>(dsn, static_cast<std::size_t>(config_.dbPoolSize),
+                                     config_.dbStrictLeases);
 
   AuthService::Options authOptions;
   authOptions.idle = std::chrono::minutes(config_.sessionIdleMinutes);
@@ -105,8 +106,10 @@ void App::start() {
                                   ? (config_.paths.tlsDir() / "server.key").string()
                                   : config_.tlsKeyFile;
   if (config_.tlsCertFile.empty() && tls::ensureSelfSigned(certFile, keyFile)) {
-    log_.info(kComponent, "TLS_SELF_SIGNED", "created a self-signed certificate; replace it with "
-              "tls.cert_file and tls.key_file", certFile);
+    log_.info(kComponent, "TLS_SELF_SIGNED",
+              "created a self-signed certificate; replace it with "
+              "tls.cert_file and tls.key_file",
+              certFile);
   }
 
   const fs::path webui = config_.webuiDir.empty()
@@ -147,8 +150,9 @@ void App::start() {
   web_->start();
   listeners_.eventsPort = web_->eventsPort();
   writeReadyFile();
-  log_.info(kComponent, "STARTED", std::string("vcrm ") + VCRM_VERSION_STRING + " ready at " + url() +
-                                       " (schema " + std::to_string(schema_) + ")");
+  log_.info(kComponent, "STARTED",
+            std::string("vcrm ") + VCRM_VERSION_STRING + " ready at " + url() + " (schema " +
+                std::to_string(schema_) + ")");
 }
 
 void App::writeReadyFile() {
@@ -167,8 +171,12 @@ void App::writeReadyFile() {
   files::atomicWrite(config_.paths.readyFile(), json::stringify(o) + "\n", 0644);
 }
 
-int App::httpsPort() const { return web_ ? web_->httpsPort() : -1; }
-int App::httpPort() const { return web_ ? web_->httpPort() : -1; }
+int App::httpsPort() const {
+  return web_ ? web_->httpsPort() : -1;
+}
+int App::httpPort() const {
+  return web_ ? web_->httpPort() : -1;
+}
 
 std::string App::url() const {
   std::string host = config_.httpListen;
@@ -182,8 +190,13 @@ std::string App::url() const {
 }
 
 void App::stop() {
-  // Live event streams end first so the listeners can close without waiting on them.
-  if (bus_) bus_->close();
+  // Live event streams end first so the listeners can close without waiting on them; each
+  // writes out what was published before the close (a restore's last step) and then ends.
+  if (bus_) {
+    bus_->close();
+    if (!bus_->awaitReaders(std::chrono::seconds(2)))
+      log_.warn(kComponent, "STREAMS_SLOW", "an event stream did not end within 2 s");
+  }
   for (auto it = started_.rbegin(); it != started_.rend(); ++it) (*it)->stop();
   started_.clear();
   if (web_) {

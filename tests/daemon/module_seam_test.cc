@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <thread>
 
 #include "eventually.h"
 #include "vcrm/common/error.h"
@@ -48,7 +49,8 @@ TEST(RouteTable, ARouteThatDoesNotDeclareItsAccessStopsTheStart) {
   r.action = "forgotten";
   r.handler = [](RequestContext&) { return http::Response::noContent(); };
   const auto why = startupError({ok("GET", "/api/v1/fine"), r});
-  EXPECT_NE(why.find("GET /api/v1/forgotten does not declare who may call it"), std::string::npos) << why;
+  EXPECT_NE(why.find("GET /api/v1/forgotten does not declare who may call it"), std::string::npos)
+      << why;
 }
 
 TEST(RouteTable, RoleRoutesNameKnownRolesAndRoutesAreDeclaredOnce) {
@@ -58,7 +60,8 @@ TEST(RouteTable, RoleRoutesNameKnownRolesAndRoutesAreDeclaredOnce) {
   auto unknown = ok("GET", "/api/v1/x");
   unknown.roles = {"superuser"};
   EXPECT_NE(startupError({unknown}).find("unknown role \"superuser\""), std::string::npos);
-  EXPECT_NE(startupError({ok("GET", "/api/v1/x"), ok("GET", "/api/v1/x")}).find("declared twice"), std::string::npos);
+  EXPECT_NE(startupError({ok("GET", "/api/v1/x"), ok("GET", "/api/v1/x")}).find("declared twice"),
+            std::string::npos);
   EXPECT_EQ(startupError({ok("GET", "/api/v1/x"), ok("PUT", "/api/v1/x")}), "");
 }
 
@@ -74,14 +77,17 @@ TEST(PeriodicWorker, RunsEveryPeriodWakesEarlyAndStops) {
   Logger log(LogLevel::Error);
   std::atomic<int> passes{0};
   std::atomic<int> starts{0};
-  PeriodicWorker w({"test", Worker::RunsOn::ActiveNode, 1h, [&] { ++passes; }, [&] { ++starts; }}, log);
+  PeriodicWorker w({"test", Worker::RunsOn::ActiveNode, 1h, [&] { ++passes; }, [&] { ++starts; }},
+                   log);
   EXPECT_FALSE(w.running());
   w.wake();  // stopped: nothing happens
   w.start();
   EXPECT_EQ(starts.load(), 1) << "onStart runs before start() returns";
-  ASSERT_TRUE(test::eventually([&] { return passes.load() == 1; }, 5s)) << "the first pass runs at once";
+  ASSERT_TRUE(test::eventually([&] { return passes.load() == 1; }, 5s))
+      << "the first pass runs at once";
   w.wake();
-  ASSERT_TRUE(test::eventually([&] { return passes.load() == 2; }, 5s)) << "wake() runs a pass long before the hour";
+  ASSERT_TRUE(test::eventually([&] { return passes.load() == 2; }, 5s))
+      << "wake() runs a pass long before the hour";
   w.stop();
   EXPECT_FALSE(w.running());
   const int after = passes.load();
@@ -101,7 +107,9 @@ TEST(PeriodicWorker, APassThatThrowsIsLoggedAndTheNextOneRuns) {
     lines.emplace_back(line);
   });
   std::atomic<int> passes{0};
-  PeriodicWorker w({"flaky", Worker::RunsOn::EveryNode, 10ms,
+  PeriodicWorker w({"flaky",
+                    Worker::RunsOn::EveryNode,
+                    10ms,
                     [&] {
                       if (++passes == 1) throw IoError("disk on fire");
                     },
@@ -164,18 +172,22 @@ TEST(ErrorMap, EachKindOfFailureHasItsStatusAndABodyThatSaysWhat) {
   EXPECT_EQ(status(DbError("connection lost", "08006")), 503);
   EXPECT_EQ(status(DbError("shutting down", "57P01")), 503);
   EXPECT_EQ(status(DbError("could not serialize", "40001")), 503);
-  EXPECT_EQ(status(DbError("date/time field value out of range: \"2026-13-45T99:99Z\"", "22008")), 400);
+  EXPECT_EQ(status(DbError("date/time field value out of range: \"2026-13-45T99:99Z\"", "22008")),
+            400);
   EXPECT_EQ(status(DbError("duplicate key", "23505")), 409);
   EXPECT_EQ(status(DbError("syntax error", "42601")), 500);
   EXPECT_EQ(status(std::runtime_error("x")), 500);
 
   auto limited = http::errorResponse(RateLimited("wait", 7), log);
-  EXPECT_NE(std::find(limited.headers.begin(), limited.headers.end(), std::make_pair(std::string("Retry-After"), std::string("7"))),
+  EXPECT_NE(std::find(limited.headers.begin(), limited.headers.end(),
+                      std::make_pair(std::string("Retry-After"), std::string("7"))),
             limited.headers.end());
   auto method = http::errorResponse(MethodNotAllowed("no", "GET, PUT"), log);
-  EXPECT_NE(std::find(method.headers.begin(), method.headers.end(), std::make_pair(std::string("Allow"), std::string("GET, PUT"))),
+  EXPECT_NE(std::find(method.headers.begin(), method.headers.end(),
+                      std::make_pair(std::string("Allow"), std::string("GET, PUT"))),
             method.headers.end());
-  auto challenge = http::errorResponse(Unauthenticated("creds", "unauthenticated", "Basic realm=\"x\""), log);
+  auto challenge =
+      http::errorResponse(Unauthenticated("creds", "unauthenticated", "Basic realm=\"x\""), log);
   EXPECT_EQ(challenge.headers.at(0).first, "WWW-Authenticate");
   auto streams = http::errorResponse(RateLimited("too many streams", 3, "too_many_streams"), log);
   EXPECT_EQ(streams.status, 429);
@@ -185,7 +197,8 @@ TEST(ErrorMap, EachKindOfFailureHasItsStatusAndABodyThatSaysWhat) {
   EXPECT_NE(audit.body.find("\"code\":\"audit_failed\""), std::string::npos) << audit.body;
   EXPECT_NE(audit.body.find("the change was not made"), std::string::npos) << audit.body;
   auto internal = http::errorResponse(std::runtime_error("secret detail"), log);
-  EXPECT_EQ(internal.body.find("secret detail"), std::string::npos) << "a 500 says nothing of the code";
+  EXPECT_EQ(internal.body.find("secret detail"), std::string::npos)
+      << "a 500 says nothing of the code";
 }
 
 TEST(ErrorMap, ABridgeFailureNamesTheBridgeAndTheLikelyCause) {
@@ -199,3 +212,30 @@ TEST(ErrorMap, ABridgeFailureNamesTheBridgeAndTheLikelyCause) {
 }
 
 }  // namespace
+
+// A restore publishes its last step and closes the bus at once (the restart): that step must
+// still reach a stream that was waiting, or the page never sees the restore end (a CI flake of
+// RestoreRoundTrip, where the stream returned empty-handed once the bus was closed).
+TEST(EventBus, MessagesPublishedBeforeTheCloseStillReachAWaitingReader) {
+  EventBus bus;
+  const auto after = bus.lastId();
+  bus.publish("restore", R"({"step":"conferences-ended"})");
+  bus.close();
+  const auto msgs = bus.waitAfter(after, 5s);
+  ASSERT_EQ(msgs.size(), 1u);
+  EXPECT_EQ(msgs[0].json, R"({"step":"conferences-ended"})");
+  EXPECT_TRUE(bus.waitAfter(msgs[0].id, 5s).empty()) << "nothing more, and no wait once closed";
+}
+
+TEST(EventBus, CloseWaitsForItsReadersToWriteOutWhatTheyHave) {
+  EventBus bus;
+  auto held = bus.reader();
+  bus.close();
+  EXPECT_FALSE(bus.awaitReaders(50ms)) << "a reader still holds its handle";
+  std::thread done([&] {
+    std::this_thread::sleep_for(20ms);  // the reader writing its last messages
+    held.reset();
+  });
+  EXPECT_TRUE(bus.awaitReaders(5s));
+  done.join();
+}

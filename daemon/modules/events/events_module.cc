@@ -108,6 +108,9 @@ std::vector<Route> EventsModule::routes() {
     r.stream = [this, slot, token = ctx.token, user = ctx.session->user.username, after,
                 reader = *ctx.session](std::ostream& os) mutable {
       using Clock = std::chrono::steady_clock;
+      // Held while this stream forwards: App::stop() waits for it after closing the bus, so
+      // the last events before a restart are written out before the listeners go.
+      const auto held = bus_.reader();
       os << "retry: 3000\n\n";
       os.flush();
       auto nextCheck = Clock::now() + kRecheckEvery;
