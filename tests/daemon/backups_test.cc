@@ -143,8 +143,16 @@ TEST_F(BackupsTest, SupportCreatesListsDownloadsVerifiesAndDeletesAnArchive) {
   }
   EXPECT_GT(lastTotal, 0u);
   EXPECT_EQ(lastDone, lastTotal) << "the archive phase reports all of its bytes done";
-  // An operator's stream carries no backup progress.
-  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  // An operator's stream carries no backup progress. The bus is in order: once a later event
+  // every role reads (a bridge registered) has reached it, every backup event has gone by.
+  auto admin = app_->adminClient();
+  const auto marker = admin.postJson("/api/v1/bridges",
+                                     R"({"name":"marker","url":"http://127.0.0.1:9/janus",)"
+                                     R"("admin_url":"http://127.0.0.1:9/admin","admin_secret":"x",)"
+                                     R"("capacity_ports":1})");
+  ASSERT_EQ(marker.status, 201) << marker.body;
+  ASSERT_TRUE(operatorEvents.waitFor([](const test::StreamEvent& e) { return e.type == "bridge"; },
+                                     std::chrono::seconds(30)));
   for (const auto& e : operatorEvents.events()) EXPECT_NE(e.type, "backup") << e.data;
 
   // Listed, with what it holds counted.
