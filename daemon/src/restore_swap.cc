@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <sys/file.h>
 
+#include <algorithm>
 #include <regex>
 #include <set>
 #include <sstream>
@@ -20,13 +21,21 @@ namespace {
 
 constexpr const char* kComponent = "restore";
 
-std::vector<fs::path> stagedTargets(const upgrade::JournalRecord& r) {
+std::vector<fs::path> pathsIn(const upgrade::JournalRecord& r, const char* fact) {
   std::vector<fs::path> out;
-  std::istringstream in(r.fact(kFactStaged));
+  std::istringstream in(r.fact(fact));
   for (std::string line; std::getline(in, line);) {
     if (!line.empty()) out.emplace_back(line);
   }
   return out;
+}
+
+std::vector<fs::path> stagedTargets(const upgrade::JournalRecord& r) {
+  return pathsIn(r, kFactStaged);
+}
+
+bool contains(const std::vector<fs::path>& list, const fs::path& p) {
+  return std::find(list.begin(), list.end(), p) != list.end();
 }
 
 bool passed(const upgrade::JournalRecord& r, const std::string& step) {
@@ -69,13 +78,48 @@ void rollBack(const Layout& layout, const upgrade::StepJournal& journal, upgrade
 void rollForward(const Layout& layout, const upgrade::StepJournal& journal,
                  upgrade::JournalRecord& r, Logger& log) {
   const auto targets = stagedTargets(r);
+  const auto removed = pathsIn(r, kFactRemoved);
+  std::vector<fs::path> touched = targets;
+  touched.insert(touched.end(), removed.begin(), removed.end());
+  // Which targets the replaced system did not have, decided once before anything is renamed
+  // (after a rename, a missing target could be one moved aside by a crashed roll forward).
+  // A journal whose renames began without this step (an older vcrmd) counts none as absent.
+  bool renamedAlready = false;
+  for (const auto& [step, _] : r.history) {
+    if (step.rfind("renamed-", 0) == 0 || step.rfind("removed-", 0) == 0) renamedAlready = true;
+  }
+  if (!passed(r, "absence-recorded") && !renamedAlready) {
+    std::string absent;
+    for (const auto& target : touched) {
+      std::error_code ec;
+      if (!fs::exists(fs::symlink_status(target, ec))) absent += target.string() + "\n";
+    }
+    r.facts[kFactAbsentBefore] = absent;
+    journal.step(r, "absence-recorded");
+  }
+  const auto absentBefore = pathsIn(r, kFactAbsentBefore);
   for (const auto& target : targets) {
     const fs::path staged = stagedPath(target);
     std::error_code ec;
     if (!fs::exists(fs::symlink_status(staged, ec))) continue;  // renamed before a crash
-    if (fs::exists(fs::symlink_status(target, ec))) renameDurably(target, keptPath(target));
+    if (contains(absentBefore, target)) {
+      // Nothing to keep: a *.pre-restore of an older swap must not pass for this one's.
+      fs::remove(keptPath(target), ec);
+    } else if (fs::exists(fs::symlink_status(target, ec))) {
+      renameDurably(target, keptPath(target));
+    }
     renameDurably(staged, target);
     journal.step(r, "renamed-" + target.filename().string());
+  }
+  for (const auto& target : removed) {
+    std::error_code ec;
+    if (contains(absentBefore, target)) {
+      fs::remove(keptPath(target), ec);
+    } else if (fs::exists(fs::symlink_status(target, ec))) {
+      renameDurably(target, keptPath(target));
+    }
+    if (!passed(r, "removed-" + target.filename().string()))
+      journal.step(r, "removed-" + target.filename().string());
   }
   if (!passed(r, "previous-recorded")) {
     Previous p;
@@ -85,9 +129,13 @@ void rollForward(const Layout& layout, const upgrade::StepJournal& journal,
     for (const auto& [step, at] : r.history) {
       if (step == "ready") p.replacedAt = at;
     }
-    for (const auto& target : targets) {
+    for (const auto& target : touched) {
       std::error_code ec;
-      if (fs::exists(keptPath(target), ec)) p.keptFiles.push_back(target);
+      if (contains(absentBefore, target)) {
+        p.absentFiles.push_back(target);
+      } else if (fs::exists(keptPath(target), ec)) {
+        p.keptFiles.push_back(target);
+      }
     }
     writePrevious(layout, p);
     journal.step(r, "previous-recorded");
@@ -159,9 +207,12 @@ std::optional<Previous> readPrevious(const Layout& layout) {
   p.restoreId = o->getValue<std::string>("restore_id");
   p.database = o->getValue<std::string>("database");
   p.replacedAt = o->getValue<std::string>("replaced_at");
-  if (auto kept = o->getArray("kept_files")) {
-    for (std::size_t i = 0; i < kept->size(); ++i) {
-      p.keptFiles.emplace_back(kept->getElement<std::string>(static_cast<unsigned>(i)));
+  for (const auto& [key, list] :
+       {std::pair{"kept_files", &p.keptFiles}, std::pair{"absent_files", &p.absentFiles}}) {
+    if (auto a = o->getArray(key)) {
+      for (std::size_t i = 0; i < a->size(); ++i) {
+        list->emplace_back(a->getElement<std::string>(static_cast<unsigned>(i)));
+      }
     }
   }
   return p;
@@ -172,9 +223,12 @@ void writePrevious(const Layout& layout, const Previous& p) {
   o->set("restore_id", p.restoreId);
   o->set("database", p.database);
   o->set("replaced_at", p.replacedAt);
-  json::ArrayPtr kept = new json::Array;
-  for (const auto& f : p.keptFiles) kept->add(f.string());
-  o->set("kept_files", kept);
+  for (const auto& [key, list] :
+       {std::pair{"kept_files", &p.keptFiles}, std::pair{"absent_files", &p.absentFiles}}) {
+    json::ArrayPtr a = new json::Array;
+    for (const auto& f : *list) a->add(f.string());
+    o->set(key, a);
+  }
   files::ensureDir(layout.dir(), 0700);
   files::atomicWrite(layout.previousFile(), json::stringify(o) + "\n", 0600);
 }

@@ -299,6 +299,46 @@ TEST(RestoreRoundTrip, BringsBackEveryRowThenGoesBackAndDiscards) {
   EXPECT_NE(audit.body.find("restore.reverted"), std::string::npos);
 }
 
+// A file the restore brought in that the system it replaced did not have: going back sets it
+// aside again (before, the restored config stayed and the previous system came back with it),
+// and going forth once more brings it back.
+TEST(RestoreRoundTrip, GoingBackLeavesAbsentAFileTheRestoreBroughtIn) {
+  vcrm::test::TempDir root("restore-absent");
+  const fs::path conf = root.path() / "etc/vcrm/vcrmd.conf";
+  auto owned = vcrm::test::startWithConfigFile(root.path(), "session.idle_minutes = 61\n");
+  VcrmdProcess& vcrmd = *owned;
+  auto admin = vcrmd.adminClient();
+  const std::string archive =
+      vcrm::test::downloadBackup(admin, vcrm::test::backupThroughApi(admin));
+  // After the backup the config file goes: the system a restore replaces has none.
+  fs::remove(conf);
+
+  const std::string id = vcrm::test::verifiedRestore(admin, archive);
+  vcrm::test::confirmAndAwait(vcrmd, admin, id);
+  EXPECT_EQ(vcrm::files::readFile(conf), "session.idle_minutes = 61\n");
+  EXPECT_FALSE(fs::exists(fs::symlink_status(fs::path(conf.string() + ".pre-restore"))));
+  admin = vcrmd.adminClient();
+  auto previous = admin.get("/api/v1/restores/previous");
+  ASSERT_EQ(previous.status, 200) << previous.body;
+  EXPECT_NE(previous.body.find(R"("absent_files":["vcrmd.conf"])"), std::string::npos)
+      << previous.body;
+
+  // Back: no config file, as before the restore; the restored one is kept aside.
+  ASSERT_EQ(admin.postJson("/api/v1/restores/previous/revert", "{}").status, 202);
+  vcrmd.awaitInPlaceRestart();
+  EXPECT_FALSE(fs::exists(fs::symlink_status(conf))) << "the restored config outlived going back";
+  EXPECT_EQ(vcrm::files::readFile(fs::path(conf.string() + ".pre-restore")),
+            "session.idle_minutes = 61\n");
+
+  // Forth again: the restored config is back.
+  admin = vcrmd.adminClient();
+  ASSERT_EQ(admin.postJson("/api/v1/restores/previous/revert", "{}").status, 202);
+  vcrmd.awaitInPlaceRestart();
+  EXPECT_EQ(vcrm::files::readFile(conf), "session.idle_minutes = 61\n");
+  EXPECT_FALSE(fs::exists(fs::symlink_status(fs::path(conf.string() + ".pre-restore"))))
+      << "a kept file of an older swap passed for this one's";
+}
+
 // An archive from another server onto a vcrmd whose software has one more migration: the
 // restored database is migrated, and this server keeps its serial and its licence.
 TEST(RestoreRoundTrip, OntoANewerSchemaFromAnotherServer) {

@@ -45,6 +45,7 @@ std::vector<CrashPoint> crashPoints() {
           {"staged", false},
           {"ready", true},
           {"conferences-ended", true},
+          {"absence-recorded", true},
           {"renamed-vcrmd.conf", true},
           {"renamed-server.crt", true},
           {"renamed-server.key", true},
@@ -207,6 +208,45 @@ INSTANTIATE_TEST_SUITE_P(SomeSteps, RevertCrash,
                                            CrashPoint{"staged", false}, CrashPoint{"ready", true},
                                            CrashPoint{"renamed-server.key", true},
                                            CrashPoint{"pointer-switched", true}),
+                         nameOf);
+
+// Going back to a system that had no config file sets the restored one aside; a crash at each
+// step of that (before or after the file is moved) still ends with no config file in place,
+// the restored one kept, and going forth again bringing it back.
+class SetAsideCrash : public ::testing::TestWithParam<CrashPoint> {};
+
+TEST_P(SetAsideCrash, GoingBackToASystemWithoutTheFileEndsWithoutIt) {
+  const CrashPoint point = GetParam();
+  vcrm::test::TempDir root("set-aside-crash");
+  const fs::path conf = root.path() / "etc/vcrm/vcrmd.conf";
+  const fs::path kept = conf.string() + ".pre-restore";
+  auto owned = vcrm::test::startWithConfigFile(root.path(), "session.idle_minutes = 61\n");
+  VcrmdProcess& vcrmd = *owned;
+  auto admin = vcrmd.adminClient();
+  const std::string backup = vcrm::test::backupThroughApi(admin);
+  fs::remove(conf);
+  vcrm::test::confirmAndAwait(vcrmd, admin, restoreIdOf(vcrm::test::verifyBackup(admin, backup)));
+  ASSERT_TRUE(fs::exists(conf));
+
+  crashDuring(vcrmd, point.step, [](HttpsClient& admin) {
+    auto r = admin.postJson("/api/v1/restores/previous/revert", "{}");
+    EXPECT_EQ(r.status, 202) << r.body;
+  });
+  if (HasFatalFailure()) return;
+  EXPECT_FALSE(fs::exists(fs::symlink_status(conf))) << "after a crash at " << point.step;
+  EXPECT_EQ(vcrm::files::readFile(kept), "session.idle_minutes = 61\n");
+  admin = vcrmd.adminClient();
+  auto current = admin.get("/api/v1/restores/current").json()->getObject("restore");
+  EXPECT_EQ(current->getValue<std::string>("state"), "done");
+  ASSERT_EQ(admin.postJson("/api/v1/restores/previous/revert", "{}").status, 202);
+  vcrmd.awaitInPlaceRestart();
+  EXPECT_EQ(vcrm::files::readFile(conf), "session.idle_minutes = 61\n");
+}
+
+INSTANTIATE_TEST_SUITE_P(RollForward, SetAsideCrash,
+                         ::testing::Values(CrashPoint{"absence-recorded", true},
+                                           CrashPoint{"removed-vcrmd.conf", true},
+                                           CrashPoint{"previous-recorded", true}),
                          nameOf);
 
 }  // namespace

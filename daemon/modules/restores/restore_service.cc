@@ -322,7 +322,8 @@ json::ObjectPtr RestoreService::prepare(const json::ObjectPtr& body, const std::
   r.facts["members"] = joinLines(members);
   r.facts["warnings"] = joinLines(warnings);
   std::vector<std::string> counts;
-  for (const auto& [what, n] : manifest.info.counts) counts.push_back(what + "=" + std::to_string(n));
+  for (const auto& [what, n] : manifest.info.counts)
+    counts.push_back(what + "=" + std::to_string(n));
   r.facts["counts"] = joinLines(counts);
   journal_.step(r, "extracted");
   // Everything it holds is in the work directory now, verified.
@@ -464,7 +465,8 @@ void RestoreService::runRestore(upgrade::JournalRecord r) {
 
 void RestoreService::decideStageAndSwap(
     upgrade::JournalRecord& r, const std::string& otherDsn,
-    const std::function<std::optional<fs::path>(const restore::SwappedFile&)>& replacement) {
+    const std::function<std::optional<fs::path>(const restore::SwappedFile&)>& replacement,
+    const std::vector<fs::path>& setAside) {
   const auto step = [&](const std::string& name) {
     journal_.step(r, name);
     publish(r);
@@ -500,6 +502,12 @@ void RestoreService::decideStageAndSwap(
     staged.push_back(f.target.string());
   }
   r.facts[restore::kFactStaged] = joinLines(staged);
+  std::vector<std::string> removed;
+  for (const auto& target : setAside) {
+    if (std::find(staged.begin(), staged.end(), target.string()) == staged.end())
+      removed.push_back(target.string());
+  }
+  r.facts[restore::kFactRemoved] = joinLines(removed);
   step("staged");
 
   journal_.commit(r, "ready");
@@ -571,6 +579,10 @@ json::ObjectPtr RestoreService::previous() const {
   json::ArrayPtr kept = new json::Array;
   for (const auto& f : p->keptFiles) kept->add(f.filename().string());
   d->set("kept_files", kept);
+  // Files the previous system did not have: going back sets them aside.
+  json::ArrayPtr absent = new json::Array;
+  for (const auto& f : p->absentFiles) absent->add(f.filename().string());
+  d->set("absent_files", absent);
   o->set("previous", d);
   return o;
 }
@@ -605,16 +617,18 @@ json::ObjectPtr RestoreService::revert(const std::string& user) {
   r.facts["source"] = "previous " + p->restoreId;
   journal_.step(r, "confirmed");
   publish(r);
-  startJob([this, r, kept = p->keptFiles] {
+  startJob([this, r, kept = p->keptFiles, absent = p->absentFiles] {
     upgrade::JournalRecord rec = r;
     try {
-      decideStageAndSwap(rec, db::withDatabase(deps_.dsn, rec.fact(restore::kFactDatabase)),
-                         [&](const restore::SwappedFile& f) -> std::optional<fs::path> {
-                           if (std::find(kept.begin(), kept.end(), f.target) == kept.end()) {
-                             return std::nullopt;
-                           }
-                           return restore::keptPath(f.target);
-                         });
+      decideStageAndSwap(
+          rec, db::withDatabase(deps_.dsn, rec.fact(restore::kFactDatabase)),
+          [&](const restore::SwappedFile& f) -> std::optional<fs::path> {
+            if (std::find(kept.begin(), kept.end(), f.target) == kept.end()) {
+              return std::nullopt;
+            }
+            return restore::keptPath(f.target);
+          },
+          absent);
     } catch (const std::exception& e) {
       deps_.log.error(kComponent, "FAILED", std::string("going back failed: ") + e.what(), rec.id);
       if (!rec.committed()) {

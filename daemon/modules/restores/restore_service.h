@@ -68,11 +68,14 @@ class RestoreService {
 
  private:
   void runRestore(upgrade::JournalRecord r);
-  // The steps both share from "conferences-decided" to the restart.
+  // The steps both share from "conferences-decided" to the restart: each swapped file is
+  // replaced by what `replacement` names (left as it is for nullopt), and the files in
+  // `setAside` are moved aside as *.pre-restore (going back to a system that had none).
   void decideStageAndSwap(
       upgrade::JournalRecord& r, const std::string& otherDsn,
       const std::function<std::optional<std::filesystem::path>(const restore::SwappedFile&)>&
-          replacement);
+          replacement,
+      const std::vector<std::filesystem::path>& setAside = {});
   void abandon(upgrade::JournalRecord& r, const std::string& why);
   void carryLicence(const std::string& newDsn);
   void publish(const upgrade::JournalRecord& r) const;

@@ -59,6 +59,9 @@ struct Previous {
   std::string database;
   std::string replacedAt;                        // RFC 3339
   std::vector<std::filesystem::path> keptFiles;  // targets whose *.pre-restore is the old file
+  // Targets the replaced system did not have: going back to it sets them aside (as
+  // *.pre-restore), so a file the restore brought in does not outlive the return.
+  std::vector<std::filesystem::path> absentFiles;
 };
 std::optional<Previous> readPrevious(const Layout& layout);
 void writePrevious(const Layout& layout, const Previous& previous);
@@ -68,6 +71,9 @@ void removePrevious(const Layout& layout);
 inline constexpr const char* kFactDatabase = "database";  // the database to switch to
 inline constexpr const char* kFactReplaces = "replaces";  // the database it replaces
 inline constexpr const char* kFactStaged = "staged";      // targets staged, '\n'-separated
+inline constexpr const char* kFactRemoved = "removed";    // targets set aside, '\n'-separated
+// Written by the roll forward before its first rename: which targets did not exist then.
+inline constexpr const char* kFactAbsentBefore = "absent_before";
 inline constexpr const char* kFactWorkDir = "work_dir";
 
 // Before vcrmd loads its configuration (at every start, and across the restart a restore asks
