@@ -546,14 +546,19 @@ class Exchange::BodyBuf : public std::streambuf {
 };
 
 // A chunked response body: buffers, writes a chunk per flush, goes bad when a write fails.
+// The body of a streamed response: chunked, or when its length is declared up front (a file's
+// download) the bytes as they are, no more than declared; a body that ends short is broken.
 class Exchange::ChunkBuf : public std::streambuf {
  public:
-  ChunkBuf(Connection& conn, std::chrono::milliseconds timeout) : conn_(conn), timeout_(timeout) {
+  ChunkBuf(Connection& conn, std::chrono::milliseconds timeout,
+           std::optional<std::uint64_t> length = std::nullopt)
+      : conn_(conn), timeout_(timeout), length_(length) {
     buf_.resize(16384);
     setp(buf_.data(), buf_.data() + buf_.size());
   }
   bool end() {
     if (sync() != 0) return false;
+    if (length_) return sent_ == *length_;
     return conn_.writeAll("0\r\n\r\n", timeout_);
   }
   bool broken() const { return broken_; }
@@ -571,6 +576,15 @@ class Exchange::ChunkBuf : public std::streambuf {
     if (broken_) return -1;
     const auto n = static_cast<std::size_t>(pptr() - pbase());
     if (n == 0) return 0;
+    if (length_) {
+      setp(buf_.data(), buf_.data() + buf_.size());
+      if (n > *length_ - sent_ || !conn_.writeAll(std::string_view(buf_.data(), n), timeout_)) {
+        broken_ = true;  // more than declared: the client could not tell it from the next answer
+        return -1;
+      }
+      sent_ += n;
+      return 0;
+    }
     char size[32];
     const int len = std::snprintf(size, sizeof size, "%zx\r\n", n);
     std::string chunk(size, static_cast<std::size_t>(len));
@@ -587,6 +601,8 @@ class Exchange::ChunkBuf : public std::streambuf {
  private:
   Connection& conn_;
   std::chrono::milliseconds timeout_;
+  std::optional<std::uint64_t> length_;
+  std::uint64_t sent_ = 0;
   std::vector<char> buf_;
   bool broken_ = false;
 };
@@ -641,15 +657,25 @@ void Exchange::writeHead(int status, const Headers& headers, const std::string& 
   if (!conn_.writeAll(out, limits_.ioTimeout)) broken_ = true;
 }
 
-void Exchange::send(int status, const Headers& headers, std::string_view body, bool headOnly) {
+void Exchange::send(int status, const Headers& headers, std::string_view body, bool headOnly,
+                    std::optional<std::uint64_t> headLength) {
   const bool noBody = status == 204 || status == 304 || (status >= 100 && status < 200);
-  writeHead(status, headers, noBody ? std::string() : "Content-Length: " + std::to_string(body.size()) + "\r\n");
+  const std::uint64_t length = headOnly && headLength ? *headLength : body.size();
+  writeHead(status, headers, noBody ? std::string() : "Content-Length: " + std::to_string(length) + "\r\n");
   if (!broken_ && !noBody && !headOnly && !body.empty() && !conn_.writeAll(body, limits_.ioTimeout)) broken_ = true;
 }
 
 std::ostream& Exchange::sendChunked(int status, const Headers& headers) {
   writeHead(status, headers, "Transfer-Encoding: chunked\r\n");
   chunkBuf_ = std::make_unique<ChunkBuf>(conn_, limits_.ioTimeout);
+  chunkStream_ = std::make_unique<std::ostream>(chunkBuf_.get());
+  if (broken_) chunkStream_->setstate(std::ios::badbit);
+  return *chunkStream_;
+}
+
+std::ostream& Exchange::sendStreamed(int status, const Headers& headers, std::uint64_t length) {
+  writeHead(status, headers, "Content-Length: " + std::to_string(length) + "\r\n");
+  chunkBuf_ = std::make_unique<ChunkBuf>(conn_, limits_.ioTimeout, length);
   chunkStream_ = std::make_unique<std::ostream>(chunkBuf_.get());
   if (broken_) chunkStream_->setstate(std::ios::badbit);
   return *chunkStream_;

@@ -32,7 +32,8 @@ httpd::Headers responseHeaders(const http::Response& r) {
     }
     h.emplace_back(k, v);
   }
-  if (!r.contentType.empty() && r.status != 204 && r.status != 304) h.emplace_back("Content-Type", r.contentType);
+  if (!r.contentType.empty() && r.status != 204 && r.status != 304)
+    h.emplace_back("Content-Type", r.contentType);
   return h;
 }
 
@@ -40,10 +41,11 @@ void send(httpd::Exchange& ex, const http::Response& r, bool headOnly) {
   const auto headers = responseHeaders(r);
   if (r.stream && r.status != 204 && r.status != 304) {
     if (headOnly) {
-      ex.send(r.status, headers, {}, true);
+      ex.send(r.status, headers, {}, true, r.streamLength);
       return;
     }
-    std::ostream& os = ex.sendChunked(r.status, headers);
+    std::ostream& os = r.streamLength ? ex.sendStreamed(r.status, headers, *r.streamLength)
+                                      : ex.sendChunked(r.status, headers);
     r.stream(os);
     return;
   }
@@ -92,8 +94,10 @@ void serveApi(Api& api, Logger& log, bool eventsOnly, httpd::Exchange& ex) {
     static const std::regex eventsPath("^/api/v1/bridges/[0-9]{1,18}/events$");
     if (req.method != "POST" || !std::regex_match(req.path, eventsPath)) {
       api.auditRefused(req, 404);
-      send(ex, http::Response::error(404, "not_found",
-                                     "this listener only takes bridge event posts; use HTTPS for everything else"),
+      send(ex,
+           http::Response::error(
+               404, "not_found",
+               "this listener only takes bridge event posts; use HTTPS for everything else"),
            false);
       return;
     }
@@ -101,8 +105,10 @@ void serveApi(Api& api, Logger& log, bool eventsOnly, httpd::Exchange& ex) {
   switch (ex.bodyKind()) {
     case httpd::Exchange::Body::TooLarge:
       api.auditRefused(req, 413);
-      send(ex, http::Response::error(413, "too_large",
-                                     "the request body is larger than " + std::to_string(api.maxBodyBytes()) + " bytes"),
+      send(ex,
+           http::Response::error(
+               413, "too_large",
+               "the request body is larger than " + std::to_string(api.maxBodyBytes()) + " bytes"),
            false);
       return;
     case httpd::Exchange::Body::Streamed:
@@ -118,10 +124,12 @@ void serveApi(Api& api, Logger& log, bool eventsOnly, httpd::Exchange& ex) {
   http::Response r = api.handle(req);
   send(ex, r, req.method == "HEAD");
   if (log.enabled(LogLevel::Debug)) {
-    const auto ms =
-        std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
-    log.debug(kComponent, "REQUEST", req.method + " " + req.path + " -> " + std::to_string(r.status) + " in " +
-                                         std::to_string(ms) + " ms from " + req.remoteAddr);
+    const auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - started)
+                        .count();
+    log.debug(kComponent, "REQUEST",
+              req.method + " " + req.path + " -> " + std::to_string(r.status) + " in " +
+                  std::to_string(ms) + " ms from " + req.remoteAddr);
   }
 }
 
@@ -140,7 +148,8 @@ void serveRedirect(int httpsPort, httpd::Exchange& ex) {
     host = host.substr(0, colon);
   }
   const bool clean = !host.empty() && std::all_of(host.begin(), host.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':' || c == '[' || c == ']';
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '-' || c == ':' ||
+           c == '[' || c == ']';
   });
   if (!clean) host = "localhost";
   std::string uri = ex.head().target;
@@ -153,7 +162,9 @@ void serveRedirect(int httpsPort, httpd::Exchange& ex) {
 WebServer::WebServer(Options options, Api& api, Logger& log)
     : options_(std::move(options)), api_(api), log_(log) {}
 
-WebServer::~WebServer() { stop(); }
+WebServer::~WebServer() {
+  stop();
+}
 
 void WebServer::start() {
   std::shared_ptr<httpd::TlsContext> tls;
@@ -213,7 +224,8 @@ void WebServer::start() {
   log_.info(kComponent, "LISTENING",
             "HTTPS on " + options_.listen + ":" + std::to_string(httpsPort_) +
                 (httpPort_ >= 0 ? ", HTTP redirect on port " + std::to_string(httpPort_) : "") +
-                (eventsPort_ >= 0 ? ", bridge events on " + options_.eventsListen + ":" + std::to_string(eventsPort_)
+                (eventsPort_ >= 0 ? ", bridge events on " + options_.eventsListen + ":" +
+                                        std::to_string(eventsPort_)
                                   : ""));
 }
 

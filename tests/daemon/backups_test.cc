@@ -184,6 +184,10 @@ TEST_F(BackupsTest, SupportCreatesListsDownloadsVerifiesAndDeletesAnArchive) {
   ASSERT_EQ(got.status, 200);
   EXPECT_EQ(got.header("content-type"), "application/octet-stream");
   EXPECT_EQ(got.header("content-disposition"), "attachment; filename=\"" + id + ".vcrmbak\"");
+  // Its size up front, so a browser shows the download's progress; HEAD says the same.
+  EXPECT_EQ(got.header("content-length"), std::to_string(size));
+  EXPECT_EQ(support.request("HEAD", "/api/v1/backups/" + id + "/download").header("content-length"),
+            std::to_string(size));
   ASSERT_EQ(got.body.size(), size);
   EXPECT_TRUE(got.body == files::readFile(file, 1u << 30));
   upgrade::StringSource source(got.body);

@@ -1,6 +1,7 @@
 #include "modules/backups/backups_module.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "modules/licensing/licensing_module.h"
@@ -44,7 +45,12 @@ std::string passphraseOf(RequestContext& ctx) {
 http::Response download(const fs::path& path, const std::string& id) {
   auto fd = std::make_shared<files::Fd>(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
   if (!*fd) throw IoError("cannot open " + path.string() + ": " + errnoText(errno));
+  struct stat st {};
+  if (::fstat(fd->get(), &st) != 0 || !S_ISREG(st.st_mode))
+    throw IoError("cannot read " + path.string() + ": not a regular file");
   http::Response r;
+  // An archive is never written in place (it is renamed in once whole): its size is final.
+  r.streamLength = static_cast<std::uint64_t>(st.st_size);
   r.contentType = "application/octet-stream";
   r.headers.emplace_back("Content-Disposition", "attachment; filename=\"" + id + ".vcrmbak\"");
   r.stream = [fd](std::ostream& os) {

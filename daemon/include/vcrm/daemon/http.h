@@ -39,6 +39,9 @@ struct Response {
   // When set, the body is produced by writing to the stream (chunked transfer encoding):
   // CSV exports of any size, server-sent events. It returns when done or the client is gone.
   std::function<void(std::ostream&)> stream;
+  // The stream's length when it is known up front (a file): sent as Content-Length rather than
+  // chunked, so a browser shows the download's size and progress.
+  std::optional<std::uint64_t> streamLength;
 
   static Response json(int status, const Poco::Dynamic::Var& value);
   static Response noContent();

@@ -29,7 +29,7 @@ struct RequestHead {
   std::string method;
   std::string target;  // as sent: path and query, not decoded
   int minorVersion = 1;
-  Headers headers;  // names lower-cased, in the order received
+  Headers headers;   // names lower-cased, in the order received
   std::string peer;  // the client's address, IPv4-mapped IPv6 shown as IPv4
 
   // The value of a header, or nullptr; names are lower case.
@@ -99,11 +99,16 @@ class Exchange {
   // For Body::Streamed: the body as it arrives (each read waits at most ioTimeout).
   std::istream& bodyStream();
 
-  // Sends a whole response. `headOnly` leaves out the body but keeps its Content-Length.
-  void send(int status, const Headers& headers, std::string_view body, bool headOnly = false);
+  // Sends a whole response. `headOnly` leaves out the body but keeps its Content-Length (or
+  // gives `headLength`, the length a GET would stream).
+  void send(int status, const Headers& headers, std::string_view body, bool headOnly = false,
+            std::optional<std::uint64_t> headLength = std::nullopt);
   // Sends the head of a chunked response and returns the stream its body is written to; the
   // body ends when the handler returns. The stream goes bad once the client has gone.
   std::ostream& sendChunked(int status, const Headers& headers);
+  // The same with a Content-Length of `length`, so a download shows its size and progress: the
+  // stream goes bad past `length`, and a body that ends short closes the connection.
+  std::ostream& sendStreamed(int status, const Headers& headers, std::uint64_t length);
   // No keep-alive after this response.
   void closeAfterResponse() { keepAlive_ = false; }
 
@@ -140,7 +145,7 @@ class HttpListener {
   struct Options {
     std::string name;  // for logs: "https", "redirect", "bridge-events"
     std::string address;
-    int port = 0;  // 0: any free port
+    int port = 0;                     // 0: any free port
     std::shared_ptr<TlsContext> tls;  // null: plain HTTP
     int workers = 16;
     std::size_t maxBodyBytes = 1 << 20;  // a buffered body past this is Body::TooLarge
