@@ -15,6 +15,7 @@
 #include "vcrm/common/error.h"
 #include "vcrm/common/files.h"
 #include "vcrm/common/json.h"
+#include "vcrm/upgrade/apply.h"
 #include "vcrm/upgrade/slots.h"
 
 namespace fs = std::filesystem;
@@ -56,10 +57,57 @@ void Supervisor::writeState() {
   o->set("state", state_);
   o->set("starts", starts_);
   o->set("crashes", crashes_);
+  o->set("trial", trialId_);
   files::atomicWrite(runDir() / "supervisor.json", json::stringify(o) + "\n", 0644);
 }
 
+void Supervisor::checkTrial() {
+  const UpgradeLayout layout(options_.root);
+  try {
+    finishSupervisorRollback(layout, log_);
+    const auto trial = upgradeOnTrial(layout);
+    if (!trial) {
+      trialId_.clear();
+      return;
+    }
+    if (trial->id != trialId_) {
+      trialId_ = trial->id;
+      trialVersion_ = trial->toVersion;
+      trialDeadline_ = steady_clock::now() + options_.trialTimeout;
+      trialCrashes_ = 0;
+      log_.info(kComponent, "UPGRADE_TRIAL",
+                "version " + trialVersion_ + " in slot " + slotName(trial->to) + " is on trial: " +
+                    std::to_string(options_.trialTimeout.count()) + " ms to mark itself good, " +
+                    std::to_string(options_.trialCrashes) + " crashes allowed",
+                trialId_);
+    }
+  } catch (const Error& e) {
+    // A journal that cannot be read is left as it is: vcrmd's recover() refuses it with what
+    // to do, and no trial is run on it.
+    log_.error(kComponent, "UPGRADE_JOURNAL_UNREADABLE", e.what());
+    trialId_.clear();
+  }
+}
+
+void Supervisor::rollBackTrial(const std::string& why) {
+  log_.error(kComponent, "UPGRADE_ROLLING_BACK",
+             "version " + trialVersion_ + " " + why + "; rolling back to the previous version",
+             trialId_);
+  try {
+    rollBackBySupervisor(UpgradeLayout(options_.root), "version " + trialVersion_ + " " + why,
+                         log_);
+  } catch (const Error& e) {
+    log_.error(kComponent, "UPGRADE_ROLLBACK_FAILED", e.what(), trialId_);
+  }
+  trialId_.clear();
+}
+
 bool Supervisor::startChild() {
+  checkTrial();
+  if (!trialId_.empty() && steady_clock::now() >= trialDeadline_) {
+    rollBackTrial("did not mark itself good within " +
+                  std::to_string(options_.trialTimeout.count()) + " ms");
+  }
   const SlotLayout layout(options_.root);
   const auto slot = layout.current();
   if (!slot) {
@@ -182,8 +230,36 @@ int Supervisor::run() {
     const auto startedAt = steady_clock::now();
     int status = 0;
     int sig = 0;
-    while ((sig = waitEvent(milliseconds(-1), &status)) == SIGHUP) {
-      log_.info(kComponent, "SIGHUP", "SIGHUP ignored; vcrmd's settings change through its API");
+    for (;;) {
+      // On trial, wake at the deadline: a new version not marked good by then is given up on.
+      const auto timeout =
+          trialId_.empty()
+              ? milliseconds(-1)
+              : std::max(milliseconds(0),
+                         duration_cast<milliseconds>(trialDeadline_ - steady_clock::now()));
+      sig = waitEvent(timeout, &status);
+      if (sig == SIGHUP) {
+        log_.info(kComponent, "SIGHUP", "SIGHUP ignored; vcrmd's settings change through its API");
+        continue;
+      }
+      if (sig != 0) break;
+      if (upgradeMarkedGood(UpgradeLayout(options_.root), trialId_)) {
+        log_.info(kComponent, "UPGRADE_KEPT",
+                  "version " + trialVersion_ + " marked itself good; its trial is over", trialId_);
+        trialId_.clear();
+        writeState();
+        continue;
+      }
+      stopChild(SIGTERM);
+      rollBackTrial("did not mark itself good within " +
+                    std::to_string(options_.trialTimeout.count()) + " ms");
+      break;
+    }
+    if (sig == 0) {
+      restartNow = true;
+      inARow = 0;
+      backoff = options_.firstBackoff;
+      continue;
     }
     if (sig == SIGTERM || sig == SIGINT) {
       log_.info(kComponent, "STOPPING", std::string("stopping on ") + strsignal(sig));
@@ -223,6 +299,15 @@ int Supervisor::run() {
       quickRequests = 0;
     }
     ++crashes_;
+    if (!trialId_.empty() && !upgradeMarkedGood(UpgradeLayout(options_.root), trialId_) &&
+        ++trialCrashes_ >= options_.trialCrashes) {
+      rollBackTrial("crashed " + std::to_string(trialCrashes_) + " times (the last " +
+                    describeExit(status) + ")");
+      restartNow = true;
+      inARow = 0;
+      backoff = options_.firstBackoff;
+      continue;
+    }
     if (ranLong) {
       inARow = 0;
       backoff = options_.firstBackoff;

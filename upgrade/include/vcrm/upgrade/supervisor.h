@@ -14,10 +14,16 @@
 //  - exit status 0 means vcrmd was told to stop: the supervisor stops too;
 //  - SIGTERM/SIGINT to the supervisor are forwarded to vcrmd, which is waited for (SIGKILL
 //    after the stop timeout); SIGUSR1 asks for a restart from current (SIGTERM, wait, start);
-//  - vcrmd's own in-place restart (SIGUSR2, used by restores) keeps its pid and is not seen here.
+//  - vcrmd's own in-place restart (SIGUSR2, used by restores) keeps its pid and is not seen here;
+//  - an upgrade on trial (apply.h: the journal is past its commit point and `current` names the
+//    new slot) gets trialTimeout from its first start to mark itself good and trialCrashes
+//    crashes; a new version that uses them up is stopped and rolled back by the supervisor
+//    (rollBackBySupervisor: the journal says why, `current` goes back to the old slot), and
+//    the old version is started at once, whose recover() puts the database pointer back.
 //
 // The supervisor writes <root>/var/lib/vcrm/run/supervisor.json (atomically, at every change):
-// {"pid", "vcrmd_pid", "slot", "state", "starts", "crashes"}, and holds supervisor.lock there so
+// {"pid", "vcrmd_pid", "slot", "state", "starts", "crashes", "trial"} ("trial": the id of the
+// upgrade on trial, "" when none), and holds supervisor.lock there so
 // only one supervisor runs per root. Both go when it stops.
 #pragma once
 
@@ -25,6 +31,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,6 +50,9 @@ struct SupervisorOptions {
   int crashLoopAfter = 5;                 // crashes in a row reported as a crash loop
   std::chrono::seconds healthyAfter{60};  // a run this long resets the backoff
   std::chrono::seconds stopTimeout{90};   // SIGTERM to SIGKILL
+  // An upgrade's new version must mark itself good within this, from its first start...
+  std::chrono::milliseconds trialTimeout{std::chrono::seconds(120)};
+  int trialCrashes = 3;  // ...and is rolled back at this many crashes
 };
 
 class Supervisor {
@@ -60,6 +70,11 @@ class Supervisor {
   int starts_ = 0;
   int crashes_ = 0;
   std::string state_ = "starting";
+  // The upgrade on trial, its deadline and its crashes so far.
+  std::string trialId_;
+  std::string trialVersion_;
+  std::chrono::steady_clock::time_point trialDeadline_{};
+  int trialCrashes_ = 0;
 
   bool startChild();
   // Waits for a signal or for the child to exit within `timeout` (negative: forever). Returns the
@@ -68,6 +83,11 @@ class Supervisor {
   // SIGTERM (or `sig`) to vcrmd and wait for it, SIGKILL after the stop timeout.
   void stopChild(int sig);
   void writeState();
+  // Before each start: finishes a rollback of ours a crash interrupted, and notices an upgrade
+  // on trial (a new one starts its deadline and crash count).
+  void checkTrial();
+  // Gives up on the upgrade on trial (vcrmd is not running): rolled back, `why` journalled.
+  void rollBackTrial(const std::string& why);
   std::filesystem::path runDir() const;
 };
 
