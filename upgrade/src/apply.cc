@@ -4,10 +4,8 @@
 #include <fcntl.h>
 #include <sys/file.h>
 
-#include <ctime>
 #include <system_error>
 
-#include "vcrm/common/crypto.h"
 #include "vcrm/common/error.h"
 #include "vcrm/common/files.h"
 
@@ -19,15 +17,6 @@ namespace {
 
 constexpr const char* kComponent = "upgrade";
 constexpr const char* kOperation = "upgrade";
-
-std::string newUpgradeId() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &tm);
-  return std::string(buf) + "-" + crypto::toHex(crypto::randomBytes(2));
-}
 
 bool passed(const JournalRecord& r, const std::string& step) {
   for (const auto& [s, _] : r.history) {
@@ -130,15 +119,23 @@ RecoveryAction decideRecovery(const std::optional<JournalRecord>& record, Slot m
     case JournalPhase::Done:
       return RecoveryAction::Nothing;
     case JournalPhase::Failed:
-      return r.fact(kFactRollbackPending) == "true" ? RecoveryAction::RollBack
-                                                    : RecoveryAction::Nothing;
+      if (r.fact(kFactRollbackPending) != "true") return RecoveryAction::Nothing;
+      break;
     case JournalPhase::Running:
-      return RecoveryAction::RollBack;
     case JournalPhase::Committed:
       break;
   }
-  if (!r.fact(kFactRollbackReason).empty()) return RecoveryAction::RollBack;
+  // Both slots are read before anything is decided: a journal edited by hand is refused whole.
+  const Slot from = slotFact(r, kFactFromSlot);
   const Slot to = slotFact(r, kFactToSlot);
+  if (from == to) {
+    throw IoError("the upgrade journal names slot " + slotName(from) +
+                  " as both the old and the new one; it was changed by hand: restore it or "
+                  "remove it");
+  }
+  if (r.phase != JournalPhase::Committed || !r.fact(kFactRollbackReason).empty()) {
+    return RecoveryAction::RollBack;
+  }
   if (current == to) return me == to ? RecoveryAction::Resume : RecoveryAction::RestartFromCurrent;
   return me == to ? RecoveryAction::RestartFromCurrent : RecoveryAction::RollBack;
 }
@@ -172,7 +169,7 @@ JournalRecord UpgradeApply::apply(const UpgradeRequest& request, const RunningVe
   }
   const Slot to = otherSlot(me.slot);
   JournalRecord r;
-  r.id = request.id.empty() ? newUpgradeId() : request.id;
+  r.id = request.id.empty() ? newOperationId() : request.id;
   r.operation = kOperation;
   r.facts[kFactFromSlot] = slotName(me.slot);
   r.facts[kFactToSlot] = slotName(to);

@@ -8,6 +8,7 @@
 #include <ctime>
 #include <system_error>
 
+#include "vcrm/common/crypto.h"
 #include "vcrm/common/error.h"
 #include "vcrm/common/files.h"
 #include "vcrm/common/json.h"
@@ -71,13 +72,19 @@ std::optional<JournalRecord> StepJournal::load() const {
   try {
     const auto o = json::parseObject(text);
     if (o->getValue<int>("format") != kJournalFormat) {
-      throw IoError("journal " + file_.string() + " is of an unknown format");
+      throw IoError("journal " + file_.string() +
+                    " is of an unknown format; a newer vcrm wrote it, or it was changed by hand: "
+                    "restore it or remove it");
     }
     JournalRecord r;
     r.id = o->getValue<std::string>("id");
     r.operation = o->getValue<std::string>("operation");
     const auto phase = phaseFromName(o->getValue<std::string>("phase"));
-    if (!phase) throw IoError("journal " + file_.string() + " has an unknown phase");
+    if (!phase) {
+      throw IoError("journal " + file_.string() +
+                    " has an unknown phase; it is written atomically, so it was changed by hand: "
+                    "restore it or remove it");
+    }
     r.phase = *phase;
     r.step = o->getValue<std::string>("step");
     r.message = o->optValue<std::string>("message", "");
@@ -150,6 +157,15 @@ void StepJournal::remove() const {
   fs::remove(file_, ec);
   if (ec) throw IoError("cannot remove " + file_.string() + ": " + ec.message());
   files::fsyncDir(file_.parent_path());
+}
+
+std::string newOperationId() {
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &tm);
+  return std::string(buf) + "-" + crypto::toHex(crypto::randomBytes(2));
 }
 
 void crashHookAt(std::string_view step) {

@@ -5,13 +5,11 @@
 
 #include <algorithm>
 #include <chrono>
-#include <ctime>
 #include <regex>
 #include <set>
 #include <sstream>
 #include <system_error>
 
-#include "vcrm/common/crypto.h"
 #include "vcrm/common/error.h"
 #include "vcrm/common/files.h"
 #include "vcrm/daemon/migrations.h"
@@ -39,15 +37,6 @@ const std::vector<std::string>& restoreSteps() {
       "migrated",          "licence-carried",   "conferences-decided", "staged",     "ready",
       "conferences-ended", "previous-recorded", "pointer-switched",    "done"};
   return steps;
-}
-
-std::string newRestoreId() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y%m%d-%H%M%S", &tm);
-  return std::string(buf) + "-" + crypto::toHex(crypto::randomBytes(2));
 }
 
 bool validRestoreId(const std::string& id) {
@@ -263,7 +252,7 @@ json::ObjectPtr RestoreService::prepare(const json::ObjectPtr& body, const std::
   }
 
   upgrade::JournalRecord r;
-  r.id = newRestoreId();
+  r.id = upgrade::newOperationId();
   r.operation = "restore";
   const fs::path work = layout_.workDir(r.id);
   r.facts[restore::kFactWorkDir] = work.string();
@@ -609,7 +598,7 @@ json::ObjectPtr RestoreService::revert(const std::string& user) {
                    "restart_unavailable");
   }
   upgrade::JournalRecord r;
-  r.id = newRestoreId();
+  r.id = upgrade::newOperationId();
   r.operation = "revert";
   r.facts[restore::kFactDatabase] = p->database;
   r.facts[restore::kFactReplaces] = db::databaseOf(deps_.dsn);

@@ -65,6 +65,9 @@ class StepJournal {
   std::filesystem::path file_;
 };
 
+// A new id for an operation: "YYYYMMDD-HHMMSS-xxxx" (UTC, then 16 random bits), sorting by time.
+std::string newOperationId();
+
 // Test hook: when the environment variable VCRM_TEST_CRASH_AT equals `step`, the process kills
 // itself with SIGKILL at once, as a power cut right after that step would. StepJournal::save
 // calls it; an operation may call it at points that are not journalled.
