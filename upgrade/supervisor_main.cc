@@ -1,6 +1,10 @@
 // vcrm-supervisor: runs the current slot's vcrmd on a root prefix and keeps it running (the
 // contract is in vcrm/upgrade/supervisor.h and the README). Thin: arguments, then Supervisor.
+#include <charconv>
+#include <chrono>
 #include <iostream>
+#include <string>
+#include <string_view>
 
 #include "vcrm/common/error.h"
 #include "vcrm/common/log.h"
@@ -10,12 +14,15 @@
 namespace {
 
 void usage(std::ostream& out) {
-  out << "usage: vcrm-supervisor --root DIR [-- vcrmd args]\n"
+  out << "usage: vcrm-supervisor --root DIR [--trial-timeout-ms N] [--trial-crashes N] "
+         "[-- vcrmd args]\n"
          "       vcrm-supervisor --root DIR --install TREE [--into inactive|current]\n"
          "  starts DIR/opt/vcrm/current/bin/vcrmd --root DIR [vcrmd args], restarts it when it\n"
          "  crashes or exits with status 75 (restart from current), stops it on SIGTERM/SIGINT;\n"
          "  SIGUSR1 restarts it from the current slot. State: "
-         "DIR/var/lib/vcrm/run/supervisor.json\n";
+         "DIR/var/lib/vcrm/run/supervisor.json\n"
+         "  An upgrade's new version must mark itself good within --trial-timeout-ms (120000)\n"
+         "  and --trial-crashes crashes (3), or it is rolled back to the previous slot.\n";
 }
 
 }  // namespace
@@ -32,6 +39,19 @@ int main(int argc, char** argv) {
       break;
     } else if (a == "--root" && i + 1 < argc) {
       options.root = argv[++i];
+    } else if ((a == "--trial-timeout-ms" || a == "--trial-crashes") && i + 1 < argc) {
+      const std::string_view v = argv[++i];
+      long n = 0;
+      const auto [end, err] = std::from_chars(v.data(), v.data() + v.size(), n);
+      if (err != std::errc() || end != v.data() + v.size() || n < 1) {
+        std::cerr << "vcrm-supervisor: " << a << " needs a positive number, not \"" << v << "\"\n";
+        return 2;
+      }
+      if (a == "--trial-crashes") {
+        options.trialCrashes = static_cast<int>(n);
+      } else {
+        options.trialTimeout = std::chrono::milliseconds(n);
+      }
     } else if (a == "--install" && i + 1 < argc) {
       installTree = argv[++i];
     } else if (a == "--into" && i + 1 < argc &&

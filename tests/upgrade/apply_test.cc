@@ -16,12 +16,11 @@
 #include <fstream>
 #include <set>
 
+#include "apply_support.h"
 #include "child.h"
 #include "temp_dir.h"
 #include "vcrm/common/error.h"
 #include "vcrm/common/files.h"
-#include "vcrm/upgrade/bundle.h"
-#include "vcrm/upgrade/bundle_keyring.h"
 #include "vcrm/upgrade/supervisor.h"
 #include "vcrmd_process.h"
 
@@ -31,28 +30,8 @@ namespace {
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
 
-constexpr const char* kOriginal = "vcrm";
-
-// An installation tree of `version` (its bin/vcrmd is never run by these tests).
-fs::path makeTree(const fs::path& dir, const std::string& version) {
-  fs::create_directories(dir / "bin");
-  fs::create_directories(dir / "share/vcrm/webui");
-  std::ofstream(dir / "bin/vcrmd") << "#!/bin/sh\nexit 3\n";
-  fs::permissions(dir / "bin/vcrmd", fs::perms(0755));
-  std::ofstream(dir / "share/vcrm/version") << version << "\n";
-  std::ofstream(dir / "share/vcrm/webui/index.html") << "<html>" << version;
-  return dir;
-}
-
-fs::path driver() {
-  return test::binDir() / "vcrm-apply-driver";
-}
-
-std::string text(const fs::path& p) {
-  std::string s = files::readFile(p);
-  while (!s.empty() && s.back() == '\n') s.pop_back();
-  return s;
-}
+constexpr const char* kOriginal = test::kFakeOriginal;
+using test::fileText;
 
 // What a run of the driver ended with: its exit status, or -signal.
 struct DriverRun {
@@ -72,26 +51,15 @@ class ApplyTest : public ::testing::Test {
 
   void SetUp() override {
     fs::create_directories(root_);
-    slots_.install(makeTree(tmp_.path() / "tree-1", "0.1.0"), Slot::A);
+    slots_.install(test::makeSlotTree(tmp_.path() / "tree-1", "0.1.0"), Slot::A);
     slots_.switchTo(Slot::A);
-    fs::create_directories(dbs_ / kOriginal);
-    std::ofstream(dbs_ / kOriginal / "schema") << "0.1.0\n";
-    std::ofstream(dbs_ / kOriginal / "rows") << "every conference and CDR\n";
-    std::ofstream(dbs_ / "pointer") << kOriginal << "\n";
-    const auto key = BundleSigningKey::parse(
-        files::readFile(test::sourceDir() / "upgrade/keys/vcrm-test-bundle.key"), "test key");
-    createBundle(key,
-                 BundleRelease{.version = "0.2.0",
-                               .releaseDate = "2026-11-30",
-                               .compatible = "vcrm-appliance",
-                               .minVersion = "0.1.0",
-                               .notes = "Faster upgrades.\n"},
-                 makeTree(tmp_.path() / "tree-2", "0.2.0"), bundle_, 64 << 10);
+    test::makeFakeDatabases(root_);
+    test::makeTestBundle(test::makeSlotTree(tmp_.path() / "tree-2", "0.2.0"), "0.2.0", bundle_);
   }
 
   // Runs the driver to its end (60 s at most); killed by its crash hook gives -SIGKILL.
   DriverRun driverRun(std::vector<std::string> args, const std::string& crashAt = "") {
-    args.insert(args.begin(), driver().string());
+    args.insert(args.begin(), test::applyDriver().string());
     test::SpawnOptions o;
     o.log = tmp_.path() / ("driver-" + std::to_string(++runs_) + ".log");
     o.dieWithParent = true;
@@ -137,13 +105,7 @@ class ApplyTest : public ::testing::Test {
     FAIL() << "still asking for restarts after 4 starts";
   }
 
-  std::set<std::string> databases() const {
-    std::set<std::string> out;
-    for (const auto& e : fs::directory_iterator(dbs_)) {
-      if (e.is_directory()) out.insert(e.path().filename().string());
-    }
-    return out;
-  }
+  std::set<std::string> databases() const { return test::fakeDatabaseNames(root_); }
   std::set<std::string> stagingLeft() const {
     std::set<std::string> out;
     for (const auto& e : fs::directory_iterator(root_ / "opt/vcrm")) {
@@ -162,26 +124,26 @@ class ApplyTest : public ::testing::Test {
     if (record != nullptr) *record = *r;
     const std::string copy = upgradeCopyName(r->id);
     EXPECT_TRUE(stagingLeft().empty());
-    EXPECT_EQ(text(dbs_ / kOriginal / "schema"), "0.1.0") << "the original is never migrated";
-    EXPECT_EQ(text(dbs_ / kOriginal / "rows"), "every conference and CDR");
+    EXPECT_EQ(fileText(dbs_ / kOriginal / "schema"), "0.1.0") << "the original is never migrated";
+    EXPECT_EQ(fileText(dbs_ / kOriginal / "rows"), "every conference and CDR");
     if (slots_.current() == Slot::A) {
-      EXPECT_EQ(text(dbs_ / "pointer"), kOriginal);
+      EXPECT_EQ(fileText(dbs_ / "pointer"), kOriginal);
       EXPECT_EQ(databases(), std::set<std::string>{kOriginal}) << "the copy is dropped";
       EXPECT_EQ(r->phase, JournalPhase::Failed) << r->step;
       EXPECT_FALSE(r->message.empty());
       EXPECT_EQ(r->fact(kFactRollbackPending), "");
-      EXPECT_EQ(text(slots_.slotDir(Slot::A) / "share/vcrm/version"), "0.1.0");
+      EXPECT_EQ(fileText(slots_.slotDir(Slot::A) / "share/vcrm/version"), "0.1.0");
       return Ended::Old;
     }
     EXPECT_EQ(slots_.current(), Slot::B);
-    EXPECT_EQ(text(slots_.slotDir(Slot::B) / "share/vcrm/version"), "0.2.0");
-    EXPECT_EQ(text(dbs_ / "pointer"), copy);
+    EXPECT_EQ(fileText(slots_.slotDir(Slot::B) / "share/vcrm/version"), "0.2.0");
+    EXPECT_EQ(fileText(dbs_ / "pointer"), copy);
     EXPECT_EQ(databases(), (std::set<std::string>{kOriginal, copy}))
         << "the original is kept for going back";
-    EXPECT_EQ(text(dbs_ / copy / "schema"), "0.2.0");
+    EXPECT_EQ(fileText(dbs_ / copy / "schema"), "0.2.0");
     EXPECT_EQ(r->phase, JournalPhase::Done) << r->step << " " << r->message;
     // The old slot is kept for going back.
-    EXPECT_EQ(text(slots_.slotDir(Slot::A) / "share/vcrm/version"), "0.1.0");
+    EXPECT_EQ(fileText(slots_.slotDir(Slot::A) / "share/vcrm/version"), "0.1.0");
     return Ended::New;
   }
 };

@@ -39,6 +39,9 @@ Slot slotFact(const JournalRecord& r, const char* key) {
 class JournalLock {
  public:
   explicit JournalLock(const UpgradeLayout& layout) {
+    // The state directory stays searchable (the embedded PostgreSQL's user reaches its socket
+    // through it); only the upgrade's own directory is private.
+    files::ensureDir(layout.dir().parent_path(), 0755);
     files::ensureDir(layout.dir(), 0700);
     fd_ = files::Fd(
         ::open(layout.lockFile().c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
