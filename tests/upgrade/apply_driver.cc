@@ -8,6 +8,8 @@
 //   vcrm-apply-driver apply --root R --as a|b --version V --bundle FILE
 //       verifies FILE with the repository's test keyring and applies it; exit 75 once committed
 //       (restart from current), 1 when it failed and was rolled back
+//   vcrm-apply-driver go-back --root R --as a|b --version V
+//       goes back to the version before the upgrade marked good; exit 75 once committed
 //   vcrm-apply-driver start --root R --as a|b --version V [--fail migrate|health]
 //                           [--hang-health] [--serve]
 //       what a vcrmd does at its start: recover(); exit 75 for "restart from current"; with
@@ -130,6 +132,11 @@ int run(int argc, char** argv) {
     request.originalDatabase = dbs.active();
     request.requestedBy = "admin";
     const auto r = engine.apply(request, me);
+    std::cout << phaseName(r.phase) << " " << r.message << "\n";
+    return r.phase == JournalPhase::Committed ? kRestartFromCurrent : 1;
+  }
+  if (command == "go-back") {
+    const auto r = engine.goBack(me, "admin");
     std::cout << phaseName(r.phase) << " " << r.message << "\n";
     return r.phase == JournalPhase::Committed ? kRestartFromCurrent : 1;
   }

@@ -39,6 +39,9 @@ struct DriverRun {
   std::string output;
 };
 
+// Which version a root runs, whole.
+enum class Ended { Old, New };
+
 class ApplyTest : public ::testing::Test {
  protected:
   test::TempDir tmp_{"vcrm-apply"};
@@ -81,6 +84,39 @@ class ApplyTest : public ::testing::Test {
                       "--bundle", bundle_.string()},
                      crashAt);
   }
+  DriverRun goBack(const std::string& crashAt = "") {
+    return driverRun({"go-back", "--root", root_.string(), "--as", "b", "--version", "0.2.0"},
+                     crashAt);
+  }
+  // An upgrade to 0.2.0 applied and marked good: the start of every going back.
+  void upgraded() {
+    ASSERT_EQ(apply().code, kRestartFromCurrent);
+    ASSERT_EQ(start(Slot::B).code, 0);
+    ASSERT_EQ(layout_.journal().load()->phase, JournalPhase::Done);
+  }
+  // After going back was asked for: entirely the previous version with its own database, or
+  // (interrupted before its commit point) entirely the new one still, as the journal says.
+  Ended expectGoBackWhole(const std::string& context, JournalRecord* record = nullptr) {
+    SCOPED_TRACE(context);
+    const auto r = layout_.journal().load();
+    EXPECT_TRUE(r && r->operation == "go-back");
+    if (!r) return Ended::New;
+    if (record != nullptr) *record = *r;
+    const std::string copy = r->fact(kFactOriginalDatabase);
+    EXPECT_EQ(copy, upgradeCopyName(r->fact(kFactUpgradeId)));
+    EXPECT_EQ(databases(), (std::set<std::string>{kOriginal, copy})) << "both are kept";
+    EXPECT_EQ(fileText(dbs_ / kOriginal / "schema"), "0.1.0");
+    EXPECT_EQ(fileText(dbs_ / copy / "schema"), "0.2.0");
+    if (slots_.current() == Slot::A) {
+      EXPECT_EQ(fileText(dbs_ / "pointer"), kOriginal);
+      EXPECT_EQ(r->phase, JournalPhase::Done) << r->step << " " << r->message;
+      return Ended::Old;
+    }
+    EXPECT_EQ(fileText(dbs_ / "pointer"), copy);
+    EXPECT_EQ(r->phase, JournalPhase::Failed) << r->step;
+    EXPECT_FALSE(r->message.empty());
+    return Ended::New;
+  }
   // One start of the version in `slot` (its flags: how the new version misbehaves).
   DriverRun start(Slot slot, const std::vector<std::string>& flags = {},
                   const std::string& crashAt = "") {
@@ -114,7 +150,6 @@ class ApplyTest : public ::testing::Test {
     return out;
   }
 
-  enum class Ended { Old, New };
   // The whole system is one version or the other; returns which, with the journal's record.
   Ended expectWhole(const std::string& context, JournalRecord* record = nullptr) {
     SCOPED_TRACE(context);
@@ -283,6 +318,65 @@ INSTANTIATE_TEST_SUITE_P(
         CrashCase{"rolled-back-slot", "recover-new", false, "interrupted at db-pointer-switched"}),
     caseName);
 
+TEST_F(ApplyTest, GoingBackRestartsThePreviousVersionOnItsOwnDatabase) {
+  // Nothing to go back from before an upgrade was marked good.
+  const auto refused = goBack();
+  EXPECT_EQ(refused.code, 3);
+  EXPECT_NE(refused.output.find("no upgrade marked good"), std::string::npos) << refused.output;
+  upgraded();
+  EXPECT_EQ(goBack().code, kRestartFromCurrent);
+  EXPECT_EQ(slots_.current(), Slot::A);
+  const auto started = start(Slot::A);
+  EXPECT_EQ(started.code, 0);
+  EXPECT_NE(started.output.find("rolled-back"), std::string::npos) << started.output;
+  JournalRecord r;
+  EXPECT_EQ(expectGoBackWhole("gone back", &r), Ended::Old);
+  EXPECT_EQ(stepsOf(r), (std::vector<std::string>{"confirmed", "db-pointer-switched",
+                                                  "slot-pointer-switched", "done"}));
+  EXPECT_EQ(r.fact(kFactToVersion), "0.1.0");
+  // Once back, going back again is refused: the last operation was not an upgrade.
+  EXPECT_EQ(goBack().code, 3);
+}
+
+class GoBackCrashTest : public ApplyTest, public ::testing::WithParamInterface<CrashCase> {};
+
+TEST_P(GoBackCrashTest, AKillAtThisStepOfGoingBackEndsEntirelyOnOneVersion) {
+  const CrashCase& c = GetParam();
+  upgraded();
+  if (c.phase == "go-back") {
+    ASSERT_EQ(goBack(c.at).code, -SIGKILL) << "the crash hook did not fire at " << c.at;
+  } else if (c.phase == "previous") {  // the previous version's start finishing it
+    ASSERT_EQ(goBack().code, kRestartFromCurrent);
+    ASSERT_EQ(start(Slot::A, {}, c.at).code, -SIGKILL);
+  } else {  // undoing one killed between its switch and its commit, itself killed
+    ASSERT_EQ(goBack("slot-pointer-written").code, -SIGKILL);
+    ASSERT_EQ(start(Slot::A, {}, c.at).code, -SIGKILL);
+  }
+  startUntilSettled();
+  JournalRecord r;
+  const Ended ended = expectGoBackWhole("killed at " + c.at, &r);
+  EXPECT_EQ(ended, c.endsNew ? Ended::New : Ended::Old) << r.step << ": " << r.message;
+  if (c.endsNew) {
+    EXPECT_NE(r.message.find(c.reason), std::string::npos) << r.message;
+  }
+  startUntilSettled();
+  EXPECT_EQ(expectGoBackWhole("started again"), ended);
+}
+
+// Here "endsNew" means going back did not happen: the upgraded version runs on.
+INSTANTIATE_TEST_SUITE_P(
+    EveryStep, GoBackCrashTest,
+    ::testing::Values(
+        CrashCase{"confirmed", "go-back", true, "interrupted at confirmed"},
+        CrashCase{"db-pointer-written", "go-back", true, "interrupted at confirmed"},
+        CrashCase{"db-pointer-switched", "go-back", true, "interrupted at db-pointer-switched"},
+        CrashCase{"slot-pointer-written", "go-back", true, "interrupted at db-pointer-switched"},
+        CrashCase{"slot-pointer-switched", "go-back", false}, CrashCase{"done", "previous", false},
+        CrashCase{"rollback-started", "undo", true, "interrupted at db-pointer-switched"},
+        CrashCase{"rolled-back-slot", "undo", true, "interrupted at db-pointer-switched"},
+        CrashCase{"rolled-back-database", "undo", true, "interrupted at db-pointer-switched"}),
+    caseName);
+
 TEST(UpgradeRecoveryTable, EachJournalStateSlotAndPointerHasOneDecision) {
   const auto record = [](JournalPhase phase, const std::string& reason = "",
                          const std::string& pending = "") {
@@ -291,6 +385,12 @@ TEST(UpgradeRecoveryTable, EachJournalStateSlotAndPointerHasOneDecision) {
     r.facts[kFactToSlot] = "b";
     if (!reason.empty()) r.facts[kFactRollbackReason] = reason;
     if (!pending.empty()) r.facts[kFactRollbackPending] = pending;
+    return r;
+  };
+  const auto goBack = [](JournalPhase phase) {
+    JournalRecord r{.id = "y", .operation = "go-back", .phase = phase, .step = "s"};
+    r.facts[kFactFromSlot] = "b";
+    r.facts[kFactToSlot] = "a";
     return r;
   };
   using A = RecoveryAction;
@@ -317,6 +417,13 @@ TEST(UpgradeRecoveryTable, EachJournalStateSlotAndPointerHasOneDecision) {
       {record(JournalPhase::Committed), Slot::B, Slot::A, A::RestartFromCurrent},
       {record(JournalPhase::Committed, "health"), Slot::B, Slot::B, A::RollBack},
       {record(JournalPhase::Committed, "health"), Slot::A, Slot::A, A::RollBack},
+      // Going back from b to a (its record names b as from, a as to).
+      {goBack(JournalPhase::Running), Slot::B, Slot::B, A::RollBack},
+      {goBack(JournalPhase::Running), Slot::A, Slot::A, A::RollBack},
+      {goBack(JournalPhase::Committed), Slot::A, Slot::A, A::Resume},
+      {goBack(JournalPhase::Committed), Slot::B, Slot::A, A::RestartFromCurrent},
+      {goBack(JournalPhase::Committed), Slot::B, Slot::B, A::Resume},
+      {goBack(JournalPhase::Done), Slot::A, Slot::A, A::Nothing},
   };
   for (std::size_t i = 0; i < rows.size(); ++i) {
     const auto& row = rows[i];

@@ -17,6 +17,7 @@ namespace {
 
 constexpr const char* kComponent = "upgrade";
 constexpr const char* kOperation = "upgrade";
+constexpr const char* kGoBack = "go-back";
 
 bool passed(const JournalRecord& r, const std::string& step) {
   for (const auto& [s, _] : r.history) {
@@ -116,7 +117,9 @@ std::string_view recoveryActionName(RecoveryAction action) {
 // on the old slot means the rollback was under way when everything stopped.
 RecoveryAction decideRecovery(const std::optional<JournalRecord>& record, Slot me,
                               std::optional<Slot> current) {
-  if (!record || record->operation != kOperation) return RecoveryAction::Nothing;
+  if (!record || (record->operation != kOperation && record->operation != kGoBack)) {
+    return RecoveryAction::Nothing;
+  }
   const JournalRecord& r = *record;
   switch (r.phase) {
     case JournalPhase::Done:
@@ -138,6 +141,10 @@ RecoveryAction decideRecovery(const std::optional<JournalRecord>& record, Slot m
   }
   if (r.phase != JournalPhase::Committed || !r.fact(kFactRollbackReason).empty()) {
     return RecoveryAction::RollBack;
+  }
+  // Going back, past its commit point, only ever goes forward: to the previous version.
+  if (r.operation == kGoBack) {
+    return current == to && me != to ? RecoveryAction::RestartFromCurrent : RecoveryAction::Resume;
   }
   if (current == to) return me == to ? RecoveryAction::Resume : RecoveryAction::RestartFromCurrent;
   return me == to ? RecoveryAction::RestartFromCurrent : RecoveryAction::RollBack;
@@ -248,8 +255,9 @@ void UpgradeApply::rollBackRecord(JournalRecord& r, const std::string& reason) {
   journal_.fail(r, why);
   if (callbacks_.progress) callbacks_.progress(r);
   log_.warn(kComponent, "ROLLED_BACK",
-            "the upgrade to " + r.fact(kFactToVersion) + " was rolled back (" + why + "): slot " +
-                slotName(from) + " and database " + original + " are current again",
+            std::string(r.operation == kGoBack ? "going back to " : "the upgrade to ") +
+                r.fact(kFactToVersion) + " was rolled back (" + why + "): slot " + slotName(from) +
+                " and database " + original + " are current again",
             r.id);
 }
 
@@ -281,6 +289,80 @@ StartOutcome UpgradeApply::resume(JournalRecord& r) {
   return StartOutcome::UpgradeCompleted;
 }
 
+JournalRecord UpgradeApply::goBack(const RunningVersion& me, const std::string& requestedBy) {
+  JournalLock lock(layout_);
+  const auto up = journal_.load();
+  if (!up || up->operation != kOperation || up->phase != JournalPhase::Done) {
+    throw Conflict("there is no upgrade marked good to go back from" +
+                       (up ? " (the last operation, " + up->operation + " " + up->id + ", is " +
+                                 std::string(phaseName(up->phase)) + ")"
+                           : std::string()),
+                   "no_previous_version");
+  }
+  SlotLayout slots = layout_.slots();
+  const Slot previous = slotFact(*up, kFactFromSlot);
+  if (slotFact(*up, kFactToSlot) != me.slot || slots.current() != me.slot) {
+    throw Conflict("this vcrmd (slot " + slotName(me.slot) +
+                       ") is not the current version the upgrade installed; only that one can "
+                       "go back",
+                   "not_current_slot");
+  }
+  std::error_code ec;
+  if (!fs::is_regular_file(slots.slotDir(previous) / "bin/vcrmd", ec)) {
+    throw Conflict("the previous version's slot " + slotName(previous) +
+                       " holds no installation any more, so there is nothing to go back to",
+                   "no_previous_version");
+  }
+  JournalRecord r;
+  r.id = newOperationId();
+  r.operation = kGoBack;
+  r.facts[kFactUpgradeId] = up->id;
+  r.facts[kFactFromSlot] = slotName(me.slot);
+  r.facts[kFactToSlot] = slotName(previous);
+  r.facts[kFactFromVersion] = me.version;
+  r.facts[kFactToVersion] = up->fact(kFactFromVersion);
+  // A rollback of the going back (before its commit point) returns to the database it leaves.
+  r.facts[kFactOriginalDatabase] = up->fact(kFactCopyDatabase);
+  r.facts[kFactTargetDatabase] = up->fact(kFactOriginalDatabase);
+  r.facts["requested_by"] = requestedBy;
+  step(r, "confirmed");
+  try {
+    callbacks_.pointDatabaseAt(r.fact(kFactTargetDatabase));
+    crashHookAt("db-pointer-written");
+    step(r, "db-pointer-switched");
+    slots.switchTo(previous);
+    crashHookAt("slot-pointer-written");
+  } catch (const std::exception& e) {
+    const std::string why = "failed after step " + r.step + ": " + e.what();
+    log_.error(kComponent, "GO_BACK_FAILED", why, r.id);
+    rollBackRecord(r, why);
+    return r;
+  }
+  journal_.commit(r, "slot-pointer-switched");
+  if (callbacks_.progress) callbacks_.progress(r);
+  log_.info(kComponent, "GOING_BACK",
+            "slot " + slotName(previous) + " (version " + r.fact(kFactToVersion) +
+                ") is current again with database " + r.fact(kFactTargetDatabase) +
+                "; restarting into it",
+            r.id);
+  return r;
+}
+
+StartOutcome UpgradeApply::finishGoBack(JournalRecord& r, const RunningVersion& me) {
+  const Slot to = slotFact(r, kFactToSlot);
+  SlotLayout slots = layout_.slots();
+  if (slots.current() != to) slots.switchTo(to);
+  callbacks_.pointDatabaseAt(r.fact(kFactTargetDatabase));
+  journal_.finish(r);
+  if (callbacks_.progress) callbacks_.progress(r);
+  log_.info(kComponent, "WENT_BACK",
+            "back on version " + r.fact(kFactToVersion) + " (slot " + slotName(to) + ", database " +
+                r.fact(kFactTargetDatabase) + "); the newer version's database " +
+                r.fact(kFactOriginalDatabase) + " is kept",
+            r.id);
+  return me.slot == to ? StartOutcome::RolledBack : StartOutcome::RestartFromCurrent;
+}
+
 StartOutcome UpgradeApply::recover(const RunningVersion& me) {
   // Read first: a journal that cannot be read is refused before anything is locked or changed.
   if (decideRecovery(journal_.load(), me.slot, std::nullopt) == RecoveryAction::Nothing) {
@@ -299,7 +381,7 @@ StartOutcome UpgradeApply::recover(const RunningVersion& me) {
     case RecoveryAction::RestartFromCurrent:
       return StartOutcome::RestartFromCurrent;
     case RecoveryAction::Resume:
-      return resume(*r);
+      return r->operation == kGoBack ? finishGoBack(*r, me) : resume(*r);
     case RecoveryAction::RollBack:
       break;
   }

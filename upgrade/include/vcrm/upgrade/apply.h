@@ -9,6 +9,8 @@
 //   new version:  migrated → healthy → done ("marked good")
 //   rollback:     rollback-started → rolled-back-slot → rolled-back-database → dropped-copy
 //                 → failed (the reason in the journal's message)
+//   going back:   (operation "go-back", on request, from the new version marked good)
+//                 confirmed → db-pointer-switched → slot-pointer-switched (commit) → done
 //
 // Before the commit point every crash is undone (a rollback with "interrupted at <step>"); past
 // it the new version resumes, unless something asked for a rollback (the new version's own
@@ -60,6 +62,9 @@ inline constexpr const char* kFactBackup = "backup";
 inline constexpr const char* kFactStaging = "staging";
 // Set when a rollback begins (its reason); a record holding it is rolled back, never resumed.
 inline constexpr const char* kFactRollbackReason = "rollback_reason";
+// Going back: the database the previous version had (the upgrade's original) and the upgrade.
+inline constexpr const char* kFactTargetDatabase = "target_database";
+inline constexpr const char* kFactUpgradeId = "upgrade_id";
 // "true" on a record the supervisor failed: its slot pointer went back, its database pointer
 // and copy are left to the old version's recover().
 inline constexpr const char* kFactRollbackPending = "rollback_pending";
@@ -107,7 +112,7 @@ struct UpgradeRequest {
 enum class StartOutcome {
   NoUpgrade,           // nothing under way: carry on
   UpgradeCompleted,    // this is the new version and it was just marked good: carry on
-  RolledBack,          // this is the old version and an upgrade was rolled back: carry on
+  RolledBack,          // this is the old version, an upgrade rolled back or gone back from
   RestartFromCurrent,  // this program is not the version that must run: exit 75 now
 };
 std::string_view startOutcomeName(StartOutcome outcome);
@@ -141,6 +146,15 @@ class UpgradeApply {
   // changed then).
   StartOutcome recover(const RunningVersion& me);
 
+  // The new version, marked good, back to the previous one on an operator's request: the
+  // previous slot with the database it had before the upgrade (what changed since is not
+  // carried back; the new version's database is kept, not dropped). Journalled as operation
+  // "go-back": confirmed → db-pointer-switched → commit point slot-pointer-switched; then
+  // exit 75, and the previous version's recover() marks it done. Before the commit point a
+  // failure or crash leaves the new version as it was. Throws Conflict before changing anything
+  // when there is no upgrade marked good to go back from, or the previous slot is gone.
+  JournalRecord goBack(const RunningVersion& me, const std::string& requestedBy);
+
   // The new version, when something fails after recover() marked it good or while it runs:
   // rolls back to the old version with `reason`. Returns RestartFromCurrent (exit 75).
   StartOutcome rollBack(const std::string& reason);
@@ -157,6 +171,7 @@ class UpgradeApply {
   // Puts everything back as the old version had it; every part idempotent.
   void rollBackRecord(JournalRecord& r, const std::string& reason);
   StartOutcome resume(JournalRecord& r);
+  StartOutcome finishGoBack(JournalRecord& r, const RunningVersion& me);
 };
 
 // For the supervisor (supervisor.h): an upgrade whose new version is on trial — Committed, not
