@@ -193,6 +193,8 @@ TEST_F(ApplyTest, AnUpgradeCommitsRestartsIntoTheNewSlotAndIsMarkedGood) {
   const auto applied = apply();
   ASSERT_EQ(applied.code, kRestartFromCurrent) << applied.output;
   EXPECT_EQ(slots_.current(), Slot::B);
+  EXPECT_EQ(databasesNamedByUpgrade(layout_).count(kOriginal), 1u)
+      << "on trial, the original is the rollback target";
   EXPECT_EQ(layout_.journal().load()->phase, JournalPhase::Committed);
   // The old version, started again by mistake, steps aside for the one current names.
   EXPECT_EQ(start(Slot::A).code, kRestartFromCurrent);
@@ -208,6 +210,12 @@ TEST_F(ApplyTest, AnUpgradeCommitsRestartsIntoTheNewSlotAndIsMarkedGood) {
   EXPECT_EQ(r.fact(kFactFromVersion), "0.1.0");
   EXPECT_EQ(r.fact(kFactToVersion), "0.2.0");
   EXPECT_TRUE(fs::exists(r.fact(kFactBackup))) << "the pre-upgrade backup is kept";
+  // A sweep of leftover databases keeps both: the active copy and what going back returns to.
+  EXPECT_EQ(databasesNamedByUpgrade(layout_),
+            (std::set<std::string>{kOriginal, upgradeCopyName(r.id)}));
+  EXPECT_EQ(slotOfProgram(slots_, slots_.slotDir(Slot::B) / "bin/vcrmd"), Slot::B);
+  EXPECT_EQ(slotOfProgram(slots_, root_ / "opt/vcrm/current/bin/vcrmd"), Slot::B);
+  EXPECT_EQ(slotOfProgram(slots_, test::applyDriver()), std::nullopt);
   // Started again later: nothing to do.
   EXPECT_NE(start(Slot::B).output.find("no-upgrade"), std::string::npos);
   EXPECT_EQ(expectWhole("after another start"), Ended::New);
@@ -227,6 +235,8 @@ TEST_F(ApplyTest, ANewVersionWhoseMigrationOrHealthCheckFailsRollsItselfBack) {
               std::string::npos)
         << rec.message;
     EXPECT_NE(rec.message.find("the new version 0.2.0"), std::string::npos) << rec.message;
+    EXPECT_EQ(databasesNamedByUpgrade(layout_), std::set<std::string>{})
+        << "a copy a failed drop left behind is the sweep's to drop";
   }
 }
 

@@ -403,6 +403,20 @@ StartOutcome UpgradeApply::rollBack(const std::string& reason) {
   return StartOutcome::RestartFromCurrent;
 }
 
+std::set<std::string> databasesNamedByUpgrade(const UpgradeLayout& layout) {
+  const auto r = layout.journal().load();
+  if (!r || (r->operation != kOperation && r->operation != kGoBack)) return {};
+  if (r->operation == kOperation && r->phase == JournalPhase::Failed &&
+      r->fact(kFactRollbackPending) != "true") {
+    return {};  // rolled back: the original is the active one, the copy is to go
+  }
+  std::set<std::string> out;
+  for (const char* key : {kFactOriginalDatabase, kFactCopyDatabase, kFactTargetDatabase}) {
+    if (!r->fact(key).empty()) out.insert(r->fact(key));
+  }
+  return out;
+}
+
 std::optional<UpgradeTrial> upgradeOnTrial(const UpgradeLayout& layout) {
   const auto r = layout.journal().load();
   if (!r || r->operation != kOperation || r->phase != JournalPhase::Committed ||

@@ -22,6 +22,7 @@
 #include <filesystem>
 #include <functional>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 
@@ -173,6 +174,13 @@ class UpgradeApply {
   StartOutcome resume(JournalRecord& r);
   StartOutcome finishGoBack(JournalRecord& r, const RunningVersion& me);
 };
+
+// The databases the upgrade journal still needs, which a sweep of leftover databases must keep
+// (the daemon's dropLeftoverDatabases drops what nothing names, the base database included):
+// an upgrade's original and copy from its start until it is rolled back — after "done" the
+// original stays, as what going back returns to — and both databases of a going back. Throws
+// IoError for a journal that cannot be read: drop nothing then.
+std::set<std::string> databasesNamedByUpgrade(const UpgradeLayout& layout);
 
 // For the supervisor (supervisor.h): an upgrade whose new version is on trial — Committed, not
 // asked to roll back, and `current` names its new slot.
