@@ -5,7 +5,7 @@
 // level only; vcrmd does not use the engine yet, and the same steps over a real PostgreSQL
 // (CREATE DATABASE ... TEMPLATE, the daemon's <state>/database) come with that integration.
 //
-//   vcrm-apply-driver apply --root R --as a|b --version V --bundle FILE
+//   vcrm-apply-driver apply --root R --as a|b --version V --bundle FILE [--tamper after-verify]
 //       verifies FILE with the repository's test keyring and applies it; exit 75 once committed
 //       (restart from current), 1 when it failed and was rolled back
 //   vcrm-apply-driver go-back --root R --as a|b --version V
@@ -129,6 +129,15 @@ int run(int argc, char** argv) {
     UpgradeRequest request;
     request.bundleFd = fd.get();
     request.verified = verifyBundle(fd.get(), keyring);
+    if (o["tamper"] == "after-verify") {
+      // Someone with write access changes the payload between the check and the extraction.
+      files::Fd rw(::open(o["bundle"].c_str(), O_RDWR | O_CLOEXEC));
+      const auto at = static_cast<off_t>(request.verified.header.payloadOffset + 1000);
+      char byte = 0;
+      if (!rw || ::pread(rw.get(), &byte, 1, at) != 1) throw IoError("cannot tamper");
+      byte = static_cast<char>(byte ^ 0x5a);
+      if (::pwrite(rw.get(), &byte, 1, at) != 1) throw IoError("cannot tamper");
+    }
     request.originalDatabase = dbs.active();
     request.requestedBy = "admin";
     const auto r = engine.apply(request, me);

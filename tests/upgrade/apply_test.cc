@@ -474,6 +474,17 @@ TEST_F(ApplyTest, AJournalThatIsNotOneIsRefusedAndNothingChanges) {
   EXPECT_EQ(slots_.current(), Slot::B);
 }
 
+TEST_F(ApplyTest, ABundleChangedAfterItsVerificationIsRolledBackBeforeAnythingSwitches) {
+  const auto r = driverRun({"apply", "--root", root_.string(), "--as", "a", "--version", "0.1.0",
+                            "--bundle", bundle_.string(), "--tamper", "after-verify"});
+  EXPECT_EQ(r.code, 1) << r.output;
+  JournalRecord rec;
+  EXPECT_EQ(expectWhole("tampered", &rec), Ended::Old);
+  EXPECT_NE(rec.message.find("failed after step backup-made"), std::string::npos) << rec.message;
+  EXPECT_NE(rec.message.find("chunk"), std::string::npos) << rec.message;
+  EXPECT_FALSE(fs::exists(slots_.slotDir(Slot::B))) << "nothing of it was installed";
+}
+
 TEST_F(ApplyTest, ASecondUpgradeWhileOneIsUnderWayIsRefused) {
   ASSERT_EQ(apply().code, kRestartFromCurrent);
   slots_.switchTo(Slot::A);  // as if the old version were still current
