@@ -210,25 +210,32 @@ JournalRecord UpgradeApply::apply(const UpgradeRequest& request, const RunningVe
     crashHookAt("db-snapshot-made");  // made, not yet journalled
     step(r, "db-snapshot");
 
-    callbacks_.pointDatabaseAt(r.fact(kFactCopyDatabase));
-    crashHookAt("db-pointer-written");
-    step(r, "db-pointer-switched");
-
-    slots.switchTo(to);
-    crashHookAt("slot-pointer-written");
+    switchPointers(r, r.fact(kFactCopyDatabase), to);
   } catch (const std::exception& e) {
-    const std::string why = "failed after step " + r.step + ": " + e.what();
-    log_.error(kComponent, "APPLY_FAILED", why, r.id);
-    rollBackRecord(r, why);
+    failBeforeCommit(r, "APPLY_FAILED", e);
     return r;
   }
-  journal_.commit(r, "slot-pointer-switched");
-  if (callbacks_.progress) callbacks_.progress(r);
   log_.info(kComponent, "COMMITTED",
             "slot " + slotName(to) + " (version " + r.fact(kFactToVersion) +
                 ") is current; restarting into it",
             r.id);
   return r;
+}
+
+void UpgradeApply::switchPointers(JournalRecord& r, const std::string& database, Slot slot) {
+  callbacks_.pointDatabaseAt(database);
+  crashHookAt("db-pointer-written");  // switched, not yet journalled
+  step(r, "db-pointer-switched");
+  layout_.slots().switchTo(slot);
+  crashHookAt("slot-pointer-written");
+  journal_.commit(r, "slot-pointer-switched");
+  if (callbacks_.progress) callbacks_.progress(r);
+}
+
+void UpgradeApply::failBeforeCommit(JournalRecord& r, const char* msgId, const std::exception& e) {
+  const std::string why = "failed after step " + r.step + ": " + e.what();
+  log_.error(kComponent, msgId, why, r.id);
+  rollBackRecord(r, why);
 }
 
 void UpgradeApply::rollBackRecord(JournalRecord& r, const std::string& reason) {
@@ -327,19 +334,11 @@ JournalRecord UpgradeApply::goBack(const RunningVersion& me, const std::string& 
   r.facts["requested_by"] = requestedBy;
   step(r, "confirmed");
   try {
-    callbacks_.pointDatabaseAt(r.fact(kFactTargetDatabase));
-    crashHookAt("db-pointer-written");
-    step(r, "db-pointer-switched");
-    slots.switchTo(previous);
-    crashHookAt("slot-pointer-written");
+    switchPointers(r, r.fact(kFactTargetDatabase), previous);
   } catch (const std::exception& e) {
-    const std::string why = "failed after step " + r.step + ": " + e.what();
-    log_.error(kComponent, "GO_BACK_FAILED", why, r.id);
-    rollBackRecord(r, why);
+    failBeforeCommit(r, "GO_BACK_FAILED", e);
     return r;
   }
-  journal_.commit(r, "slot-pointer-switched");
-  if (callbacks_.progress) callbacks_.progress(r);
   log_.info(kComponent, "GOING_BACK",
             "slot " + slotName(previous) + " (version " + r.fact(kFactToVersion) +
                 ") is current again with database " + r.fact(kFactTargetDatabase) +

@@ -169,6 +169,11 @@ class UpgradeApply {
   StepJournal journal_;
 
   void step(JournalRecord& r, const std::string& name);
+  // The end of an upgrade and of going back: the database pointer to `database`, then the
+  // commit point, `current` to `slot` and the journal Committed.
+  void switchPointers(JournalRecord& r, const std::string& database, Slot slot);
+  // A step before the commit point threw: logged and rolled back.
+  void failBeforeCommit(JournalRecord& r, const char* msgId, const std::exception& e);
   // Puts everything back as the old version had it; every part idempotent.
   void rollBackRecord(JournalRecord& r, const std::string& reason);
   StartOutcome resume(JournalRecord& r);
