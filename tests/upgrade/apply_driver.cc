@@ -12,7 +12,8 @@
 //       goes back to the version before the upgrade marked good; exit 75 once committed
 //   vcrm-apply-driver start --root R --as a|b --version V [--fail migrate|health]
 //                           [--hang-health] [--serve]
-//       what a vcrmd does at its start: recover(); exit 75 for "restart from current"; with
+//       what a vcrmd does at its start: recover(), and on trial markGood() (where vcrmd would
+//       serve in between); exit 75 for "restart from current"; with
 //       --serve it then runs until SIGTERM (exit 0), as a daemon kept by the supervisor would
 // Exit 3 (with the message on stderr) for an error the engine refused with.
 #include <fcntl.h>
@@ -150,8 +151,13 @@ int run(int argc, char** argv) {
     return r.phase == JournalPhase::Committed ? kRestartFromCurrent : 1;
   }
   if (command == "start") {
-    const auto outcome = engine.recover(me);
+    auto outcome = engine.recover(me);
     std::cout << startOutcomeName(outcome) << "\n" << std::flush;
+    // A vcrmd would start serving here, then mark itself good.
+    if (outcome == StartOutcome::OnTrial) {
+      outcome = engine.markGood();
+      std::cout << startOutcomeName(outcome) << "\n" << std::flush;
+    }
     if (outcome == StartOutcome::RestartFromCurrent) return kRestartFromCurrent;
     if (o.count("serve") != 0) {
       sigset_t set;

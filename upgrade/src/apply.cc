@@ -87,6 +87,8 @@ std::string_view startOutcomeName(StartOutcome outcome) {
   switch (outcome) {
     case StartOutcome::NoUpgrade:
       return "no-upgrade";
+    case StartOutcome::OnTrial:
+      return "on-trial";
     case StartOutcome::UpgradeCompleted:
       return "upgrade-completed";
     case StartOutcome::RolledBack:
@@ -268,31 +270,48 @@ void UpgradeApply::rollBackRecord(JournalRecord& r, const std::string& reason) {
             r.id);
 }
 
+StartOutcome UpgradeApply::failAsNew(JournalRecord& r, const std::exception& e) {
+  const std::string why = "the new version " + r.fact(kFactToVersion) + " failed after step " +
+                          r.step + ": " + e.what();
+  log_.error(kComponent, "NEW_VERSION_FAILED", why, r.id);
+  rollBackRecord(r, why);
+  return StartOutcome::RestartFromCurrent;
+}
+
 StartOutcome UpgradeApply::resume(JournalRecord& r) {
-  const Slot to = slotFact(r, kFactToSlot);
+  if (passed(r, "migrated")) return StartOutcome::OnTrial;
   try {
-    if (!passed(r, "migrated")) {
-      if (callbacks_.migrate) callbacks_.migrate();
-      step(r, "migrated");
-    }
-    if (!passed(r, "healthy")) {
+    if (callbacks_.migrate) callbacks_.migrate();
+    step(r, "migrated");
+  } catch (const std::exception& e) {
+    return failAsNew(r, e);
+  }
+  return StartOutcome::OnTrial;
+}
+
+StartOutcome UpgradeApply::markGood() {
+  JournalLock lock(layout_);
+  auto r = journal_.load();
+  if (!r || r->operation != kOperation || r->phase != JournalPhase::Committed ||
+      !r->fact(kFactRollbackReason).empty() || !passed(*r, "migrated")) {
+    throw Conflict("no upgrade is on trial, so there is nothing to mark good",
+                   "no_upgrade_on_trial");
+  }
+  try {
+    if (!passed(*r, "healthy")) {
       if (callbacks_.healthCheck) callbacks_.healthCheck();
-      step(r, "healthy");
+      step(*r, "healthy");
     }
   } catch (const std::exception& e) {
-    const std::string why = "the new version " + r.fact(kFactToVersion) + " failed after step " +
-                            r.step + ": " + e.what();
-    log_.error(kComponent, "NEW_VERSION_FAILED", why, r.id);
-    rollBackRecord(r, why);
-    return StartOutcome::RestartFromCurrent;
+    return failAsNew(*r, e);
   }
-  journal_.finish(r);
-  if (callbacks_.progress) callbacks_.progress(r);
+  journal_.finish(*r);
+  if (callbacks_.progress) callbacks_.progress(*r);
   log_.info(kComponent, "MARKED_GOOD",
-            "version " + r.fact(kFactToVersion) + " in slot " + slotName(to) +
-                " is marked good; slot " + r.fact(kFactFromSlot) + " and database " +
-                r.fact(kFactOriginalDatabase) + " are kept as the previous version",
-            r.id);
+            "version " + r->fact(kFactToVersion) + " in slot " + r->fact(kFactToSlot) +
+                " is marked good; slot " + r->fact(kFactFromSlot) + " and database " +
+                r->fact(kFactOriginalDatabase) + " are kept as the previous version",
+            r->id);
   return StartOutcome::UpgradeCompleted;
 }
 

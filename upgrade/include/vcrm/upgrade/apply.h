@@ -6,7 +6,8 @@
 //
 //   old version:  confirmed → backup-made → slot-written → db-snapshot → db-pointer-switched
 //                 → slot-pointer-switched (the commit point), then it exits 75
-//   new version:  migrated → healthy → done ("marked good")
+//   new version:  migrated (recover(), before it serves) → healthy → done (markGood(), once it
+//                 serves: "marked good")
 //   rollback:     rollback-started → rolled-back-slot → rolled-back-database → dropped-copy
 //                 → failed (the reason in the journal's message)
 //   going back:   (operation "go-back", on request, from the new version marked good)
@@ -79,7 +80,8 @@ inline constexpr const char* kFactRollbackPending = "rollback_pending";
 //  - pointDatabaseAt(name): makes `name` the database the next start uses (<state>/database).
 //  - dropDatabase(name): drops it; a database that does not exist is not an error.
 //  - migrate(): the new version's migrations on the database now pointed at (the copy).
-//  - healthCheck(): the new version's own check before it is marked good; throws why not.
+//  - healthCheck(): the new version's own check, once it serves, before it is marked good;
+//    throws why not.
 //  - progress(record): after every journalled step (the event stream); optional.
 struct UpgradeCallbacks {
   std::function<std::string()> backup;
@@ -112,7 +114,8 @@ struct UpgradeRequest {
 // What the program that called recover() must do next.
 enum class StartOutcome {
   NoUpgrade,           // nothing under way: carry on
-  UpgradeCompleted,    // this is the new version and it was just marked good: carry on
+  OnTrial,             // this is the new version, migrated: serve, then call markGood()
+  UpgradeCompleted,    // markGood(): this is the new version and it is marked good
   RolledBack,          // this is the old version, an upgrade rolled back or gone back from
   RestartFromCurrent,  // this program is not the version that must run: exit 75 now
 };
@@ -123,7 +126,7 @@ std::string_view startOutcomeName(StartOutcome outcome);
 enum class RecoveryAction {
   Nothing,             // no journal, or a finished one
   RollBack,            // undo (before the commit point, or a rollback under way or asked for)
-  Resume,              // the new version goes on: migrate, check, mark good
+  Resume,              // the new version goes on: migrate (then it serves and marks good)
   RestartFromCurrent,  // committed, and `current` names the other version: let it decide
 };
 std::string_view recoveryActionName(RecoveryAction action);
@@ -142,10 +145,16 @@ class UpgradeApply {
   JournalRecord apply(const UpgradeRequest& request, const RunningVersion& me);
 
   // At every start, before serving, by whichever version starts: finishes or undoes what the
-  // journal says is under way (see decideRecovery), including the new version's migrate,
-  // health check and mark good. Throws IoError for a journal that cannot be read (nothing is
-  // changed then).
+  // journal says is under way (see decideRecovery). The new version is migrated here and gets
+  // OnTrial (or RestartFromCurrent when its migration failed and it rolled back). Throws IoError
+  // for a journal that cannot be read (nothing is changed then).
   StartOutcome recover(const RunningVersion& me);
+
+  // The new version, once it serves (listeners bound, ready): its health check, then "done".
+  // Marked good only here, so a version that migrates but cannot serve is still on trial for
+  // the supervisor. Returns UpgradeCompleted, or RestartFromCurrent when the check failed and it
+  // rolled back (exit 75). Throws Conflict when no migrated upgrade is on trial.
+  StartOutcome markGood();
 
   // The new version, marked good, back to the previous one on an operator's request: the
   // previous slot with the database it had before the upgrade (what changed since is not
@@ -156,8 +165,9 @@ class UpgradeApply {
   // when there is no upgrade marked good to go back from, or the previous slot is gone.
   JournalRecord goBack(const RunningVersion& me, const std::string& requestedBy);
 
-  // The new version, when something fails after recover() marked it good or while it runs:
-  // rolls back to the old version with `reason`. Returns RestartFromCurrent (exit 75).
+  // The new version on trial (between recover()'s OnTrial and markGood()), when something else
+  // fails: rolls back to the old version with `reason`. Returns RestartFromCurrent (exit 75).
+  // Once marked good, the way back is goBack().
   StartOutcome rollBack(const std::string& reason);
 
   [[nodiscard]] std::optional<JournalRecord> current() const { return journal_.load(); }
@@ -177,6 +187,7 @@ class UpgradeApply {
   // Puts everything back as the old version had it; every part idempotent.
   void rollBackRecord(JournalRecord& r, const std::string& reason);
   StartOutcome resume(JournalRecord& r);
+  StartOutcome failAsNew(JournalRecord& r, const std::exception& e);
   StartOutcome finishGoBack(JournalRecord& r, const RunningVersion& me);
 };
 
