@@ -18,6 +18,20 @@
 // failed migration or health check, or the supervisor's trial, see supervisor.h). Every decision
 // is made again from the journal and the slot pointer at each start, and every rollback step is
 // idempotent, so a crash during recovery recovers too.
+//
+// Daemon integration (vcrmd does not use the engine yet):
+//  - At every start, before the configuration is read (beside restore::recover):
+//    recover({VCRM_VERSION_STRING, *slotOfProgram(slots, "/proc/self/exe")}) and exit 75 on
+//    RestartFromCurrent; on OnTrial serve, then markGood() (exit 75 if it rolled back). A vcrmd
+//    outside any slot (run from the build tree) skips it and refuses to apply an upgrade.
+//  - apply() in the upgrade module's job after the operator confirmed; exit 75 on Committed,
+//    reopen the pool on Failed. backup: the backup module's archive. snapshotDatabase: close the
+//    pool (writes stop: the downtime starts here), CREATE DATABASE copy TEMPLATE original (no
+//    other session may be connected to the original). pointDatabaseAt: <state>/database (what
+//    restore::activeDatabase reads). dropDatabase: DROP DATABASE IF EXISTS ... WITH (FORCE) on a
+//    maintenance connection. migrate: the migrations on the database now pointed at.
+//  - Restores and upgrades both move <state>/database: each must refuse to begin while the
+//    other's journal is under way, and dropLeftoverDatabases must keep databasesNamedByUpgrade.
 #pragma once
 
 #include <filesystem>
