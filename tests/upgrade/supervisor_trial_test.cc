@@ -4,7 +4,8 @@
 // bundle whose "new version" fails at once, never marks itself good, or marks itself good. The
 // supervisor rolls back the first two within its crash budget or deadline, the journal says why
 // and slot a's vcrm serves again with its original database pointed at; the third is kept. A
-// supervisor killed half-way through its rollback finishes it when it starts again.
+// supervisor killed half-way through its rollback finishes it when it starts again, and one
+// killed during a trial leaves the decision to the next one.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
@@ -179,6 +180,39 @@ TEST_F(SupervisorTrialTest, ASupervisorKilledDuringItsRollbackFinishesItWhenStar
   startSupervisor({});
   expectRolledBack("crashed 2 times");
   EXPECT_NE(app_->output().find("SUPERVISOR_ROLLBACK_FINISHED"), std::string::npos);
+}
+
+TEST_F(SupervisorTrialTest, ASupervisorKilledDuringATrialLeavesItToTheNextOneToDecide) {
+  applyNewVersion(newVersionDriver("--hang-health"));
+  test::SpawnOptions spawn;
+  spawn.log = tmp_.path() / "first-supervisor.log";
+  spawn.dieWithParent = true;
+  const pid_t first = test::spawnLogged(
+      {(slots_.slotDir(Slot::A) / "bin/vcrm-supervisor").string(), "--root", root_.string()},
+      spawn);
+  spawned_.push_back(first);
+  const fs::path state = root_ / "var/lib/vcrm/run/supervisor.json";
+  pid_t onTrial = -1;
+  ASSERT_TRUE(test::eventually(
+      [&] {
+        if (!fs::exists(spawn.log) ||
+            files::readFile(spawn.log).find("on-trial") == std::string::npos) {
+          return false;
+        }
+        onTrial = json::parseObject(files::readFile(state))->getValue<int>("vcrmd_pid");
+        return true;
+      },
+      30s))
+      << files::readFile(spawn.log);
+  ASSERT_EQ(kill(first, SIGKILL), 0);
+  int status = 0;
+  ASSERT_TRUE(test::waitExit(first, 10s, &status));
+  spawned_.clear();
+  EXPECT_TRUE(test::eventually([&] { return !runs(onTrial); }, 10s))
+      << "the new version went down with its supervisor";
+  EXPECT_EQ(slots_.current(), Slot::B) << "still on trial";
+  startSupervisor({"--trial-timeout-ms", "3000"});
+  expectRolledBack("did not mark itself good within 3000 ms");
 }
 
 }  // namespace
