@@ -244,10 +244,12 @@ int Supervisor::run() {
       }
       if (sig != 0) break;
       if (upgradeMarkedGood(UpgradeLayout(options_.root), trialId_)) {
-        log_.info(kComponent, "UPGRADE_KEPT",
-                  "version " + trialVersion_ + " marked itself good; its trial is over", trialId_);
+        // The state file first: the log line is what a watcher waits for.
+        const std::string kept = trialId_;
         trialId_.clear();
         writeState();
+        log_.info(kComponent, "UPGRADE_KEPT",
+                  "version " + trialVersion_ + " marked itself good; its trial is over", kept);
         continue;
       }
       stopChild(SIGTERM);
