@@ -195,12 +195,13 @@ TEST_F(SupervisorTrialTest, ASupervisorKilledDuringATrialLeavesItToTheNextOneToD
   pid_t onTrial = -1;
   ASSERT_TRUE(test::eventually(
       [&] {
-        if (!fs::exists(spawn.log) ||
+        // The new version may print before the supervisor has written its state file.
+        if (!fs::exists(spawn.log) || !fs::exists(state) ||
             files::readFile(spawn.log).find("on-trial") == std::string::npos) {
           return false;
         }
         onTrial = json::parseObject(files::readFile(state))->getValue<int>("vcrmd_pid");
-        return true;
+        return onTrial > 0;
       },
       30s))
       << files::readFile(spawn.log);
