@@ -216,5 +216,29 @@ TEST_F(SupervisorTrialTest, ASupervisorKilledDuringATrialLeavesItToTheNextOneToD
   expectRolledBack("did not mark itself good within 3000 ms");
 }
 
+TEST_F(SupervisorTrialTest, AJournalThatCannotBeReadIsLeftAsItIsAndNoTrialIsRunOnIt) {
+  applyNewVersion(newVersionDriver("--serve"));
+  const std::string bad = "{\"format\": 1, \"id\": \"edited\"";
+  files::atomicWrite(layout_.journalFile(), bad, 0600);
+  test::SpawnOptions spawn;
+  spawn.log = tmp_.path() / "supervisor.log";
+  spawn.dieWithParent = true;
+  const pid_t sup =
+      test::spawnLogged({(slots_.slotDir(Slot::A) / "bin/vcrm-supervisor").string(), "--root",
+                         root_.string(), "--trial-crashes", "1", "--trial-timeout-ms", "1000"},
+                        spawn);
+  spawned_.push_back(sup);
+  const auto text = [&] {
+    return fs::exists(spawn.log) ? files::readFile(spawn.log) : std::string();
+  };
+  // The new version refuses it too (its recover() says what to do), and crashes in a loop.
+  EXPECT_TRUE(test::eventually([&] { return count(text(), "VCRMD_CRASHED") >= 2; }, 30s)) << text();
+  EXPECT_NE(text().find("UPGRADE_JOURNAL_UNREADABLE"), std::string::npos) << text();
+  EXPECT_NE(text().find("restore it or remove it"), std::string::npos) << text();
+  EXPECT_EQ(count(text(), "UPGRADE_ROLLING_BACK"), 0u) << "no rollback on a journal it cannot read";
+  EXPECT_EQ(files::readFile(layout_.journalFile()), bad);
+  EXPECT_EQ(slots_.current(), Slot::B);
+}
+
 }  // namespace
 }  // namespace vcrm::upgrade
