@@ -93,6 +93,24 @@ class SupervisorTrialTest : public ::testing::Test {
     return "#!/bin/sh\nexec " + test::applyDriver().string() +
            " start --root \"$2\" --as b --version 0.2.0 " + flags + "\n";
   }
+  // vcrm-supervisor of slot a's build on the root with `args`, its output in `log`; stopped in
+  // TearDown if it still runs.
+  pid_t spawnSupervisor(const fs::path& log, const std::vector<std::string>& args,
+                        std::vector<std::string> env = {}) {
+    test::SpawnOptions spawn;
+    spawn.log = log;
+    spawn.dieWithParent = true;
+    spawn.env = std::move(env);
+    std::vector<std::string> argv{(slots_.slotDir(Slot::A) / "bin/vcrm-supervisor").string(),
+                                  "--root", root_.string()};
+    argv.insert(argv.end(), args.begin(), args.end());
+    const pid_t pid = test::spawnLogged(argv, spawn);
+    spawned_.push_back(pid);
+    return pid;
+  }
+  static std::string textOf(const fs::path& log) {
+    return fs::exists(log) ? files::readFile(log) : std::string();
+  }
   void startSupervisor(const std::vector<std::string>& trialArgs) {
     test::VcrmdProcess::Options o;
     o.root = root_;
@@ -136,14 +154,8 @@ TEST_F(SupervisorTrialTest, ANewVersionThatNeverMarksItselfGoodIsRolledBackAtIts
 TEST_F(SupervisorTrialTest, ANewVersionThatMarksItselfGoodIsKeptPastItsDeadline) {
   applyNewVersion(newVersionDriver("--serve"));
   const fs::path log = tmp_.path() / "supervisor.log";
-  test::SpawnOptions spawn;
-  spawn.log = log;
-  spawn.dieWithParent = true;
-  const pid_t sup = test::spawnLogged({(slots_.slotDir(Slot::A) / "bin/vcrm-supervisor").string(),
-                                       "--root", root_.string(), "--trial-timeout-ms", "2000"},
-                                      spawn);
-  spawned_.push_back(sup);
-  const auto text = [&] { return fs::exists(log) ? files::readFile(log) : std::string(); };
+  spawnSupervisor(log, {"--trial-timeout-ms", "2000"});
+  const auto text = [&] { return textOf(log); };
   EXPECT_TRUE(
       test::eventually([&] { return text().find("UPGRADE_KEPT") != std::string::npos; }, 30s))
       << text();
@@ -162,18 +174,13 @@ TEST_F(SupervisorTrialTest, ANewVersionThatMarksItselfGoodIsKeptPastItsDeadline)
 
 TEST_F(SupervisorTrialTest, ASupervisorKilledDuringItsRollbackFinishesItWhenStartedAgain) {
   applyNewVersion("#!/bin/sh\nexit 3\n");
-  test::SpawnOptions spawn;
-  spawn.log = tmp_.path() / "killed-supervisor.log";
-  spawn.dieWithParent = true;
-  spawn.env = {"VCRM_TEST_CRASH_AT=supervisor-rolled-back"};
-  const pid_t sup = test::spawnLogged({(slots_.slotDir(Slot::A) / "bin/vcrm-supervisor").string(),
-                                       "--root", root_.string(), "--trial-crashes", "2"},
-                                      spawn);
+  const fs::path log = tmp_.path() / "killed-supervisor.log";
+  const pid_t sup =
+      spawnSupervisor(log, {"--trial-crashes", "2"}, {"VCRM_TEST_CRASH_AT=supervisor-rolled-back"});
   int status = 0;
-  const bool exited = test::waitExit(sup, 60s, &status);
-  if (!exited) spawned_.push_back(sup);
-  ASSERT_TRUE(exited) << files::readFile(spawn.log);
-  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << files::readFile(spawn.log);
+  ASSERT_TRUE(test::waitExit(sup, 60s, &status)) << textOf(log);
+  spawned_.clear();
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << textOf(log);
   // Journalled, not yet switched: slot b is still current.
   EXPECT_EQ(slots_.current(), Slot::B);
   EXPECT_EQ(layout_.journal().load()->fact(kFactRollbackPending), "true");
@@ -184,27 +191,21 @@ TEST_F(SupervisorTrialTest, ASupervisorKilledDuringItsRollbackFinishesItWhenStar
 
 TEST_F(SupervisorTrialTest, ASupervisorKilledDuringATrialLeavesItToTheNextOneToDecide) {
   applyNewVersion(newVersionDriver("--hang-health"));
-  test::SpawnOptions spawn;
-  spawn.log = tmp_.path() / "first-supervisor.log";
-  spawn.dieWithParent = true;
-  const pid_t first = test::spawnLogged(
-      {(slots_.slotDir(Slot::A) / "bin/vcrm-supervisor").string(), "--root", root_.string()},
-      spawn);
-  spawned_.push_back(first);
+  const fs::path log = tmp_.path() / "first-supervisor.log";
+  const pid_t first = spawnSupervisor(log, {});
   const fs::path state = root_ / "var/lib/vcrm/run/supervisor.json";
   pid_t onTrial = -1;
   ASSERT_TRUE(test::eventually(
       [&] {
         // The new version may print before the supervisor has written its state file.
-        if (!fs::exists(spawn.log) || !fs::exists(state) ||
-            files::readFile(spawn.log).find("on-trial") == std::string::npos) {
+        if (!fs::exists(state) || textOf(log).find("on-trial") == std::string::npos) {
           return false;
         }
         onTrial = json::parseObject(files::readFile(state))->getValue<int>("vcrmd_pid");
         return onTrial > 0;
       },
       30s))
-      << files::readFile(spawn.log);
+      << textOf(log);
   ASSERT_EQ(kill(first, SIGKILL), 0);
   int status = 0;
   ASSERT_TRUE(test::waitExit(first, 10s, &status));
@@ -220,17 +221,9 @@ TEST_F(SupervisorTrialTest, AJournalThatCannotBeReadIsLeftAsItIsAndNoTrialIsRunO
   applyNewVersion(newVersionDriver("--serve"));
   const std::string bad = "{\"format\": 1, \"id\": \"edited\"";
   files::atomicWrite(layout_.journalFile(), bad, 0600);
-  test::SpawnOptions spawn;
-  spawn.log = tmp_.path() / "supervisor.log";
-  spawn.dieWithParent = true;
-  const pid_t sup =
-      test::spawnLogged({(slots_.slotDir(Slot::A) / "bin/vcrm-supervisor").string(), "--root",
-                         root_.string(), "--trial-crashes", "1", "--trial-timeout-ms", "1000"},
-                        spawn);
-  spawned_.push_back(sup);
-  const auto text = [&] {
-    return fs::exists(spawn.log) ? files::readFile(spawn.log) : std::string();
-  };
+  const fs::path log = tmp_.path() / "supervisor.log";
+  spawnSupervisor(log, {"--trial-crashes", "1", "--trial-timeout-ms", "1000"});
+  const auto text = [&] { return textOf(log); };
   // The new version refuses it too (its recover() says what to do), and crashes in a loop.
   EXPECT_TRUE(test::eventually([&] { return count(text(), "VCRMD_CRASHED") >= 2; }, 30s)) << text();
   EXPECT_NE(text().find("UPGRADE_JOURNAL_UNREADABLE"), std::string::npos) << text();
