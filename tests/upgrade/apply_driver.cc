@@ -10,7 +10,7 @@
 //       (restart from current), 1 when it failed and was rolled back
 //   vcrm-apply-driver go-back --root R --as a|b --version V
 //       goes back to the version before the upgrade marked good; exit 75 once committed
-//   vcrm-apply-driver start --root R --as a|b --version V [--fail migrate|health]
+//   vcrm-apply-driver start --root R --as a|b --version V [--fail migrate|health|serving]
 //                           [--hang-health] [--serve]
 //       what a vcrmd does at its start: recover(), and on trial markGood() (where vcrmd would
 //       serve in between); exit 75 for "restart from current"; with
@@ -155,6 +155,7 @@ int run(int argc, char** argv) {
     std::cout << startOutcomeName(outcome) << "\n" << std::flush;
     // A vcrmd would start serving here, then mark itself good.
     if (outcome == StartOutcome::OnTrial) {
+      if (o["fail"] == "serving") ::kill(::getpid(), SIGKILL);  // dies before it serves
       outcome = engine.markGood();
       std::cout << startOutcomeName(outcome) << "\n" << std::flush;
     }

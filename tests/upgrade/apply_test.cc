@@ -205,8 +205,8 @@ TEST_F(ApplyTest, AnUpgradeCommitsRestartsIntoTheNewSlotAndIsMarkedGood) {
   EXPECT_EQ(expectWhole("after the upgrade", &r), Ended::New);
   EXPECT_EQ(stepsOf(r),
             (std::vector<std::string>{"confirmed", "backup-made", "slot-written", "db-snapshot",
-                                      "db-pointer-switched", "slot-pointer-switched", "migrated",
-                                      "healthy", "done"}));
+                                      "db-pointer-switched", "slot-pointer-switched", "trial-start",
+                                      "migrated", "healthy", "done"}));
   EXPECT_EQ(r.fact(kFactFromVersion), "0.1.0");
   EXPECT_EQ(r.fact(kFactToVersion), "0.2.0");
   EXPECT_TRUE(fs::exists(r.fact(kFactBackup))) << "the pre-upgrade backup is kept";
@@ -238,6 +238,22 @@ TEST_F(ApplyTest, ANewVersionWhoseMigrationOrHealthCheckFailsRollsItselfBack) {
     EXPECT_EQ(databasesNamedByUpgrade(layout_), std::set<std::string>{})
         << "a copy a failed drop left behind is the sweep's to drop";
   }
+}
+
+TEST_F(ApplyTest, ANewVersionThatDiesAtEveryStartIsRolledBackAtItsSixthStart) {
+  // Without our supervisor (systemd restarts it on failure): the engine's own start budget.
+  ASSERT_EQ(apply().code, kRestartFromCurrent);
+  for (int i = 1; i <= kDefaultTrialStarts; ++i) {
+    const auto r = start(Slot::B, {"--fail", "serving"});
+    ASSERT_EQ(r.code, -SIGKILL) << "start " << i << ": " << r.output;
+  }
+  const auto last = start(Slot::B, {"--fail", "serving"});
+  EXPECT_EQ(last.code, kRestartFromCurrent) << last.output;
+  startUntilSettled();
+  JournalRecord r;
+  EXPECT_EQ(expectWhole("after five deaths", &r), Ended::Old);
+  EXPECT_NE(r.message.find("started 5 times without being marked good"), std::string::npos)
+      << r.message;
 }
 
 struct CrashCase {
@@ -310,8 +326,9 @@ INSTANTIATE_TEST_SUITE_P(
         CrashCase{"db-pointer-switched", "apply", false, "interrupted at db-pointer-switched"},
         CrashCase{"slot-pointer-written", "apply", false, "interrupted at db-pointer-switched"},
         // The commit point: from here the new version goes on.
-        CrashCase{"slot-pointer-switched", "apply", true}, CrashCase{"migrated", "new", true},
-        CrashCase{"healthy", "new", true}, CrashCase{"done", "new", true},
+        CrashCase{"slot-pointer-switched", "apply", true}, CrashCase{"trial-start", "new", true},
+        CrashCase{"migrated", "new", true}, CrashCase{"healthy", "new", true},
+        CrashCase{"done", "new", true},
         // The new version's own rollback, killed at each of its steps, is finished.
         CrashCase{"rollback-started", "rollback", false, "health check failed"},
         CrashCase{"rolled-back-slot", "rollback", false, "health check failed"},

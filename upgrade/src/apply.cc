@@ -152,11 +152,13 @@ RecoveryAction decideRecovery(const std::optional<JournalRecord>& record, Slot m
   return me == to ? RecoveryAction::RestartFromCurrent : RecoveryAction::RollBack;
 }
 
-UpgradeApply::UpgradeApply(UpgradeLayout layout, UpgradeCallbacks callbacks, Logger& log)
+UpgradeApply::UpgradeApply(UpgradeLayout layout, UpgradeCallbacks callbacks, Logger& log,
+                           int trialStarts)
     : layout_(std::move(layout)),
       callbacks_(std::move(callbacks)),
       log_(log),
-      journal_(layout_.journal()) {}
+      journal_(layout_.journal()),
+      trialStarts_(trialStarts) {}
 
 void UpgradeApply::step(JournalRecord& r, const std::string& name) {
   journal_.step(r, name);
@@ -270,21 +272,29 @@ void UpgradeApply::rollBackRecord(JournalRecord& r, const std::string& reason) {
             r.id);
 }
 
-StartOutcome UpgradeApply::failAsNew(JournalRecord& r, const std::exception& e) {
-  const std::string why = "the new version " + r.fact(kFactToVersion) + " failed after step " +
-                          r.step + ": " + e.what();
+StartOutcome UpgradeApply::failAsNew(JournalRecord& r, const std::string& what) {
+  const std::string why =
+      "the new version " + r.fact(kFactToVersion) + " failed after step " + r.step + ": " + what;
   log_.error(kComponent, "NEW_VERSION_FAILED", why, r.id);
   rollBackRecord(r, why);
   return StartOutcome::RestartFromCurrent;
 }
 
 StartOutcome UpgradeApply::resume(JournalRecord& r) {
+  int starts = 0;
+  for (const auto& [s, _] : r.history) starts += s == "trial-start" ? 1 : 0;
+  if (starts >= trialStarts_) {
+    return failAsNew(r, "started " + std::to_string(starts) +
+                            " times without being marked good (it crashed or was stopped each "
+                            "time)");
+  }
+  step(r, "trial-start");
   if (passed(r, "migrated")) return StartOutcome::OnTrial;
   try {
     if (callbacks_.migrate) callbacks_.migrate();
     step(r, "migrated");
   } catch (const std::exception& e) {
-    return failAsNew(r, e);
+    return failAsNew(r, e.what());
   }
   return StartOutcome::OnTrial;
 }
@@ -303,7 +313,7 @@ StartOutcome UpgradeApply::markGood() {
       step(*r, "healthy");
     }
   } catch (const std::exception& e) {
-    return failAsNew(*r, e);
+    return failAsNew(*r, e.what());
   }
   journal_.finish(*r);
   if (callbacks_.progress) callbacks_.progress(*r);

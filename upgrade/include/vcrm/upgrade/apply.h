@@ -6,8 +6,8 @@
 //
 //   old version:  confirmed → backup-made → slot-written → db-snapshot → db-pointer-switched
 //                 → slot-pointer-switched (the commit point), then it exits 75
-//   new version:  migrated (recover(), before it serves) → healthy → done (markGood(), once it
-//                 serves: "marked good")
+//   new version:  trial-start (at each start) → migrated (recover(), before it serves)
+//                 → healthy → done (markGood(), once it serves: "marked good")
 //   rollback:     rollback-started → rolled-back-slot → rolled-back-database → dropped-copy
 //                 → failed (the reason in the journal's message)
 //   going back:   (operation "go-back", on request, from the new version marked good)
@@ -147,9 +147,15 @@ std::string_view recoveryActionName(RecoveryAction action);
 RecoveryAction decideRecovery(const std::optional<JournalRecord>& record, Slot me,
                               std::optional<Slot> current);
 
+// How many times the new version may start on trial (each recover() that resumes it journals a
+// "trial-start") before its next start rolls it back: a budget that holds under systemd, which
+// knows nothing of trials, and across supervisor restarts, which reset the supervisor's own.
+inline constexpr int kDefaultTrialStarts = 5;
+
 class UpgradeApply {
  public:
-  UpgradeApply(UpgradeLayout layout, UpgradeCallbacks callbacks, Logger& log);
+  UpgradeApply(UpgradeLayout layout, UpgradeCallbacks callbacks, Logger& log,
+               int trialStarts = kDefaultTrialStarts);
 
   // The old version, after the operator confirmed: every step up to and including the commit
   // point. Returns the record: Committed means "exit 75 now" (the supervisor starts the new
@@ -191,6 +197,7 @@ class UpgradeApply {
   UpgradeCallbacks callbacks_;
   Logger& log_;
   StepJournal journal_;
+  int trialStarts_;
 
   void step(JournalRecord& r, const std::string& name);
   // The end of an upgrade and of going back: the database pointer to `database`, then the
@@ -201,7 +208,7 @@ class UpgradeApply {
   // Puts everything back as the old version had it; every part idempotent.
   void rollBackRecord(JournalRecord& r, const std::string& reason);
   StartOutcome resume(JournalRecord& r);
-  StartOutcome failAsNew(JournalRecord& r, const std::exception& e);
+  StartOutcome failAsNew(JournalRecord& r, const std::string& what);
   StartOutcome finishGoBack(JournalRecord& r, const RunningVersion& me);
 };
 
