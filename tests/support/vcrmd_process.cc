@@ -26,9 +26,7 @@ fs::path binDir() {
   return env && *env ? fs::path(env) : fs::path(VCRM_BIN_DIR);
 }
 
-fs::path sourceDir() {
-  return fs::path(VCRM_SOURCE_DIR);
-}
+fs::path sourceDir() { return fs::path(VCRM_SOURCE_DIR); }
 
 namespace {
 
@@ -85,10 +83,10 @@ void VcrmdProcess::start() {
     args.insert(args.end(), options_.supervisorArgs.begin(), options_.supervisorArgs.end());
     args.push_back("--");
   }
-  for (const std::string s :
-       {"https.port=0", "http.port=0", "http.listen=127.0.0.1", "bridge_events.port=0",
-        // Every test checks the one-lease rule (see db::Pool).
-        "db.strict_leases=true"}) {
+  for (const std::string s : {"https.port=0", "http.port=0", "http.listen=127.0.0.1",
+                              "bridge_events.port=0",
+                              // Every test checks the one-lease rule (see db::Pool).
+                              "db.strict_leases=true"}) {
     args.push_back("--set");
     args.push_back(s);
   }
@@ -229,19 +227,16 @@ std::string VcrmdProcess::initialAdminPassword() const {
 // The test's own note of the chosen password, beside (not inside) the appliance's state, so
 // a later VcrmdProcess on the same root knows it.
 std::string VcrmdProcess::adminPassword() const {
-  return fs::exists(root_ / "test-admin-password") ? std::string(kAdminPassword)
-                                                   : initialAdminPassword();
+  return fs::exists(root_ / "test-admin-password") ? std::string(kAdminPassword) : initialAdminPassword();
 }
 
 void VcrmdProcess::chooseAdminPassword() {
   if (fs::exists(root_ / "test-admin-password") || initialAdminPassword().empty()) return;
   auto c = client();
   auto in = c.loginBearer("admin", initialAdminPassword());
-  if (in.status != 200)
-    throw std::runtime_error("cannot sign in with the one-time admin password: " + in.body);
+  if (in.status != 200) throw std::runtime_error("cannot sign in with the one-time admin password: " + in.body);
   auto changed = c.changePassword(initialAdminPassword(), kAdminPassword);
-  if (changed.status != 204)
-    throw std::runtime_error("cannot choose the admin password: " + changed.body);
+  if (changed.status != 204) throw std::runtime_error("cannot choose the admin password: " + changed.body);
   std::ofstream(root_ / "test-admin-password") << "chosen\n";
 }
 
@@ -283,11 +278,9 @@ HttpResult VcrmdProcess::createReadyUser(HttpsClient& admin, const std::string& 
   if (created.status != 201) return created;
   auto user = client();
   auto in = user.loginBearer(name, once);
-  if (in.status != 200)
-    throw std::runtime_error("cannot sign in as the new user " + name + ": " + in.body);
+  if (in.status != 200) throw std::runtime_error("cannot sign in as the new user " + name + ": " + in.body);
   auto changed = user.changePassword(once, password);
-  if (changed.status != 204)
-    throw std::runtime_error("cannot change " + name + "'s password: " + changed.body);
+  if (changed.status != 204) throw std::runtime_error("cannot change " + name + "'s password: " + changed.body);
   return created;
 }
 
@@ -314,9 +307,7 @@ std::string VcrmdProcess::activeDatabaseName() const {
   return name.empty() ? "vcrm" : name;
 }
 
-db::Connection VcrmdProcess::database() const {
-  return database(activeDatabaseName());
-}
+db::Connection VcrmdProcess::database() const { return database(activeDatabaseName()); }
 
 db::Connection VcrmdProcess::database(const std::string& name) const {
   // The embedded cluster as App starts it: trust on its Unix socket, superuser vcrm.

@@ -24,9 +24,9 @@ std::filesystem::path sourceDir();  // the repository
 class VcrmdProcess {
  public:
   struct Options {
-    std::vector<std::string> settings;  // extra "key=value" overrides
-    std::filesystem::path root;         // empty: a fresh TempDir owned by this object
-    std::filesystem::path binary;       // empty: build/bin/vcrmd
+    std::vector<std::string> settings;   // extra "key=value" overrides
+    std::filesystem::path root;          // empty: a fresh TempDir owned by this object
+    std::filesystem::path binary;        // empty: build/bin/vcrmd
     // When set, this vcrm-supervisor runs vcrmd from <root>/opt/vcrm/current (installed by the
     // test) and pid() is the supervisor's; stop() stops both.
     std::filesystem::path supervisor;
@@ -77,7 +77,7 @@ class VcrmdProcess {
   std::filesystem::path stateDir() const { return root_ / "var/lib/vcrm"; }
   std::string adminPassword() const;         // the admin's password now
   std::string initialAdminPassword() const;  // what the one-time file holds ("" when gone)
-  std::string output() const;                // everything vcrmd printed so far
+  std::string output() const;         // everything vcrmd printed so far
   std::optional<pid_t> postmasterPid() const;
   HttpsClient client() const;  // trusts this appliance's certificate
   // A client signed in as admin with a bearer token; throws if the sign-in is refused.
@@ -94,8 +94,7 @@ class VcrmdProcess {
   // Creates a user as `admin` and makes the user's own first password change (to
   // `password`), so the account is ready as its owner would leave it. Returns the creation.
   HttpResult createReadyUser(HttpsClient& admin, const std::string& name,
-                             const std::vector<std::string>& roles,
-                             const std::string& password) const;
+                             const std::vector<std::string>& roles, const std::string& password) const;
 
  private:
   Options options_;
