@@ -1,0 +1,78 @@
+// `vcrmctl upgrade`: the real binary uploads a bundle to a running vcrmd, which verifies it, and
+// prints what the operator must see before confirming; `status` shows it waiting, a bad bundle is
+// refused with its reason and exit status 1, `discard` drops the waiting one.
+#include <gtest/gtest.h>
+
+#include <chrono>
+
+#include "bad_bundles.h"
+#include "child.h"
+#include "temp_dir.h"
+#include "vcrm/common/files.h"
+#include "vcrmd_process.h"
+
+namespace fs = std::filesystem;
+using vcrm::test::VcrmdProcess;
+
+namespace {
+
+vcrm::test::Ran vcrmctl(const VcrmdProcess& vcrmd, const fs::path& dir,
+                        const std::vector<std::string>& args) {
+  vcrm::files::atomicWrite(dir / "password", std::string(VcrmdProcess::kAdminPassword) + "\n",
+                           0600);
+  std::vector<std::string> argv{(vcrm::test::binDir() / "vcrmctl").string(),
+                                "--root",
+                                vcrmd.root().string(),
+                                "--password-file",
+                                (dir / "password").string(),
+                                "upgrade"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return vcrm::test::runToEnd(argv, dir / "vcrmctl.log", std::chrono::seconds(120));
+}
+
+TEST(UpgradeCliTest, UploadsAndVerifiesABundleShowsItWaitingAndDiscardsIt) {
+  VcrmdProcess vcrmd;
+  vcrmd.start();
+  vcrm::files::ensureDir(vcrmd.root() / "etc/vcrm");
+  vcrm::files::atomicWrite(vcrmd.root() / "etc/vcrm/bundle-keyring",
+                           vcrm::upgrade::test::testBundleKeyringText());
+  vcrm::test::TempDir tmp;
+  vcrm::upgrade::BundleRelease release = vcrm::upgrade::test::sampleRelease();
+  release.version = "99.0.0";
+  release.minVersion = VCRM_VERSION_STRING;
+  release.releaseDate = "2026-01-15";
+  release.notes = "Line one of the notes.\nLine two.\n";
+  const fs::path good = tmp.path() / "vcrm-99.0.0.bin";
+  vcrm::files::atomicWrite(good, vcrm::upgrade::test::goodBundle(4096, release));
+
+  auto run = vcrmctl(vcrmd, tmp.path(), {"upload", good.string()});
+  ASSERT_EQ(run.status, 0) << run.output;
+  for (const char* shown :
+       {"uploaded 100%", "version:      99.0.0 (running " VCRM_VERSION_STRING,
+        "released:     2026-01-15", "signed by:    vcrm-test-bundle-1", "entitles this release",
+        "  | Line one of the notes.", "  | Line two.", "applying a bundle is not available yet"}) {
+    EXPECT_NE(run.output.find(shown), std::string::npos) << shown << " in:\n" << run.output;
+  }
+
+  run = vcrmctl(vcrmd, tmp.path(), {"status"});
+  ASSERT_EQ(run.status, 0) << run.output;
+  EXPECT_NE(run.output.find("state: verified"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("nothing is installed in a slot"), std::string::npos) << run.output;
+
+  std::string bad = vcrm::upgrade::test::goodBundle(4096, release);
+  bad[bad.size() - 1] ^= 1;
+  vcrm::files::atomicWrite(tmp.path() / "bad.bin", bad);
+  run = vcrmctl(vcrmd, tmp.path(), {"upload", (tmp.path() / "bad.bin").string()});
+  EXPECT_EQ(run.status, 1) << run.output;
+  EXPECT_NE(run.output.find("the bundle was refused (422)"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("(bundle_chunk_mismatch)"), std::string::npos) << run.output;
+
+  run = vcrmctl(vcrmd, tmp.path(), {"discard"});
+  EXPECT_EQ(run.status, 0) << run.output;
+  run = vcrmctl(vcrmd, tmp.path(), {"status"});
+  EXPECT_NE(run.output.find("state: idle"), std::string::npos) << run.output;
+  EXPECT_EQ(vcrmctl(vcrmd, tmp.path(), {"apply"}).status, 2);
+  EXPECT_EQ(vcrmctl(vcrmd, tmp.path(), {"upload"}).status, 2);
+}
+
+}  // namespace
