@@ -20,6 +20,7 @@
 #include "vcrm/common/crypto.h"
 #include "vcrm/common/files.h"
 #include "vcrm/common/json.h"
+#include "vcrm/common/process.h"
 #include "vcrm/licensing/licence.h"
 #include "vcrmd_process.h"
 
@@ -396,6 +397,32 @@ TEST_F(UpgradeApi, WithoutTrustedKeysNothingVerifiesAndTheUploadIsKept) {
   installKeyring(*vcrmd_, bt::testBundleKeyringText());
   r = verify(op, id);
   EXPECT_EQ(r.status, 201) << "installing the key is enough, no new upload: " << r.body;
+}
+
+TEST_F(UpgradeApi, ABundleTheSlotsHaveNoRoomForIsRefusedAndKept) {
+  if (::geteuid() != 0) GTEST_SKIP() << "mounting a small filesystem needs root";
+  const fs::path opt = vcrmd_->root() / "opt";
+  fs::create_directories(opt);
+  ASSERT_EQ(
+      vcrm::process::run({"/usr/bin/mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", opt.string()})
+          .exitCode,
+      0);
+  struct Unmount {
+    fs::path dir;
+    ~Unmount() {
+      vcrm::process::run({"/usr/bin/umount", dir.string()});
+      std::error_code ec;
+      fs::remove(dir, ec);
+    }
+  } unmount{opt};
+  auto op = operatorClient();
+  const std::string id = upload(op, bt::goodBundle(4096, newerRelease()));
+  auto r = verify(op, id);
+  ASSERT_EQ(r.status, 507) << r.body;
+  EXPECT_EQ(r.errorCode(), "insufficient_storage");
+  EXPECT_NE(r.body.find("MiB free in " + opt.string()), std::string::npos) << r.body;
+  EXPECT_EQ(op.get("/api/v1/upgrade").json()->getValue<std::string>("state"), "idle");
+  EXPECT_EQ(keptFiles(*vcrmd_), filesOfUploads({id})) << "kept, to verify again once there is room";
 }
 
 TEST_F(UpgradeApi, UnknownAndMalformedUploadIdsAreNotFound) {
