@@ -425,6 +425,23 @@ TEST_F(UpgradeApi, ABundleTheSlotsHaveNoRoomForIsRefusedAndKept) {
   EXPECT_EQ(keptFiles(*vcrmd_), filesOfUploads({id})) << "kept, to verify again once there is room";
 }
 
+TEST_F(UpgradeApi, ADamagedPendingRecordIsShownAndCanBeDiscarded) {
+  auto op = operatorClient();
+  const std::string id = upload(op, bt::goodBundle(4096, newerRelease()));
+  ASSERT_EQ(verify(op, id).status, 201);
+  vcrm::files::atomicWrite(vcrmd_->stateDir() / "upgrade/pending.json", "{\"id\":", 0600);
+  auto r = op.get("/api/v1/upgrade");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.json()->getValue<std::string>("state"), "idle");
+  EXPECT_NE(r.json()->getValue<std::string>("pending_error").find("DELETE /api/v1/upgrade/pending"),
+            std::string::npos)
+      << r.body;
+  EXPECT_EQ(op.request("DELETE", "/api/v1/upgrade/pending").status, 204);
+  r = op.get("/api/v1/upgrade");
+  EXPECT_FALSE(r.json()->has("pending_error")) << r.body;
+  EXPECT_EQ(verify(op, id).status, 201) << "the kept file verifies again";
+}
+
 TEST_F(UpgradeApi, UnknownAndMalformedUploadIdsAreNotFound) {
   auto op = operatorClient();
   for (const std::string& id :

@@ -237,7 +237,12 @@ json::ObjectPtr UpgradeService::verify(const json::ObjectPtr& body, const User& 
       throw NotFound("the upload \"" + id + "\" was removed while it was verified; upload it again",
                      "upload_not_found");
     }
-    const auto previous = pending();
+    std::optional<PendingBundle> previous;
+    try {
+      previous = pending();
+    } catch (const IoError& e) {  // replaced by this one; its file is swept as unverified
+      deps_.log.warn(kComponent, "PENDING_UNREADABLE", std::string(e.what()) + "; replaced", id);
+    }
     files::atomicWrite(dir_ / "pending.json", pendingJson(p), 0600);
     if (previous && previous->id != id) removeUpload(previous->id);
   }
@@ -302,7 +307,13 @@ json::ObjectPtr UpgradeService::describe(const PendingBundle& p) {
 
 json::ObjectPtr UpgradeService::status() {
   json::ObjectPtr o = new json::Object(Poco::JSON_PRESERVE_KEY_ORDER);
-  const auto p = pending();
+  std::optional<PendingBundle> p;
+  std::string unreadable;
+  try {
+    p = pending();
+  } catch (const IoError& e) {
+    unreadable = e.what();
+  }
   o->set("state", p ? "verified" : "idle");
   json::ObjectPtr running = new json::Object(Poco::JSON_PRESERVE_KEY_ORDER);
   running->set("version", deps_.version);
@@ -324,12 +335,22 @@ json::ObjectPtr UpgradeService::status() {
   }
   o->set("running", running);
   o->set("pending", p ? Poco::Dynamic::Var(describe(*p)) : Poco::Dynamic::Var());
+  if (!unreadable.empty()) o->set("pending_error", unreadable);
   return o;
 }
 
 void UpgradeService::discard() {
   auto lock = commit_.lock();
-  const auto p = pending();
+  std::optional<PendingBundle> p;
+  try {
+    p = pending();
+  } catch (const IoError& e) {
+    // Unreadable: dropping the record is the way out; its file is swept as an unverified one.
+    deps_.log.warn(kComponent, "PENDING_UNREADABLE", std::string(e.what()) + "; discarded");
+    fs::remove(dir_ / "pending.json");
+    files::fsyncDir(dir_);
+    return;
+  }
   if (!p) throw NotFound("no verified bundle is waiting for confirmation", "no_pending_bundle");
   std::error_code ec;
   fs::remove(dir_ / "pending.json", ec);
