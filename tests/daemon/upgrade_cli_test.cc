@@ -30,12 +30,17 @@ vcrm::test::Ran vcrmctl(const VcrmdProcess& vcrmd, const fs::path& dir,
   return vcrm::test::runToEnd(argv, dir / "vcrmctl.log", std::chrono::seconds(120));
 }
 
-TEST(UpgradeCliTest, UploadsAndVerifiesABundleShowsItWaitingAndDiscardsIt) {
-  VcrmdProcess vcrmd;
+// Starts `vcrmd` with the repository's TEST bundle key in its keyring, as packaging/dev run does.
+void startTrustingTheTestKey(VcrmdProcess& vcrmd) {
   vcrmd.start();
   vcrm::files::ensureDir(vcrmd.root() / "etc/vcrm");
   vcrm::files::atomicWrite(vcrmd.root() / "etc/vcrm/bundle-keyring",
                            vcrm::upgrade::test::testBundleKeyringText());
+}
+
+TEST(UpgradeCliTest, UploadsAndVerifiesABundleShowsItWaitingAndDiscardsIt) {
+  VcrmdProcess vcrmd;
+  startTrustingTheTestKey(vcrmd);
   vcrm::test::TempDir tmp;
   vcrm::upgrade::BundleRelease release = vcrm::upgrade::test::sampleRelease();
   release.version = "99.0.0";
@@ -73,6 +78,26 @@ TEST(UpgradeCliTest, UploadsAndVerifiesABundleShowsItWaitingAndDiscardsIt) {
   EXPECT_NE(run.output.find("state: idle"), std::string::npos) << run.output;
   EXPECT_EQ(vcrmctl(vcrmd, tmp.path(), {"apply"}).status, 2);
   EXPECT_EQ(vcrmctl(vcrmd, tmp.path(), {"upload"}).status, 2);
+}
+
+// What the vendor's one command makes of this build is what the appliance takes: the same
+// compatible string, a payload vcrmd verifies, and the test key the demo trusts.
+TEST(UpgradeCliTest, ABundleOfThisBuildFromPackagingBuildBundleVerifies) {
+  VcrmdProcess vcrmd;
+  startTrustingTheTestKey(vcrmd);
+  vcrm::test::TempDir tmp;
+  const fs::path bundle = tmp.path() / "vcrm-next.bin";
+  const auto built =
+      vcrm::test::runToEnd({(vcrm::test::sourceDir() / "packaging/build-bundle").string(),
+                            "--build", vcrm::test::binDir().parent_path().string(), "--version",
+                            "99.0.0", "--out", bundle.string()},
+                           tmp.path() / "build-bundle.log", std::chrono::seconds(120));
+  ASSERT_EQ(built.status, 0) << built.output;
+  const auto run = vcrmctl(vcrmd, tmp.path(), {"upload", bundle.string()});
+  ASSERT_EQ(run.status, 0) << run.output;
+  EXPECT_NE(run.output.find("version:      99.0.0"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("for:          vcrm-appliance"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("built from commit"), std::string::npos) << run.output;
 }
 
 }  // namespace
