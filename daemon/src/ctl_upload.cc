@@ -49,31 +49,45 @@ UploadedFile uploadFile(ApiClient& client, const std::function<ApiClient()>& rec
   if (!in) throw IoError("cannot read " + file);
   std::uint64_t offset = 0;
   int failures = 0;
+  // After a cut connection (or a PATCH the server refused because the cut one still held the
+  // upload, or had kept fewer bytes than sent): back off, ask where the upload is, go on there.
+  const auto resume = [&](const std::string& why, bool newConnection) {
+    if (++failures > kMaxFailuresInARow) {
+      throw Error("refused", "the upload failed " + std::to_string(failures) +
+                                 " times in a row, last: " + why);
+    }
+    std::cerr << "vcrmctl: the upload was interrupted (" << why << "); resuming\n";
+    std::this_thread::sleep_for(std::chrono::seconds(failures));
+    if (newConnection) client = reconnect();
+    auto head = client.send("HEAD", location, {{"Tus-Resumable", "1.0.0"}});
+    if (head.status != 200) refused("the upload cannot be resumed", head);
+    offset = std::stoull(head.headers["upload-offset"]);
+  };
   while (offset < size) {
     const std::uint64_t n = std::min(kPatchBytes, size - offset);
     in.clear();
     in.seekg(static_cast<std::streamoff>(offset));
+    ApiClient::Reply r;
     try {
-      auto r = client.send("PATCH", location,
-                           {{"Tus-Resumable", "1.0.0"},
-                            {"Upload-Offset", std::to_string(offset)},
-                            {"Content-Type", "application/offset+octet-stream"}},
-                           &in, n);
-      if (r.status != 204 && r.status != 201) refused("the upload failed", r);
-      offset += n;
-      failures = 0;
-      if (offset == size) out.finished = std::move(r);
-      std::cerr << "uploaded " << offset * 100 / std::max<std::uint64_t>(size, 1) << "% (" << offset
-                << " of " << size << " bytes)\n";
+      r = client.send("PATCH", location,
+                      {{"Tus-Resumable", "1.0.0"},
+                       {"Upload-Offset", std::to_string(offset)},
+                       {"Content-Type", "application/offset+octet-stream"}},
+                      &in, n);
     } catch (const Error& e) {
-      if (std::string(e.code()) == "refused" || ++failures > kMaxFailuresInARow) throw;
-      std::cerr << "vcrmctl: the upload was cut (" << e.what() << "); resuming\n";
-      std::this_thread::sleep_for(std::chrono::seconds(failures));  // back off before retrying
-      client = reconnect();
-      auto head = client.send("HEAD", location, {{"Tus-Resumable", "1.0.0"}});
-      if (head.status != 200) refused("the upload cannot be resumed", head);
-      offset = std::stoull(head.headers["upload-offset"]);
+      resume(e.what(), true);
+      continue;
     }
+    if (r.status == 409 || r.status == 423) {
+      resume(messageOf(r), false);
+      continue;
+    }
+    if (r.status != 204 && r.status != 201) refused("the upload failed", r);
+    offset += n;
+    failures = 0;
+    if (offset == size) out.finished = std::move(r);
+    std::cerr << "uploaded " << offset * 100 / std::max<std::uint64_t>(size, 1) << "% (" << offset
+              << " of " << size << " bytes)\n";
   }
   if (out.finished.status == 0) {
     // The last PATCH arrived but its answer was lost with the connection: the server keeps it.

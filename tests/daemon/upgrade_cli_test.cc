@@ -7,7 +7,9 @@
 
 #include "bad_bundles.h"
 #include "child.h"
+#include "cutting_relay.h"
 #include "temp_dir.h"
+#include "vcrm/common/crypto.h"
 #include "vcrm/common/files.h"
 #include "vcrmd_process.h"
 
@@ -17,7 +19,7 @@ using vcrm::test::VcrmdProcess;
 namespace {
 
 vcrm::test::Ran vcrmctl(const VcrmdProcess& vcrmd, const fs::path& dir,
-                        const std::vector<std::string>& args) {
+                        const std::vector<std::string>& args, int port = 0) {
   vcrm::files::atomicWrite(dir / "password", std::string(VcrmdProcess::kAdminPassword) + "\n",
                            0600);
   std::vector<std::string> argv{(vcrm::test::binDir() / "vcrmctl").string(),
@@ -26,6 +28,7 @@ vcrm::test::Ran vcrmctl(const VcrmdProcess& vcrmd, const fs::path& dir,
                                 "--password-file",
                                 (dir / "password").string(),
                                 "upgrade"};
+  if (port != 0) argv.insert(argv.begin() + 1, {"--port", std::to_string(port)});
   argv.insert(argv.end(), args.begin(), args.end());
   return vcrm::test::runToEnd(argv, dir / "vcrmctl.log", std::chrono::seconds(120));
 }
@@ -38,13 +41,19 @@ void startTrustingTheTestKey(VcrmdProcess& vcrmd) {
                            vcrm::upgrade::test::testBundleKeyringText());
 }
 
+// A release the running version may upgrade to.
+vcrm::upgrade::BundleRelease nextRelease() {
+  vcrm::upgrade::BundleRelease release = vcrm::upgrade::test::sampleRelease();
+  release.version = "99.0.0";
+  release.minVersion = VCRM_VERSION_STRING;
+  return release;
+}
+
 TEST(UpgradeCliTest, UploadsAndVerifiesABundleShowsItWaitingAndDiscardsIt) {
   VcrmdProcess vcrmd;
   startTrustingTheTestKey(vcrmd);
   vcrm::test::TempDir tmp;
-  vcrm::upgrade::BundleRelease release = vcrm::upgrade::test::sampleRelease();
-  release.version = "99.0.0";
-  release.minVersion = VCRM_VERSION_STRING;
+  vcrm::upgrade::BundleRelease release = nextRelease();
   release.releaseDate = "2026-01-15";
   release.notes = "Line one of the notes.\nLine two.\n";
   const fs::path good = tmp.path() / "vcrm-99.0.0.bin";
@@ -98,6 +107,33 @@ TEST(UpgradeCliTest, ABundleOfThisBuildFromPackagingBuildBundleVerifies) {
   EXPECT_NE(run.output.find("version:      99.0.0"), std::string::npos) << run.output;
   EXPECT_NE(run.output.find("for:          vcrm-appliance"), std::string::npos) << run.output;
   EXPECT_NE(run.output.find("built from commit"), std::string::npos) << run.output;
+}
+
+// A connection cut in the middle of the first PATCH: vcrmctl signs in again, asks where the
+// upload is and sends the rest, and the appliance verifies the bundle it put together.
+TEST(UpgradeCliTest, AnUploadCutMidwayIsResumedWhereTheServerSaysItIs) {
+  VcrmdProcess vcrmd;
+  startTrustingTheTestKey(vcrmd);
+  vcrm::test::TempDir tmp;
+  vcrm::upgrade::BundleRelease release = nextRelease();
+  const std::vector<vcrm::upgrade::test::TarEntry> tree = {
+      vcrm::upgrade::test::dirEntry("bin"),
+      vcrm::upgrade::test::fileEntry("bin/vcrmd", vcrm::upgrade::test::pseudoRandom(24u << 20, 11),
+                                     0755)};
+  const std::string bytes = vcrm::upgrade::assembleBundle(
+      vcrm::upgrade::test::testBundleKey(),
+      vcrm::upgrade::test::manifestFor(vcrm::upgrade::test::entriesOf(tree), 4u << 20, release),
+      vcrm::upgrade::test::tarOf(tree));
+  const fs::path bundle = tmp.path() / "big.bin";
+  vcrm::files::atomicWrite(bundle, bytes);
+  vcrm::test::CuttingRelay relay(vcrmd.httpsPort(), 5u << 20);
+  const auto run = vcrmctl(vcrmd, tmp.path(), {"upload", bundle.string()}, relay.port());
+  ASSERT_EQ(run.status, 0) << run.output;
+  EXPECT_TRUE(relay.cut());
+  EXPECT_NE(run.output.find("the upload was interrupted"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("uploaded 100%"), std::string::npos) << run.output;
+  EXPECT_NE(run.output.find("sha256 " + vcrm::crypto::sha256Hex(bytes)), std::string::npos)
+      << run.output;
 }
 
 }  // namespace
