@@ -25,9 +25,11 @@ struct Paths {
   std::filesystem::path uploadsDir() const { return stateDir() / "uploads"; }
   std::filesystem::path backupsDir() const { return stateDir() / "backups"; }
   // Upgrade bundles: kept uploads and the verified bundle waiting for confirmation.
-  std::filesystem::path upgradeDir() const { return stateDir() / "upgrade"; }
+  [[nodiscard]] std::filesystem::path upgradeDir() const { return stateDir() / "upgrade"; }
   // The public keys upgrade bundles must be signed with (none are trusted without it).
-  std::filesystem::path bundleKeyringFile() const { return root / "etc/vcrm/bundle-keyring"; }
+  [[nodiscard]] std::filesystem::path bundleKeyringFile() const {
+    return root / "etc/vcrm/bundle-keyring";
+  }
   // This installation's serial number, made at first start. It lives beside the database, not
   // in it: a database restored from another server must not change who this server is.
   std::filesystem::path serialFile() const { return stateDir() / "serial"; }
@@ -89,7 +91,7 @@ struct Config {
   // Upgrades: the keyring of bundle signing keys; empty: Paths::bundleKeyringFile(). No key is
   // trusted unless it is in that file.
   std::string upgradeKeyringFile;
-  std::filesystem::path bundleKeyring() const {
+  [[nodiscard]] std::filesystem::path bundleKeyring() const {
     return upgradeKeyringFile.empty() ? paths.bundleKeyringFile()
                                       : std::filesystem::path(upgradeKeyringFile);
   }
