@@ -14,6 +14,7 @@
 #include <set>
 
 #include "bad_bundles.h"
+#include "event_stream.h"
 #include "eventually.h"
 #include "restore_support.h"
 #include "tus_client.h"
@@ -188,8 +189,18 @@ TEST_F(UpgradeApi, AGoodBundleIsVerifiedShownKeptAcrossARestartAndDiscarded) {
   EXPECT_EQ(st.st_mode & 0777, 0700u);
   EXPECT_EQ(st.st_uid, ::geteuid());
 
+  vcrm::test::EventStream events(*vcrmd_, op.bearer());
+  ASSERT_EQ(events.status(), 200);
   auto r = verify(op, u.id);
   ASSERT_EQ(r.status, 201) << r.body;
+  EXPECT_TRUE(events.waitFor(
+      [&](const vcrm::test::StreamEvent& e) {
+        return e.type == "upgrade" && e.data.find("\"verified\"") != std::string::npos &&
+               e.data.find(u.id) != std::string::npos;
+      },
+      std::chrono::seconds(10)))
+      << "an operator's stream hears of the verified bundle";
+  events.close();
   const auto b = r.json()->getObject("bundle");
   EXPECT_EQ(b->getValue<std::string>("id"), u.id);
   EXPECT_EQ(b->getValue<std::string>("state"), "verified");
@@ -244,7 +255,15 @@ TEST_F(UpgradeApi, AGoodBundleIsVerifiedShownKeptAcrossARestartAndDiscarded) {
   EXPECT_EQ(op.get("/api/v1/upgrade").json()->getObject("pending")->getValue<std::string>("id"),
             second);
 
+  vcrm::test::EventStream afterRestart(*vcrmd_, op.bearer());
   ASSERT_EQ(op.request("DELETE", "/api/v1/upgrade/pending").status, 204);
+  EXPECT_TRUE(afterRestart.waitFor(
+      [&](const vcrm::test::StreamEvent& e) {
+        return e.type == "upgrade" && e.data.find("\"discarded\"") != std::string::npos &&
+               e.data.find(second) != std::string::npos;
+      },
+      std::chrono::seconds(10)));
+  afterRestart.close();
   EXPECT_EQ(op.get("/api/v1/upgrade").json()->getValue<std::string>("state"), "idle");
   EXPECT_EQ(keptFiles(*vcrmd_), std::set<std::string>{});
   auto again = op.request("DELETE", "/api/v1/upgrade/pending");

@@ -98,6 +98,14 @@ fs::path UpgradeService::uploadFile(const std::string& id) const {
   return uploads_ / (id + ".bin");
 }
 
+void UpgradeService::publish(const std::string& state, const PendingBundle& p) const {
+  json::ObjectPtr o = new json::Object(Poco::JSON_PRESERVE_KEY_ORDER);
+  o->set("state", state);
+  o->set("id", p.id);
+  o->set("version", p.info.manifest.release.version);
+  deps_.bus.publish("upgrade", json::stringify(o));
+}
+
 void UpgradeService::removeUpload(const std::string& id) const {
   std::error_code ec;
   fs::remove(uploadFile(id), ec);
@@ -246,6 +254,7 @@ json::ObjectPtr UpgradeService::verify(const json::ObjectPtr& body, const User& 
     files::atomicWrite(dir_ / "pending.json", pendingJson(p), 0600);
     if (previous && previous->id != id) removeUpload(previous->id);
   }
+  publish("verified", p);
   deps_.log.info(kComponent, "BUNDLE_VERIFIED",
                  "upgrade bundle " + p.info.manifest.release.version + " signed by " +
                      p.info.keyId + " verified; waiting for confirmation",
@@ -356,6 +365,7 @@ void UpgradeService::discard() {
   fs::remove(dir_ / "pending.json", ec);
   files::fsyncDir(dir_);
   removeUpload(p->id);
+  publish("discarded", *p);
   deps_.log.info(kComponent, "BUNDLE_DISCARDED",
                  "the verified upgrade bundle " + p->info.manifest.release.version +
                      " and its file were discarded",

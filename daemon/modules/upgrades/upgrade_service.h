@@ -17,6 +17,7 @@
 #include "vcrm/common/json.h"
 #include "vcrm/common/log.h"
 #include "vcrm/daemon/auth.h"
+#include "vcrm/daemon/event_bus.h"
 #include "vcrm/daemon/upload_spec.h"
 #include "vcrm/upgrade/bundle.h"
 #include "vcrm/upgrade/bundle_policy.h"
@@ -44,6 +45,7 @@ class UpgradeService {
     std::string version;  // the running one
     int schema = 0;
     LicenceService& licence;
+    EventBus& bus;  // "upgrade" events: {"state","id","version"} when the pending bundle changes
   };
   explicit UpgradeService(Deps deps);
 
@@ -71,6 +73,7 @@ class UpgradeService {
   void removeUpload(const std::string& id) const;
   json::ObjectPtr describe(const PendingBundle& p);
   std::filesystem::path uploadFile(const std::string& id) const;
+  void publish(const std::string& state, const PendingBundle& p) const;
 
   Deps deps_;
   std::filesystem::path dir_;      // <state>/upgrade

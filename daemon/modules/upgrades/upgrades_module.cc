@@ -19,7 +19,7 @@ UpgradesModule::UpgradesModule(const ModuleContext& ctx)
     : NamedModule("upgrades"),
       uploads_(ctx.require<UploadsModule>()),
       service_(UpgradeService::Deps{ctx.config, ctx.log, ctx.version, ctx.schema,
-                                    ctx.require<LicensingModule>().service()}),
+                                    ctx.require<LicensingModule>().service(), ctx.bus}),
       sweeper_({"upgrade-upload-sweeper",
                 Worker::RunsOn::EveryNode,
                 std::chrono::minutes(1),
