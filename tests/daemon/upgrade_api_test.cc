@@ -367,6 +367,14 @@ TEST_F(UpgradeApi, EveryBadBundleIsRefusedWithItsReasonAndNothingChanges) {
     EXPECT_EQ(slotsTree(*vcrmd_), slotsBefore);
     EXPECT_TRUE(dbSnapshot(*vcrmd_) == dbBefore) << "a refused bundle changed the database";
   }
+  // The pending bundle itself verified again once its key is revoked: refused, and its file is
+  // not removed from under the record that names it.
+  installKeyring(*vcrmd_, bt::testBundleKeyringText() + "revoked vcrm-test-bundle-1\n");
+  const auto again = verify(op, pendingId);
+  EXPECT_EQ(again.status, 422) << again.body;
+  EXPECT_EQ(again.errorCode(), "bundle_key_revoked") << again.body;
+  EXPECT_EQ(keptFiles(*vcrmd_), filesOfUploads(kept));
+  EXPECT_EQ(op.get("/api/v1/upgrade").body, statusBefore);
   installKeyring(*vcrmd_, bt::testBundleKeyringText());
 
   // An admin may allow the downgrade the operator could not: it replaces the pending bundle.

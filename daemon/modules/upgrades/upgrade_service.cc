@@ -222,7 +222,7 @@ json::ObjectPtr UpgradeService::verify(const json::ObjectPtr& body, const User& 
     }
   } catch (const upgrade::BundleRefused& e) {
     deps_.log.warn(kComponent, "BUNDLE_REFUSED", std::string(e.code()) + ": " + e.what(), id);
-    if (!uploadWorthKeeping(e.reason())) removeUpload(id);
+    if (!uploadWorthKeeping(e.reason()) && !isPending(id)) removeUpload(id);
     throw;
   }
   requireFreeSpace(info.manifest);
@@ -260,6 +260,15 @@ json::ObjectPtr UpgradeService::verify(const json::ObjectPtr& body, const User& 
                      p.info.keyId + " verified; waiting for confirmation",
                  id);
   return describe(p);
+}
+
+bool UpgradeService::isPending(const std::string& id) const {
+  try {
+    const auto p = pending();
+    return p && p->id == id;
+  } catch (const IoError&) {
+    return true;  // cannot tell: keep the file
+  }
 }
 
 std::optional<PendingBundle> UpgradeService::pending() const {

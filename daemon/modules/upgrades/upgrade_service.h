@@ -71,6 +71,8 @@ class UpgradeService {
   upgrade::InstalledFacts installedFacts(bool allowDowngrade);
   void requireFreeSpace(const upgrade::BundleManifest& manifest) const;
   void removeUpload(const std::string& id) const;
+  // Whether `id` is the pending bundle's (true when pending.json cannot be read: keep files).
+  bool isPending(const std::string& id) const;
   json::ObjectPtr describe(const PendingBundle& p);
   std::filesystem::path uploadFile(const std::string& id) const;
   void publish(const std::string& state, const PendingBundle& p) const;
