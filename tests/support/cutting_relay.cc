@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <array>
 #include <stdexcept>
 
 namespace vcrm::test {
@@ -59,18 +61,18 @@ void CuttingRelay::relay(int client) {
     return;
   }
   std::uint64_t sent = 0;
-  char buf[65536];
-  pollfd fds[2] = {{client, POLLIN, 0}, {server, POLLIN, 0}};
+  std::array<char, 65536> buf{};
+  std::array<pollfd, 2> fds{{{client, POLLIN, 0}, {server, POLLIN, 0}}};
   while (!stopping_) {
-    if (::poll(fds, 2, 100) < 0) break;
+    if (::poll(fds.data(), fds.size(), 100) < 0) break;
     bool done = false;
     for (int i = 0; i < 2 && !done; ++i) {
       if ((fds[i].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
-      std::size_t want = sizeof buf;
+      std::size_t want = buf.size();
       if (i == 0 && !cut_)
         want = static_cast<std::size_t>(
             std::min<std::uint64_t>(want, cutAfter_ - std::min(sent, cutAfter_) + 1));
-      const ssize_t n = ::read(fds[i].fd, buf, want);
+      const ssize_t n = ::read(fds[i].fd, buf.data(), want);
       if (n <= 0) {
         done = true;
         break;
@@ -83,7 +85,8 @@ void CuttingRelay::relay(int client) {
         }
       }
       for (ssize_t off = 0; off < n;) {
-        const ssize_t w = ::write(fds[1 - i].fd, buf + off, static_cast<std::size_t>(n - off));
+        const ssize_t w =
+            ::write(fds[1 - i].fd, buf.data() + off, static_cast<std::size_t>(n - off));
         if (w <= 0) {
           done = true;
           break;
