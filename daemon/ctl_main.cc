@@ -4,6 +4,7 @@
 //   vcrmctl POST /api/v1/license --file-field file=site.lic
 //   vcrmctl --root /var/lib/vcrm-dev backup create --passphrase-file F --out site.vcrmbak
 //   vcrmctl --root /var/lib/vcrm-dev restore site.vcrmbak --passphrase-file F
+//   vcrmctl --root /var/lib/vcrm-dev upgrade upload vcrm-0.2.0.bin
 // and local commands that need no vcrmd:
 //   vcrmctl backup verify FILE
 #include <cstdlib>
@@ -12,6 +13,7 @@
 
 #include "src/ctl_backup.h"
 #include "src/ctl_restore.h"
+#include "src/ctl_upgrade.h"
 #include "vcrm/common/error.h"
 #include "vcrm/common/files.h"
 #include "vcrm/common/json.h"
@@ -33,7 +35,9 @@ void usage(std::ostream& out) {
          "  --file-field K=FILE  send {\"K\": <FILE's text>} as the body (e.g. a licence file)\n"
          "exit status: 0 for a 2xx answer, 1 otherwise (the error message goes to stderr)\n"
          "\n";
-  out << vcrm::ctl::backupUsage() << "\n" << vcrm::ctl::restoreUsage();
+  out << vcrm::ctl::backupUsage() << "\n"
+      << vcrm::ctl::restoreUsage() << "\n"
+      << vcrm::ctl::upgradeUsage();
 }
 
 std::string trimNewline(std::string s) {
@@ -81,8 +85,10 @@ int main(int argc, char** argv) {
   }
   const bool backup = !positional.empty() && positional[0] == "backup";
   const bool restore = !positional.empty() && positional[0] == "restore";
-  if (!backup && !restore && (positional.size() < 2 || positional.size() > 3 ||
-                  (!fileField.empty() && positional.size() == 3))) {
+  const bool upgrade = !positional.empty() && positional[0] == "upgrade";
+  if (!backup && !restore && !upgrade &&
+      (positional.size() < 2 || positional.size() > 3 ||
+       (!fileField.empty() && positional.size() == 3))) {
     usage(std::cerr);
     return 2;
   }
@@ -125,6 +131,10 @@ int main(int argc, char** argv) {
     }
     if (restore) {
       return vcrm::ctl::restoreCommand(
+          std::vector<std::string>(positional.begin() + 1, positional.end()), connect);
+    }
+    if (upgrade) {
+      return vcrm::ctl::upgradeCommand(
           std::vector<std::string>(positional.begin() + 1, positional.end()), connect);
     }
     vcrm::ApiClient client = connect();

@@ -80,6 +80,9 @@ const std::vector<std::pair<std::string, std::string>>& Config::keys() {
       {"audit.prune_seconds", "how often the audit log is pruned (1-86400, default 600)"},
       {"conference.reconcile_workers", "conferences polled at once in a reconcile pass, each holding a database connection (1-16, default 4)"},
       {"licence.keyring", "file of vendor keys licence files must be signed with (default: the keyring built into vcrmd)"},
+      {"upgrade.keyring",
+       "file of the public keys upgrade bundles must be signed with (default: "
+       "<root>/etc/vcrm/bundle-keyring; no key is trusted without it)"},
   };
   return all;
 }
@@ -153,6 +156,8 @@ void Config::set(const std::string& key, const std::string& value, const std::st
     uploadMaxTotalMb = static_cast<std::uint64_t>(parseInt(key, value, 1, 16ll << 20, origin));
   } else if (key == "licence.keyring") {
     licenceKeyringFile = parsePath(key, value, origin);
+  } else if (key == "upgrade.keyring") {
+    upgradeKeyringFile = parsePath(key, value, origin);
   } else if (key == "bridge.probe_seconds") {
     probeSeconds = static_cast<int>(parseInt(key, value, 1, 300, origin));
   } else if (key == "log.level") {

@@ -9,6 +9,7 @@
 #include "modules/licensing/licensing_module.h"
 #include "modules/restores/restores_module.h"
 #include "modules/system/system_module.h"
+#include "modules/upgrades/upgrades_module.h"
 #include "modules/uploads/uploads_module.h"
 #include "modules/users/users_module.h"
 
@@ -26,6 +27,7 @@ void registerModules(ModuleList& modules) {
   modules.add<ConferencesModule>();
   modules.add<CdrsModule>();
   modules.add<RestoresModule>();  // ends live conferences and keeps this server's licence
+  modules.add<UpgradesModule>();  // the licence's "upgrades until" date; after backups, restores
 }
 
 }  // namespace vcrm

@@ -10,6 +10,7 @@
 #include <iostream>
 #include <thread>
 
+#include "src/ctl_upload.h"
 #include "vcrm/common/error.h"
 #include "vcrm/common/files.h"
 #include "vcrm/common/json.h"
@@ -36,17 +37,6 @@ std::string readPassphrase(const std::string& file) {
   }
   if (const char* env = std::getenv("VCRM_BACKUP_PASSPHRASE"); env && *env) return env;
   return {};
-}
-
-// The error message of an API answer, or its body.
-std::string messageOf(const ApiClient::Reply& reply) {
-  try {
-    auto error = json::parseObject(reply.body)->getObject("error");
-    return error->getValue<std::string>("message") + " (" + error->getValue<std::string>("code") +
-           ")";
-  } catch (...) {  // NOLINT(bugprone-empty-catch): the raw body instead
-  }
-  return reply.body;
 }
 
 int refused(const ApiClient::Reply& reply) {

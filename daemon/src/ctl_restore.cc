@@ -8,6 +8,7 @@
 #include <iostream>
 #include <thread>
 
+#include "ctl_upload.h"
 #include "vcrm/common/error.h"
 #include "vcrm/common/files.h"
 #include "vcrm/common/json.h"
@@ -17,48 +18,9 @@ namespace vcrm::ctl {
 
 namespace {
 
-constexpr std::uint64_t kPatchBytes = 16u << 20;  // one tus PATCH: progress, and a resume point
-
 std::string trimmed(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
   return s;
-}
-
-std::string messageOf(const ApiClient::Reply& r) {
-  try {
-    return json::parseObject(r.body)->getObject("error")->getValue<std::string>("message");
-  } catch (...) {  // NOLINT(bugprone-empty-catch): the raw body instead
-  }
-  return r.body;
-}
-
-[[noreturn]] void refused(const std::string& what, const ApiClient::Reply& r) {
-  throw Error("refused", what + " (" + std::to_string(r.status) + "): " + messageOf(r));
-}
-
-std::string upload(ApiClient& client, const std::string& file) {
-  struct stat st {};
-  if (::stat(file.c_str(), &st) != 0) throw IoError("cannot read " + file + ": " + errnoText(errno));
-  const auto size = static_cast<std::uint64_t>(st.st_size);
-  auto created = client.send("POST", "/api/v1/restores/uploads",
-                             {{"Tus-Resumable", "1.0.0"}, {"Upload-Length", std::to_string(size)}});
-  if (created.status != 201) refused("the upload was refused", created);
-  const std::string location = created.headers["location"];
-  std::ifstream in(file, std::ios::binary);
-  std::uint64_t offset = 0;
-  while (offset < size) {
-    const std::uint64_t n = std::min(kPatchBytes, size - offset);
-    auto r = client.send("PATCH", location,
-                         {{"Tus-Resumable", "1.0.0"},
-                          {"Upload-Offset", std::to_string(offset)},
-                          {"Content-Type", "application/offset+octet-stream"}},
-                         &in, n);
-    if (r.status != 204 && r.status != 201) refused("the upload failed", r);
-    offset += n;
-    std::cerr << "uploaded " << offset * 100 / std::max<std::uint64_t>(size, 1) << "% (" << offset
-              << " of " << size << " bytes)\n";
-  }
-  return location.substr(location.rfind('/') + 1);
 }
 
 void show(const json::ObjectPtr& r) {
@@ -120,7 +82,7 @@ int restoreCommand(const std::vector<std::string>& args, const std::function<Api
       return 2;
     }
     ApiClient client = connect();
-    const std::string uploadId = upload(client, file);
+    const std::string uploadId = uploadFile(client, connect, "/api/v1/restores/uploads", file).id;
     json::ObjectPtr body = new json::Object;
     body->set("upload_id", uploadId);
     body->set("passphrase", passphrase);

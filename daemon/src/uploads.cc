@@ -537,4 +537,19 @@ std::size_t UploadStore::sweep(Clock::time_point now) {
   return removed;
 }
 
+json::ObjectPtr keepFinishedUpload(const FinishedUpload& upload, const fs::path& kept,
+                                   const std::string& what) {
+  std::error_code ec;
+  fs::rename(upload.path, kept, ec);
+  if (ec)
+    throw IoError("cannot keep the uploaded " + what + " as " + kept.string() + ": " +
+                  ec.message());
+  files::fsyncDir(kept.parent_path());
+  json::ObjectPtr o = new json::Object(Poco::JSON_PRESERVE_KEY_ORDER);
+  o->set("upload_id", upload.id);
+  o->set("size", upload.size);
+  o->set("sha256", upload.sha256Hex);
+  return o;
+}
+
 }  // namespace vcrm

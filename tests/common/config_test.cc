@@ -166,6 +166,7 @@ TEST_F(ConfigTest, EveryDocumentedKeyIsAccepted) {
       {"audit.max_rows", "5000"},
       {"audit.prune_seconds", "60"},
       {"licence.keyring", "/etc/vcrm/licence-keyring"},
+      {"upgrade.keyring", "/etc/vcrm/bundle-keyring"},
   };
   ASSERT_EQ(Config::keys().size(), samples.size()) << "a key was added: extend this test";
   for (const auto& [key, description] : Config::keys()) {

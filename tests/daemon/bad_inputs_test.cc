@@ -567,6 +567,19 @@ class BadInputsTest : public ::testing::Test {
         {"GET /api/v1/restores/previous", {none}},
         {"POST /api/v1/restores/previous/revert", {none}},
         {"DELETE /api/v1/restores/previous", {none}},
+        // The tus upload collection of upgrade bundles (its own suite: uploads_test).
+        {"POST /api/v1/upgrade/uploads", {stream}},
+        {"OPTIONS /api/v1/upgrade/uploads", {stream}},
+        {"HEAD /api/v1/upgrade/uploads/{upload_id}", {stream}},
+        {"PATCH /api/v1/upgrade/uploads/{upload_id}", {stream}},
+        {"DELETE /api/v1/upgrade/uploads/{upload_id}", {stream}},
+        {"GET /api/v1/upgrade/uploads/{upload_id}", {stream}},
+        // An upload that does not exist: nothing to verify, with or without a downgrade.
+        {"POST /api/v1/upgrade",
+         {json(R"({"upload_id":"0123456789abcdef0123456789abcdef","allow_downgrade":true})", 404)}},
+        {"GET /api/v1/upgrade", {none}},
+        // Nothing is pending.
+        {"DELETE /api/v1/upgrade/pending", {none}},
     };
   }
 

@@ -88,6 +88,15 @@ const std::map<std::string, std::vector<std::string>>& expectedAccess() {
       {"GET /api/v1/restores/previous", {"admin", "support"}},
       {"POST /api/v1/restores/previous/revert", {"admin", "support"}},
       {"DELETE /api/v1/restores/previous", {"admin", "support"}},
+      {"POST /api/v1/upgrade/uploads", {"admin", "operator"}},
+      {"OPTIONS /api/v1/upgrade/uploads", {"admin", "operator"}},
+      {"HEAD /api/v1/upgrade/uploads/{upload_id}", {"admin", "operator"}},
+      {"PATCH /api/v1/upgrade/uploads/{upload_id}", {"admin", "operator"}},
+      {"DELETE /api/v1/upgrade/uploads/{upload_id}", {"admin", "operator"}},
+      {"GET /api/v1/upgrade/uploads/{upload_id}", {"admin", "operator"}},
+      {"POST /api/v1/upgrade", {"admin", "operator"}},
+      {"GET /api/v1/upgrade", {"admin", "operator"}},
+      {"DELETE /api/v1/upgrade/pending", {"admin", "operator"}},
   };
   return table;
 }

@@ -6,6 +6,7 @@
 
 #include "db_snapshot.h"
 #include "eventually.h"
+#include "tus_client.h"
 #include "vcrm/common/files.h"
 #include "vcrm/common/json.h"
 
@@ -63,23 +64,12 @@ HttpResult verifyBackup(HttpsClient& client, const std::string& backupId,
 }
 
 std::string uploadArchive(HttpsClient& client, const std::string& archive) {
-  auto created = client.request(
-      "POST", "/api/v1/restores/uploads", "",
-      {{"Tus-Resumable", "1.0.0"}, {"Upload-Length", std::to_string(archive.size())}});
-  if (created.status != 201) {
-    throw std::runtime_error("cannot create the upload: " + std::to_string(created.status) + " " +
-                             created.body);
+  auto upload = uploadWhole(client, "/api/v1/restores/uploads", archive);
+  if (upload.finished.status != 201 && upload.finished.status != 204) {
+    throw std::runtime_error("cannot upload the archive: " +
+                             std::to_string(upload.finished.status) + " " + upload.finished.body);
   }
-  const std::string location = created.header("location");
-  auto patched = client.request("PATCH", location, archive,
-                                {{"Tus-Resumable", "1.0.0"},
-                                 {"Upload-Offset", "0"},
-                                 {"Content-Type", "application/offset+octet-stream"}});
-  if (patched.status != 201 && patched.status != 204) {
-    throw std::runtime_error("cannot upload the archive: " + std::to_string(patched.status) + " " +
-                             patched.body);
-  }
-  return location.substr(location.rfind('/') + 1);
+  return upload.id;
 }
 
 HttpResult verifyUpload(HttpsClient& client, const std::string& uploadId,

@@ -1,10 +1,9 @@
 #include "tus_client.h"
 
 #include <Poco/Net/Context.h>
+#include <Poco/Net/SSLManager.h>
 #include <Poco/Net/SecureStreamSocket.h>
 #include <Poco/Net/SocketAddress.h>
-#include <Poco/Net/SSLManager.h>
-
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -47,8 +46,9 @@ RawTls::RawTls(const std::string& host, int port, const std::string& caFile) {
     return true;
   }();
   (void)sslReady;
-  Poco::Net::Context::Ptr ctx = new Poco::Net::Context(
-      Poco::Net::Context::TLS_CLIENT_USE, "", "", caFile, Poco::Net::Context::VERIFY_STRICT, 9, false);
+  Poco::Net::Context::Ptr ctx =
+      new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, "", "", caFile,
+                             Poco::Net::Context::VERIFY_STRICT, 9, false);
   socket_ = std::make_unique<Poco::Net::SecureStreamSocket>(
       Poco::Net::SocketAddress(host, static_cast<Poco::UInt16>(port)), ctx);
   socket_->setReceiveTimeout(Poco::Timespan(60, 0));
@@ -65,15 +65,21 @@ RawTls::~RawTls() {
 void RawTls::send(const char* data, std::size_t n) {
   std::size_t done = 0;
   while (done < n) {
-    const int sent = socket_->sendBytes(data + done, static_cast<int>(std::min<std::size_t>(n - done, 1 << 20)));
-    if (sent <= 0) throw std::runtime_error("the server closed the connection while we were sending");
+    const int sent =
+        socket_->sendBytes(data + done, static_cast<int>(std::min<std::size_t>(n - done, 1 << 20)));
+    if (sent <= 0)
+      throw std::runtime_error("the server closed the connection while we were sending");
     done += static_cast<std::size_t>(sent);
   }
 }
 
-void RawTls::cut() { socket_->close(); }
+void RawTls::cut() {
+  socket_->close();
+}
 
-void RawTls::endSending() { ::shutdown(socket_->impl()->sockfd(), SHUT_WR); }
+void RawTls::endSending() {
+  ::shutdown(socket_->impl()->sockfd(), SHUT_WR);
+}
 
 HttpResult RawTls::readResponse() {
   HttpResult out;
@@ -99,7 +105,8 @@ HttpResult RawTls::readResponse() {
   out.status = std::stoi(statusLine.substr(statusLine.find(' ') + 1, 3));
   while (lineEnd != std::string::npos) {
     const std::size_t next = head.find("\r\n", lineEnd + 2);
-    const std::string line = head.substr(lineEnd + 2, next == std::string::npos ? std::string::npos : next - lineEnd - 2);
+    const std::string line = head.substr(
+        lineEnd + 2, next == std::string::npos ? std::string::npos : next - lineEnd - 2);
     const auto colon = line.find(':');
     if (colon != std::string::npos) {
       std::string k = line.substr(0, colon);
@@ -110,7 +117,8 @@ HttpResult RawTls::readResponse() {
     }
     lineEnd = next;
   }
-  const std::size_t length = out.headers.count("content-length") ? std::stoull(out.headers["content-length"]) : 0;
+  const std::size_t length =
+      out.headers.count("content-length") ? std::stoull(out.headers["content-length"]) : 0;
   while (buffered_.size() < length && more()) {
   }
   out.body = buffered_.substr(0, length);
@@ -120,9 +128,10 @@ HttpResult RawTls::readResponse() {
 
 std::string tusPatchHead(const std::string& path, const std::string& bearer, std::uint64_t offset,
                          std::optional<std::uint64_t> contentLength) {
-  std::string h = "PATCH " + path + " HTTP/1.1\r\nHost: 127.0.0.1\r\nTus-Resumable: 1.0.0\r\n"
-                  "Content-Type: application/offset+octet-stream\r\nAuthorization: Bearer " + bearer +
-                  "\r\nUpload-Offset: " + std::to_string(offset) + "\r\n";
+  std::string h = "PATCH " + path +
+                  " HTTP/1.1\r\nHost: 127.0.0.1\r\nTus-Resumable: 1.0.0\r\n"
+                  "Content-Type: application/offset+octet-stream\r\nAuthorization: Bearer " +
+                  bearer + "\r\nUpload-Offset: " + std::to_string(offset) + "\r\n";
   h += contentLength ? "Content-Length: " + std::to_string(*contentLength) + "\r\n"
                      : std::string("Transfer-Encoding: chunked\r\n");
   return h + "\r\n";
@@ -144,6 +153,23 @@ void sendPattern(RawTls& conn, const PatternBytes& bytes, std::uint64_t position
     if (chunked) conn.send("\r\n", 2);
     sent += n;
   }
+}
+
+TusUpload uploadWhole(HttpsClient& client, const std::string& collection,
+                      const std::string& bytes) {
+  auto created =
+      client.request("POST", collection, "",
+                     {{"Tus-Resumable", "1.0.0"}, {"Upload-Length", std::to_string(bytes.size())}});
+  if (created.status != 201) {
+    throw std::runtime_error("cannot create the upload: " + std::to_string(created.status) + " " +
+                             created.body);
+  }
+  const std::string location = created.header("location");
+  auto patched = client.request("PATCH", location, bytes,
+                                {{"Tus-Resumable", "1.0.0"},
+                                 {"Upload-Offset", "0"},
+                                 {"Content-Type", "application/offset+octet-stream"}});
+  return {location.substr(location.rfind('/') + 1), patched};
 }
 
 }  // namespace vcrm::test

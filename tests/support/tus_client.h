@@ -53,6 +53,15 @@ class RawTls {
 std::string tusPatchHead(const std::string& path, const std::string& bearer, std::uint64_t offset,
                          std::optional<std::uint64_t> contentLength);
 
+// POST + one PATCH of the whole of `bytes` to the tus upload collection `collection` (e.g.
+// "/api/v1/restores/uploads"): the upload's id and the PATCH's answer, whose body is the
+// collection's completion answer. Throws when the upload cannot be created.
+struct TusUpload {
+  std::string id;
+  HttpResult finished;
+};
+TusUpload uploadWhole(HttpsClient& client, const std::string& collection, const std::string& bytes);
+
 // Sends `count` pattern bytes from `position` (chunked framing when `chunked`), hashing nothing.
 void sendPattern(RawTls& conn, const PatternBytes& bytes, std::uint64_t position,
                  std::uint64_t count, bool chunked = false);

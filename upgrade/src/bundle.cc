@@ -326,7 +326,9 @@ class PayloadWalk {
     }
   }
 
-  void run(StagingDir* target) {
+  // With `target`, writes the entries there; without, `hashFiles` reads each file's data and
+  // checks its SHA-256 (else the data is skipped).
+  void run(StagingDir* target, bool hashFiles = false) {
     const std::vector<BundleEntry>& entries = in_.info->manifest.entries;
     std::map<std::string, std::size_t> index;
     for (std::size_t i = 0; i < entries.size(); ++i) index.emplace(entries[i].path, i);
@@ -347,7 +349,8 @@ class PayloadWalk {
       }
       if (!seen.insert(name).second) {
         refuse(BundleReason::DuplicateEntry,
-               "the bundle's payload holds " + printable(name) + " twice");
+               "the bundle's payload holds " + printable(name) +
+                   " twice; it was not made by vcrm-bundle: ask the vendor for a new one");
       }
       const auto it = index.find(name);
       if (it == index.end()) {
@@ -378,13 +381,12 @@ class PayloadWalk {
         refuse(BundleReason::EntryMismatch, "the bundle's entry " + printable(name) + " is " +
                                                 differs + "; it was not made by vcrm-bundle");
       }
-      if (!target) {
-        if (!isDir && archive_read_data_skip(a_.get()) != ARCHIVE_OK)
-          fail("the bundle's payload is damaged");
-      } else if (isDir) {
-        target->directory(want);
-      } else {
-        copyFile(want, *target);
+      if (isDir) {
+        if (target) target->directory(want);
+      } else if (target || hashFiles) {
+        copyFile(want, target);
+      } else if (archive_read_data_skip(a_.get()) != ARCHIVE_OK) {
+        fail("the bundle's payload is damaged");
       }
     }
     if (k < entries.size()) {
@@ -403,8 +405,8 @@ class PayloadWalk {
     return entry;
   }
 
-  void copyFile(const BundleEntry& want, StagingDir& target) {
-    const files::Fd fd = target.file(want);
+  void copyFile(const BundleEntry& want, StagingDir* target) {
+    const files::Fd fd = target ? target->file(want) : files::Fd();
     crypto::Sha256 hash;
     std::string buf(kTarPiece, '\0');
     std::uint64_t got = 0;
@@ -414,7 +416,7 @@ class PayloadWalk {
       if (n == 0) break;
       const std::string_view piece(buf.data(), static_cast<std::size_t>(n));
       hash.update(piece);
-      writeFull(fd.get(), piece, want.path);
+      if (target) writeFull(fd.get(), piece, want.path);
       got += piece.size();
     }
     if (got != want.size) {
@@ -426,7 +428,7 @@ class PayloadWalk {
                  " does not match its SHA-256 in the bundle's manifest; "
                  "the bundle was made wrongly: ask the vendor for a new one");
     }
-    target.fileDone(want, fd);
+    if (target) target->fileDone(want, fd);
   }
 
   void checkKind(archive_entry* entry, const std::string& name) {
@@ -641,6 +643,10 @@ BundleInfo verifyBundle(int fd, const BundleKeyring& keyring, const BundleLimits
   }
   PayloadWalk(fd, info, false).run(nullptr);
   return info;
+}
+
+void verifyBundleFileHashes(int fd, const BundleInfo& verified) {
+  PayloadWalk(fd, verified, false).run(nullptr, /*hashFiles=*/true);
 }
 
 BundleInfo extractBundle(int fd, const BundleKeyring& keyring,

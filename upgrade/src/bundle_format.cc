@@ -411,7 +411,8 @@ BundleManifest parseBundleManifest(std::string_view text, const BundleLimits& li
       }
       if (seen.count(e.path) != 0) {
         refuse(BundleReason::DuplicateEntry,
-               "the bundle's manifest lists " + printable(e.path) + " twice");
+               "the bundle's manifest lists " + printable(e.path) +
+                   " twice; it was not made by vcrm-bundle: ask the vendor for a new one");
       }
       if (const std::string parent = parentOf(e.path); !parent.empty()) {
         const auto it = seen.find(parent);

@@ -14,12 +14,13 @@ namespace {
 constexpr const char* kComponent = "events";
 
 // Which events a stream carries: conference and participant changes carry PINs and names
-// (admins only); backup and restore progress is for admin and support; everyone (the NOC,
-// operators) sees bridge changes.
+// (admins only); backup and restore progress is for admin and support, upgrades for admin and
+// operator; everyone (the NOC, operators) sees bridge changes.
 bool mayRead(const Session& s, const std::string& type) {
   if (type == "bridge") return true;
   if (type == "backup" || type == "restore")
     return s.user.hasRole("admin") || s.user.hasRole("support");
+  if (type == "upgrade") return s.user.hasRole("admin") || s.user.hasRole("operator");
   return s.user.hasRole("admin");
 }
 

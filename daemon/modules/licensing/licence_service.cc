@@ -108,6 +108,12 @@ licensing::Status LicenceService::status() {
   return licensing::evaluate(a->licence, now(), a->latestSeen);
 }
 
+std::optional<std::string> LicenceService::upgradesUntil() {
+  auto a = active_.lock();
+  if (!a->licence) return std::nullopt;
+  return licensing::formatUtcDate(a->licence->upgradesUntil);
+}
+
 json::ObjectPtr LicenceService::describe() {
   const auto s = status();
   json::ObjectPtr o = new json::Object(Poco::JSON_PRESERVE_KEY_ORDER);

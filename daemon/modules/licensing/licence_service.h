@@ -31,6 +31,9 @@ class LicenceService {
   // The state and limits now (the clock, never before the latest time seen).
   licensing::Status status();
   licensing::Limits limits() { return status().limits; }
+  // The active licence's "upgrades until" date (YYYY-MM-DD) that upgrade bundles are checked
+  // against; nullopt without an active licence (evaluation sets no date).
+  std::optional<std::string> upgradesUntil();
 
   // GET /api/v1/license.
   json::ObjectPtr describe();

@@ -111,21 +111,13 @@ void RestoreService::startJob(std::function<void()> job) {
 
 json::ObjectPtr RestoreService::keepUpload(const FinishedUpload& upload) {
   files::ensureDir(layout_.uploadsDir(), 0700);
-  const fs::path kept = layout_.uploadsDir() / (upload.id + ".vcrmbak");
-  std::error_code ec;
-  fs::rename(upload.path, kept, ec);
-  if (ec)
-    throw IoError("cannot keep the uploaded archive as " + kept.string() + ": " + ec.message());
-  files::fsyncDir(layout_.uploadsDir());
+  auto answer =
+      keepFinishedUpload(upload, layout_.uploadsDir() / (upload.id + ".vcrmbak"), "archive");
   deps_.log.info(kComponent, "ARCHIVE_UPLOADED",
                  "archive uploaded by " + upload.owner + " (" + std::to_string(upload.size) +
                      " bytes); restore it with POST /api/v1/restores {\"upload_id\": ...}",
                  upload.id);
-  json::ObjectPtr o = new json::Object(Poco::JSON_PRESERVE_KEY_ORDER);
-  o->set("upload_id", upload.id);
-  o->set("size", upload.size);
-  o->set("sha256", upload.sha256Hex);
-  return o;
+  return answer;
 }
 
 void RestoreService::publish(const upgrade::JournalRecord& r) const {

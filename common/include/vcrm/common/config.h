@@ -24,6 +24,12 @@ struct Paths {
   std::filesystem::path runDir() const { return stateDir() / "run"; }
   std::filesystem::path uploadsDir() const { return stateDir() / "uploads"; }
   std::filesystem::path backupsDir() const { return stateDir() / "backups"; }
+  // Upgrade bundles: kept uploads and the verified bundle waiting for confirmation.
+  [[nodiscard]] std::filesystem::path upgradeDir() const { return stateDir() / "upgrade"; }
+  // The public keys upgrade bundles must be signed with (none are trusted without it).
+  [[nodiscard]] std::filesystem::path bundleKeyringFile() const {
+    return root / "etc/vcrm/bundle-keyring";
+  }
   // This installation's serial number, made at first start. It lives beside the database, not
   // in it: a database restored from another server must not change who this server is.
   std::filesystem::path serialFile() const { return stateDir() / "serial"; }
@@ -82,6 +88,13 @@ struct Config {
   int auditPruneSeconds = 600;
   // Licences: the vendor keys licence files must be signed with; empty: the built-in keyring.
   std::string licenceKeyringFile;
+  // Upgrades: the keyring of bundle signing keys; empty: Paths::bundleKeyringFile(). No key is
+  // trusted unless it is in that file.
+  std::string upgradeKeyringFile;
+  [[nodiscard]] std::filesystem::path bundleKeyring() const {
+    return upgradeKeyringFile.empty() ? paths.bundleKeyringFile()
+                                      : std::filesystem::path(upgradeKeyringFile);
+  }
 
   // Loads `<root>/etc/vcrm/vcrmd.conf` if it exists, then applies overrides
   // ("key=value", in order). Unknown keys and bad values throw ConfigError naming the key,

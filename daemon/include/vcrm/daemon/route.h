@@ -99,6 +99,7 @@ namespace roles {
 inline const std::vector<std::string> kAdmin{"admin"};
 inline const std::vector<std::string> kWatchers{"admin", "noc"};  // live status, read-only
 inline const std::vector<std::string> kSupport{"admin", "support"};  // backups and restores
+inline const std::vector<std::string> kOperators{"admin", "operator"};  // upgrade bundles
 }  // namespace roles
 
 }  // namespace vcrm

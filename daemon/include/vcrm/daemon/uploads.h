@@ -13,6 +13,7 @@
 #include <string>
 
 #include "vcrm/common/guarded.h"
+#include "vcrm/common/json.h"
 #include "vcrm/common/log.h"
 #include "vcrm/daemon/upload_spec.h"
 
@@ -99,5 +100,11 @@ class UploadStore {
   Guarded<std::uint64_t> reserved_;  // sum of Upload-Length over the uploads present
   Guarded<std::map<std::string, std::shared_ptr<Live>>> live_;
 };
+
+// What a module does with a finished upload it takes: moves it to `kept` (a rename on the same
+// file system, the directory fsynced; `kept`'s directory must exist) and answers the PATCH that
+// finished it with {upload_id, size, sha256}. IoError naming `what` when it cannot be kept.
+json::ObjectPtr keepFinishedUpload(const FinishedUpload& upload, const std::filesystem::path& kept,
+                                   const std::string& what);
 
 }  // namespace vcrm

@@ -33,6 +33,7 @@ class BundleKeyring {
   // The public key of a trusted key id; nullopt for an unknown or revoked one.
   [[nodiscard]] std::optional<crypto::Bytes> publicKey(const std::string& keyId) const;
   [[nodiscard]] std::string text() const;  // the file form of this keyring
+  [[nodiscard]] bool hasKeys() const { return !keys_.empty(); }  // trusts any key at all
 
  private:
   std::map<std::string, crypto::Bytes> keys_;

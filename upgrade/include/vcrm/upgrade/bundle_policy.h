@@ -5,10 +5,15 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 
 #include "vcrm/upgrade/bundle.h"
 
 namespace vcrm::upgrade {
+
+// The kind of system a vcrm appliance is, as its bundles name it (`--compatible` of
+// vcrm-bundle create; packaging/build-bundle's default).
+inline constexpr std::string_view kApplianceCompatible = "vcrm-appliance";
 
 struct InstalledFacts {
   std::string compatible;  // the kind of system this is, as bundles name it
