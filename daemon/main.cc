@@ -7,8 +7,9 @@
 
 #include "vcrm/common/config.h"
 #include "vcrm/common/error.h"
-#include "vcrm/daemon/app.h"
 #include "vcrm/common/guarded.h"
+#include "vcrm/common/version.h"
+#include "vcrm/daemon/app.h"
 #include "vcrm/daemon/restore_swap.h"
 #include "vcrm/upgrade/supervisor.h"
 
@@ -30,7 +31,7 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--version") {
-      std::cout << "vcrmd " << VCRM_VERSION_STRING << "\n";
+      std::cout << "vcrmd " << vcrm::productVersion() << "\n";
       return 0;
     } else if (a == "--help" || a == "-h") {
       usage(std::cout);
@@ -72,8 +73,15 @@ int main(int argc, char** argv) {
       vcrm::restore::recover(vcrm::Paths{root}, log);
       vcrm::App app(vcrm::Config::load(root, overrides), log, {}, restarter);
       app.start();
+      if (app.mustRestartFromCurrent()) {
+        log.info("vcrmd", "RESTART_FROM_CURRENT",
+                 "an upgrade needs the version in the current slot; exiting with status " +
+                     std::to_string(vcrm::upgrade::kRestartFromCurrent));
+        app.stop();
+        return vcrm::upgrade::kRestartFromCurrent;
+      }
       if (first) {
-        std::cout << "vcrm " << VCRM_VERSION_STRING << " is running at " << app.url() << "\n";
+        std::cout << "vcrm " << vcrm::productVersion() << " is running at " << app.url() << "\n";
         if (const auto& pw = app.initialAdminPassword()) {
           std::cout << "First start: sign in as \"admin\" with password " << *pw
                     << "\n(it is also in "

@@ -10,6 +10,8 @@
 #include "vcrm/common/error.h"
 #include "vcrm/common/process.h"
 #include "vcrm/common/tls_cert.h"
+#include "vcrm/common/version.h"
+#include "vcrm/daemon/api_client.h"
 #include "vcrm/daemon/migrations.h"
 #include "vcrm/daemon/restore_swap.h"
 
@@ -65,6 +67,8 @@ void App::start() {
   // A restore swaps databases by rewriting the pointer file; without one the DSN's own.
   std::string base = db::databaseOf(baseDsn);
   if (base.empty()) base = restore::kDefaultDatabase;
+  recoverUpgrade(baseDsn, base);
+  if (restartFromCurrent_) return;
   const std::string active = restore::activeDatabase(config_.paths, base);
   const std::string dsn = db::withDatabase(baseDsn, active);
 
@@ -120,7 +124,7 @@ void App::start() {
   modules_ =
       std::make_unique<ModuleList>([this](const std::vector<std::unique_ptr<Module>>& earlier) {
         return ModuleContext{config_, log_,    *pool_,     *bus_,
-                             *auth_,  *audit_, listeners_, VCRM_VERSION_STRING,
+                             *auth_,  *audit_, listeners_, vcrm::productVersion(),
                              schema_, dsn_,    earlier,    restarter_};
       });
   registerModules(*modules_);
@@ -151,8 +155,44 @@ void App::start() {
   listeners_.eventsPort = web_->eventsPort();
   writeReadyFile();
   log_.info(kComponent, "STARTED",
-            std::string("vcrm ") + VCRM_VERSION_STRING + " ready at " + url() + " (schema " +
+            std::string("vcrm ") + vcrm::productVersion() + " ready at " + url() + " (schema " +
                 std::to_string(schema_) + ")");
+  certFile_ = certFile;
+  if (onTrial_) markUpgradeGood();
+}
+
+void App::recoverUpgrade(const std::string& serverDsn, const std::string& base) {
+  auto callbacks =
+      upgradeDatabaseCallbacks(config_.paths, serverDsn, base, config_.migrationsDir, log_);
+  callbacks.healthCheck = [this] { checkHealth(); };
+  upgrade_ = upgradeSelf(config_.paths, std::move(callbacks), log_);
+  if (!upgrade_) return;
+  const auto outcome = upgrade_->engine->recover(upgrade_->running);
+  log_.info(kComponent, "UPGRADE_RECOVERY",
+            "upgrade recovery: " + std::string(upgrade::startOutcomeName(outcome)));
+  restartFromCurrent_ = outcome == upgrade::StartOutcome::RestartFromCurrent;
+  onTrial_ = outcome == upgrade::StartOutcome::OnTrial;
+}
+
+void App::checkHealth() {
+  pool_->acquire()->exec("SELECT 1");
+  std::string host = config_.httpListen;
+  if (host == "0.0.0.0" || host.empty()) host = "127.0.0.1";
+  if (host == "::") host = "::1";
+  ApiClient client({.host = host, .port = httpsPort(), .caFile = certFile_});
+  const auto reply = client.request("GET", "/healthz");
+  if (reply.status != 200) {
+    throw Error("unhealthy",
+                "GET /healthz answered " + std::to_string(reply.status) + ": " + reply.body);
+  }
+}
+
+void App::markUpgradeGood() {
+  const auto outcome = upgrade_->engine->markGood();
+  onTrial_ = false;
+  log_.info(kComponent, "UPGRADE_MARK_GOOD",
+            "upgrade check: " + std::string(upgrade::startOutcomeName(outcome)));
+  restartFromCurrent_ = outcome == upgrade::StartOutcome::RestartFromCurrent;
 }
 
 void App::writeReadyFile() {
@@ -161,7 +201,7 @@ void App::writeReadyFile() {
   o->set("https_port", web_->httpsPort());
   o->set("http_port", web_->httpPort());
   o->set("events_port", web_->eventsPort());
-  o->set("version", std::string(VCRM_VERSION_STRING));
+  o->set("version", std::string(vcrm::productVersion()));
   o->set("schema", schema_);
   o->set("url", url());
   // Tells a restart in the same process (after a restore) from the start before it.

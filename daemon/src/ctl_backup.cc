@@ -14,6 +14,7 @@
 #include "vcrm/common/error.h"
 #include "vcrm/common/files.h"
 #include "vcrm/common/json.h"
+#include "vcrm/common/version.h"
 #include "vcrm/daemon/migrations.h"
 #include "vcrm/upgrade/archive_error.h"
 #include "vcrm/upgrade/backup_archive.h"
@@ -162,7 +163,7 @@ int verify(const std::string& file, const std::string& passphrase) {
     upgrade::FdSource source(fd.get(), file);
     upgrade::ReadOptions options;
     options.compatibleWith = upgrade::Compatibility{
-        .productVersion = VCRM_VERSION_STRING, .schemaVersion = loadMigrations().back().version};
+        .productVersion = vcrm::productVersion(), .schemaVersion = loadMigrations().back().version};
     const auto manifest = upgrade::verifyArchive(source, passphrase, options);
     std::cout << upgrade::manifestJson(manifest) << "\n";
     return 0;

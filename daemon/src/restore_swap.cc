@@ -12,6 +12,7 @@
 #include "vcrm/common/error.h"
 #include "vcrm/common/files.h"
 #include "vcrm/common/json.h"
+#include "vcrm/upgrade/apply.h"
 
 namespace fs = std::filesystem;
 
@@ -266,6 +267,8 @@ void dropLeftoverDatabases(const Paths& paths, const std::string& base, db::Conn
     named.insert(r->fact(kFactDatabase));
     named.insert(r->fact(kFactReplaces));
   }
+  // An upgrade's original and copy (throws for an unreadable journal: nothing is dropped).
+  named.merge(upgrade::databasesNamedByUpgrade(upgrade::UpgradeLayout(paths.root)));
   auto rows = c.exec("SELECT datname FROM pg_database WHERE NOT datistemplate ORDER BY datname");
   for (int i = 0; i < rows.rows(); ++i) {
     const std::string name = rows.text(i, 0);

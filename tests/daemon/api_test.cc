@@ -1,20 +1,20 @@
 // The HTTP API of a real vcrmd on its embedded PostgreSQL: public endpoints, sign-in,
 // sessions, CSRF, users, audit, error shapes and limits.
-#include <gtest/gtest.h>
-
 #include <Poco/JSON/Array.h>
 #include <Poco/Net/HTTPClientSession.h>
 #include <Poco/Net/HTTPRequest.h>
 #include <Poco/Net/HTTPResponse.h>
+#include <gtest/gtest.h>
 
 #include <vector>
 
 #include "eventually.h"
+#include "vcrm/common/version.h"
 #include "vcrmd_process.h"
 
+using vcrm::test::eventually;
 using vcrm::test::HttpsClient;
 using vcrm::test::VcrmdProcess;
-using vcrm::test::eventually;
 
 namespace {
 
@@ -49,9 +49,10 @@ TEST_F(ApiTest, VersionIsPublicAndNamesProductVersionAndSchema) {
   ASSERT_EQ(r.status, 200);
   auto o = r.json();
   EXPECT_EQ(o->getValue<std::string>("product"), "vcrm");
-  EXPECT_EQ(o->getValue<std::string>("version"), VCRM_VERSION_STRING);
+  EXPECT_EQ(o->getValue<std::string>("version"), vcrm::productVersion());
   int files = 0;
-  for (const auto& e : std::filesystem::directory_iterator(vcrm::test::sourceDir() / "migrations")) {
+  for (const auto& e :
+       std::filesystem::directory_iterator(vcrm::test::sourceDir() / "migrations")) {
     files += e.path().extension() == ".sql";
   }
   EXPECT_EQ(o->getValue<int>("schema"), files);
@@ -127,10 +128,12 @@ TEST_F(ApiTest, RepeatedFailedLoginsAreSlowedPerUser) {
   // Once the delay is over the right password works again; until then every try is refused
   // before the password is checked (a refused try is no failure, so trying does not prolong it).
   std::vector<int> answers;
-  EXPECT_TRUE(eventually([&] {
-    answers.push_back(c.loginBearer("slowpoke", "correct horse battery").status);
-    return answers.back() == 200;
-  }, std::chrono::seconds(wait + 5), std::chrono::milliseconds(100)))
+  EXPECT_TRUE(eventually(
+      [&] {
+        answers.push_back(c.loginBearer("slowpoke", "correct horse battery").status);
+        return answers.back() == 200;
+      },
+      std::chrono::seconds(wait + 5), std::chrono::milliseconds(100)))
       << "still refused " << wait + 5 << " s after a Retry-After of " << wait;
   answers.pop_back();
   for (int a : answers) EXPECT_EQ(a, 429) << "while slowed, only 429";
@@ -191,7 +194,8 @@ TEST_F(ApiTest, ProtectedEndpointsNeedAValidSession) {
 TEST_F(ApiTest, CookieSessionsNeedTheCsrfTokenToChangeState) {
   auto c = app_->client();
   ASSERT_EQ(c.loginCookie("admin", app_->adminPassword()).status, 200);
-  const std::string body = R"({"username":"csrfvictim","password":"long enough pw","roles":["noc"]})";
+  const std::string body =
+      R"({"username":"csrfvictim","password":"long enough pw","roles":["noc"]})";
   c.setSendCsrf(false);
   auto refused = c.postJson("/api/v1/users", body);
   EXPECT_EQ(refused.status, 403);
@@ -206,8 +210,9 @@ TEST_F(ApiTest, CookieSessionsNeedTheCsrfTokenToChangeState) {
 
 TEST_F(ApiTest, BearerTokensNeedNoCsrfToken) {
   auto c = admin();
-  auto r = c.postJson("/api/v1/users",
-                      R"({"username":"bearermade","password":"long enough pw","roles":["support"]})");
+  auto r =
+      c.postJson("/api/v1/users",
+                 R"({"username":"bearermade","password":"long enough pw","roles":["support"]})");
   EXPECT_EQ(r.status, 201) << r.body;
 }
 
@@ -220,17 +225,26 @@ TEST_F(ApiTest, LogoutEndsTheSession) {
 
 TEST_F(ApiTest, UsersCanBeCreatedReadChangedAndDeleted) {
   auto c = admin();
-  auto created = c.postJson("/api/v1/users",
-                            R"({"username":"opal","password":"first password","roles":["operator"]})");
+  auto created = c.postJson(
+      "/api/v1/users", R"({"username":"opal","password":"first password","roles":["operator"]})");
   ASSERT_EQ(created.status, 201) << created.body;
   EXPECT_EQ(created.header("location"), "/api/v1/users/opal");
   EXPECT_EQ(c.postJson("/api/v1/users",
                        R"({"username":"opal","password":"first password","roles":["operator"]})")
                 .errorCode(),
             "user_exists");
-  EXPECT_EQ(c.postJson("/api/v1/users", R"({"username":"Bad Name","password":"first password","roles":["noc"]})").status, 400);
-  EXPECT_EQ(c.postJson("/api/v1/users", R"({"username":"weakling","password":"short","roles":["noc"]})").status, 422);
-  EXPECT_EQ(c.postJson("/api/v1/users", R"({"username":"noroles","password":"first password","roles":["root"]})").status, 400);
+  EXPECT_EQ(c.postJson("/api/v1/users",
+                       R"({"username":"Bad Name","password":"first password","roles":["noc"]})")
+                .status,
+            400);
+  EXPECT_EQ(
+      c.postJson("/api/v1/users", R"({"username":"weakling","password":"short","roles":["noc"]})")
+          .status,
+      422);
+  EXPECT_EQ(c.postJson("/api/v1/users",
+                       R"({"username":"noroles","password":"first password","roles":["root"]})")
+                .status,
+            400);
 
   auto opal = app_->client();
   ASSERT_EQ(opal.loginBearer("opal", "first password").status, 200);
@@ -277,10 +291,11 @@ TEST_F(ApiTest, UsersChangeTheirOwnPassword) {
                        R"({"current_password":"original password","new_password":"short"})")
                 .errorCode(),
             "weak_password");
-  EXPECT_EQ(c.postJson("/api/v1/auth/password",
-                       R"({"current_password":"original password","new_password":"brand new password"})")
-                .status,
-            204);
+  EXPECT_EQ(
+      c.postJson("/api/v1/auth/password",
+                 R"({"current_password":"original password","new_password":"brand new password"})")
+          .status,
+      204);
   auto other = app_->client();
   EXPECT_EQ(other.loginBearer("pwchanger", "original password").status, 401);
   auto ok = other.loginBearer("pwchanger", "brand new password");
@@ -347,8 +362,9 @@ TEST_F(ApiTest, LogLevelChangesAtRunTime) {
   EXPECT_EQ(c.get("/api/v1/system/log-level").json()->getValue<std::string>("level"), "debug");
   c.get("/api/v1/version");
   // Debug lines now appear in vcrmd's output: one per request.
-  EXPECT_TRUE(eventually([&] { return app_->output().find("DEBUG http REQUEST") != std::string::npos; },
-                         std::chrono::seconds(5)))
+  EXPECT_TRUE(
+      eventually([&] { return app_->output().find("DEBUG http REQUEST") != std::string::npos; },
+                 std::chrono::seconds(5)))
       << app_->output();
   EXPECT_EQ(c.request("PUT", "/api/v1/system/log-level", R"({"level":"loud"})").status, 400);
   EXPECT_EQ(c.request("PUT", "/api/v1/system/log-level", R"({"level":"info"})").status, 200);

@@ -23,6 +23,7 @@
 #include "vcrm/common/db.h"
 #include "vcrm/common/files.h"
 #include "vcrm/common/json.h"
+#include "vcrm/common/version.h"
 #include "vcrm/daemon/event_bus.h"
 #include "vcrmd_process.h"
 
@@ -98,7 +99,7 @@ class BackupScheduleTest : public ::testing::Test {
     static BackupService::Options options() {
       BackupService::Options o;
       o.dsn = dsn();
-      o.productVersion = VCRM_VERSION_STRING;
+      o.productVersion = vcrm::productVersion();
       o.schemaVersion = 7;
       std::string serial = files::readFile(app_->stateDir() / "serial");
       serial.erase(serial.find_last_not_of('\n') + 1);

@@ -15,6 +15,7 @@
 #include "temp_dir.h"
 #include "vcrm/common/files.h"
 #include "vcrm/common/json.h"
+#include "vcrm/common/version.h"
 #include "vcrmd_process.h"
 
 namespace fs = std::filesystem;
@@ -71,7 +72,7 @@ VcrmdProcess* RestoreBadArchives::vcrmd_ = nullptr;
 
 TEST_F(RestoreBadArchives, EachIsRefusedWithItsReasonAndNothingLiveChanges) {
   auto admin = vcrmd_->adminClient();
-  const vcrm::upgrade::test::BadArchiveBase base{VCRM_VERSION_STRING, schemaOf(*vcrmd_)};
+  const vcrm::upgrade::test::BadArchiveBase base{vcrm::productVersion(), schemaOf(*vcrmd_)};
   const auto cases = vcrm::upgrade::test::badArchives(base);
   ASSERT_GE(cases.size(), 25u);
   auto db = vcrmd_->database();
@@ -121,7 +122,7 @@ TEST_F(RestoreBadArchives, AnArchiveWithoutADatabaseDumpIsRefused) {
   using namespace vcrm::upgrade::test;
   const auto m = typicalMembers();
   const std::string archive = sealBytes(archiveTar(m, m, [&](vcrm::json::Object& o) {
-    o.set("product_version", std::string(VCRM_VERSION_STRING));
+    o.set("product_version", std::string(vcrm::productVersion()));
     o.set("schema_version", schemaOf(*vcrmd_));
   }));
   auto r = vcrm::test::verifyUpload(admin, vcrm::test::uploadArchive(admin, archive),
@@ -138,7 +139,7 @@ TEST_F(RestoreBadArchives, ADumpThatCannotBeLoadedFailsAndChangesNothing) {
   auto db = vcrmd_->database();
   const std::string before = vcrm::test::restorableSnapshot(db);
   vcrm::upgrade::ArchiveInfo info;
-  info.productVersion = VCRM_VERSION_STRING;
+  info.productVersion = vcrm::productVersion();
   info.schemaVersion = schemaOf(*vcrmd_);
   info.sourceSerial = "another server";
   vcrm::upgrade::StringSink out;
@@ -218,7 +219,7 @@ TEST(RestoreRoundTrip, BringsBackEveryRowThenGoesBackAndDiscards) {
   ASSERT_EQ(verified.status, 201) << verified.body;
   auto held = verified.json()->getObject("restore");
   EXPECT_EQ(held->getValue<std::string>("state"), "verified");
-  EXPECT_EQ(held->getValue<std::string>("product_version"), VCRM_VERSION_STRING);
+  EXPECT_EQ(held->getValue<std::string>("product_version"), vcrm::productVersion());
   EXPECT_TRUE(held->getValue<bool>("same_server"));
   EXPECT_EQ(held->getValue<std::string>("size"), std::to_string(archive.size()));
   EXPECT_EQ(held->getArray("warnings")->size(), 0u);

@@ -22,6 +22,7 @@
 #include "vcrm/common/files.h"
 #include "vcrm/common/json.h"
 #include "vcrm/common/process.h"
+#include "vcrm/common/version.h"
 #include "vcrm/licensing/licence.h"
 #include "vcrmd_process.h"
 
@@ -123,7 +124,7 @@ BundleRelease newerRelease() {
   return BundleRelease{.version = "99.1.0",
                        .releaseDate = today(-1),
                        .compatible = "vcrm-appliance",
-                       .minVersion = VCRM_VERSION_STRING,
+                       .minVersion = vcrm::productVersion(),
                        .notes = "Release 99.1.0 of the upgrade API test.\nSecond line.\n"};
 }
 
@@ -170,7 +171,7 @@ TEST_F(UpgradeApi, AGoodBundleIsVerifiedShownKeptAcrossARestartAndDiscarded) {
   EXPECT_TRUE(idle.json()->isNull("pending"));
   EXPECT_FALSE(idle.json()->has("history")) << "nothing is recorded yet: no history is shown";
   const auto running = idle.json()->getObject("running");
-  EXPECT_EQ(running->getValue<std::string>("version"), VCRM_VERSION_STRING);
+  EXPECT_EQ(running->getValue<std::string>("version"), vcrm::productVersion());
   EXPECT_GT(running->getValue<int>("schema"), 0);
   EXPECT_TRUE(running->isNull("slot")) << "this vcrmd runs from the build tree";
   EXPECT_NE(running->getValue<std::string>("slot_note").find("nothing is installed in a slot"),
@@ -207,14 +208,14 @@ TEST_F(UpgradeApi, AGoodBundleIsVerifiedShownKeptAcrossARestartAndDiscarded) {
   EXPECT_EQ(b->getValue<std::string>("version"), "99.1.0");
   EXPECT_EQ(b->getValue<std::string>("release_date"), release.releaseDate);
   EXPECT_EQ(b->getValue<std::string>("compatible"), "vcrm-appliance");
-  EXPECT_EQ(b->getValue<std::string>("min_version"), VCRM_VERSION_STRING);
+  EXPECT_EQ(b->getValue<std::string>("min_version"), vcrm::productVersion());
   EXPECT_EQ(b->getValue<std::string>("notes"), release.notes);
   EXPECT_EQ(b->getValue<std::string>("key_id"), "vcrm-test-bundle-1");
   EXPECT_EQ(b->getValue<std::uint64_t>("size"), bytes.size());
   EXPECT_EQ(b->getValue<std::string>("sha256"), vcrm::crypto::sha256Hex(bytes));
   EXPECT_EQ(b->getValue<int>("files"), 6);
   EXPECT_EQ(b->getValue<std::uint64_t>("install_bytes"), 20016u);
-  EXPECT_EQ(b->getValue<std::string>("running_version"), VCRM_VERSION_STRING);
+  EXPECT_EQ(b->getValue<std::string>("running_version"), vcrm::productVersion());
   EXPECT_FALSE(b->getValue<bool>("downgrade"));
   EXPECT_FALSE(b->getValue<bool>("allow_downgrade"));
   EXPECT_TRUE(b->getValue<bool>("entitled"));
@@ -330,7 +331,7 @@ TEST_F(UpgradeApi, EveryBadBundleIsRefusedWithItsReasonAndNothingChanges) {
   policy("a downgrade", r, BundleReason::Downgrade, nullptr, false, "older than the version");
   policy("a downgrade an operator asks to allow", r, BundleReason::Downgrade, &op, true,
          "only an admin may allow a downgrade");
-  r.version = VCRM_VERSION_STRING;
+  r.version = vcrm::productVersion();
   policy("the same version", r, BundleReason::Downgrade, &admin, false, "the version");
   r = release;
   r.minVersion = "99.0.0";

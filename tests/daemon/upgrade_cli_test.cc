@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <string>
+#include <vector>
 
 #include "bad_bundles.h"
 #include "child.h"
@@ -11,6 +13,7 @@
 #include "temp_dir.h"
 #include "vcrm/common/crypto.h"
 #include "vcrm/common/files.h"
+#include "vcrm/common/version.h"
 #include "vcrmd_process.h"
 
 namespace fs = std::filesystem;
@@ -45,7 +48,7 @@ void startTrustingTheTestKey(VcrmdProcess& vcrmd) {
 vcrm::upgrade::BundleRelease nextRelease() {
   vcrm::upgrade::BundleRelease release = vcrm::upgrade::test::sampleRelease();
   release.version = "99.0.0";
-  release.minVersion = VCRM_VERSION_STRING;
+  release.minVersion = vcrm::productVersion();
   return release;
 }
 
@@ -61,10 +64,11 @@ TEST(UpgradeCliTest, UploadsAndVerifiesABundleShowsItWaitingAndDiscardsIt) {
 
   auto run = vcrmctl(vcrmd, tmp.path(), {"upload", good.string()});
   ASSERT_EQ(run.status, 0) << run.output;
-  for (const char* shown :
-       {"uploaded 100%", "version:      99.0.0 (running " VCRM_VERSION_STRING,
-        "released:     2026-01-15", "signed by:    vcrm-test-bundle-1", "entitles this release",
-        "  | Line one of the notes.", "  | Line two.", "applying a bundle is not available yet"}) {
+  for (const std::string& shown : std::vector<std::string>{
+           "uploaded 100%", std::string("version:      99.0.0 (running ") + vcrm::productVersion(),
+           "released:     2026-01-15", "signed by:    vcrm-test-bundle-1", "entitles this release",
+           "  | Line one of the notes.", "  | Line two.",
+           "applying a bundle is not available yet"}) {
     EXPECT_NE(run.output.find(shown), std::string::npos) << shown << " in:\n" << run.output;
   }
 

@@ -13,6 +13,7 @@
 #include "vcrm/common/error.h"
 #include "vcrm/common/files.h"
 #include "vcrm/daemon/migrations.h"
+#include "vcrm/daemon/upgrade_start.h"
 #include "vcrm/daemon/uploads.h"
 #include "vcrm/upgrade/archive_error.h"
 #include "vcrm/upgrade/backup_archive.h"
@@ -234,6 +235,7 @@ json::ObjectPtr RestoreService::prepare(const json::ObjectPtr& body, const std::
     throw Conflict("a restore is under way; wait until it is done (GET /api/v1/restores/current)",
                    "restore_in_progress");
   }
+  refuseWhileUpgradeUnderWay(deps_.config.paths);
   if (auto waiting = journal_.load(); waiting && !waiting->finished()) {
     if (waiting->phase != upgrade::JournalPhase::Running || waiting->step != "extracted") {
       throw Conflict("restore " + waiting->id + " is under way (step " + waiting->step +
@@ -573,6 +575,7 @@ json::ObjectPtr RestoreService::revert(const std::string& user) {
   if (jobRunning()) {
     throw Conflict("a restore is under way; wait until it is done", "restore_in_progress");
   }
+  refuseWhileUpgradeUnderWay(deps_.config.paths);
   if (auto r = journal_.load(); r && !r->finished()) {
     if (r->phase != upgrade::JournalPhase::Running || r->step != "extracted") {
       throw Conflict("restore " + r->id + " is under way; wait until it is done",

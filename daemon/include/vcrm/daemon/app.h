@@ -18,6 +18,7 @@
 #include "vcrm/daemon/event_bus.h"
 #include "vcrm/daemon/module.h"
 #include "vcrm/daemon/server.h"
+#include "vcrm/daemon/upgrade_start.h"
 
 namespace vcrm {
 
@@ -30,8 +31,12 @@ class App {
   using Restarter = std::function<void(std::string reason)>;
   App(Config config, Logger& log, std::vector<ModuleFactory> extra = {}, Restarter restarter = {});
   ~App();
-  // Throws StartupError (or ConfigError) with a message for the operator.
+  // Throws StartupError (or ConfigError) with a message for the operator. Returns early, with
+  // mustRestartFromCurrent() set, when an upgrade's recovery says another version must run.
   void start();
+  // This process must stop and exit with upgrade::kRestartFromCurrent (75) so its supervisor
+  // starts <root>/opt/vcrm/current: an upgrade's recovery or its health check decided so.
+  bool mustRestartFromCurrent() const { return restartFromCurrent_; }
   void stop();
 
   int httpsPort() const;
@@ -44,6 +49,12 @@ class App {
  private:
   void lockRoot();
   void writeReadyFile();
+  // Before the database is opened: the upgrade journal's recovery (vcrmd run from a slot).
+  void recoverUpgrade(const std::string& serverDsn, const std::string& base);
+  // Once it serves: the new version on trial checks itself and is marked good (or rolls back).
+  void markUpgradeGood();
+  // The new version's health check: the database answers and the listeners serve /healthz.
+  void checkHealth();
 
   Config config_;
   Logger& log_;
@@ -63,6 +74,10 @@ class App {
   std::unique_ptr<WebServer> web_;
   std::optional<std::string> initialPassword_;
   int schema_ = 0;
+  std::optional<UpgradeSelf> upgrade_;
+  std::string certFile_;
+  bool onTrial_ = false;
+  bool restartFromCurrent_ = false;
 };
 
 }  // namespace vcrm

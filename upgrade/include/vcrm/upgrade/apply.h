@@ -19,9 +19,10 @@
 // is made again from the journal and the slot pointer at each start, and every rollback step is
 // idempotent, so a crash during recovery recovers too.
 //
-// Daemon integration (vcrmd does not use the engine yet):
+// Daemon integration (the start-up part is wired: App::recoverUpgrade, daemon/upgrade_start.h;
+// apply() from the upgrade module is not yet):
 //  - At every start, before the configuration is read (beside restore::recover):
-//    recover({VCRM_VERSION_STRING, *slotOfProgram(slots, "/proc/self/exe")}) and exit 75 on
+//    recover({vcrm::productVersion(), *slotOfProgram(slots, "/proc/self/exe")}) and exit 75 on
 //    RestartFromCurrent; on OnTrial serve, then markGood() (exit 75 if it rolled back). A vcrmd
 //    outside any slot (run from the build tree) skips it and refuses to apply an upgrade.
 //  - apply() in the upgrade module's job after the operator confirmed; exit 75 on Committed,
