@@ -18,6 +18,8 @@
 #include "vcrm/common/files.h"
 #include "vcrm/common/json.h"
 #include "vcrm/common/process.h"
+#include "vcrm/common/version.h"
+#include "vcrm/upgrade/apply.h"
 #include "vcrm/upgrade/slots.h"
 #include "vcrmd_process.h"
 
@@ -138,6 +140,50 @@ TEST_F(SupervisorTest,
   EXPECT_EQ(exeOf(app_->daemonPid()), layout_.slotDir(Slot::A) / "bin/vcrmd");
   EXPECT_EQ(stateInt(root_, "crashes"), 0);
   EXPECT_EQ(stateInt(root_, "starts"), 4);
+}
+
+// vcrmd runs the upgrade journal's recovery at each start: what a crash of the old version
+// after it pointed <state>/database at the copy (before the commit point) leaves is undone, so
+// the appliance comes back on its own data, not on the half-made copy.
+TEST_F(SupervisorTest, AnUpgradeInterruptedBeforeItsCommitIsUndoneAtTheNextDaemonStart) {
+  auto admin = app_->adminClient();
+  ASSERT_EQ(app_->createReadyUser(admin, "kept", {"operator"}, "a password for kept").status, 201);
+  const std::string id = "20260101-000000-abcd";
+  const std::string copy = upgrade::upgradeCopyName(id);
+  app_->database("postgres").execScript("CREATE DATABASE " + copy);
+  files::atomicWrite(app_->stateDir() / "database", copy + "\n", 0644);
+  const upgrade::UpgradeLayout upgrades(root_);
+  files::ensureDir(upgrades.dir(), 0700);
+  upgrade::JournalRecord r;
+  r.id = id;
+  r.operation = "upgrade";
+  r.facts = {{upgrade::kFactFromSlot, "a"},
+             {upgrade::kFactToSlot, "b"},
+             {upgrade::kFactFromVersion, productVersion()},
+             {upgrade::kFactToVersion, "99.0.0"},
+             {upgrade::kFactOriginalDatabase, "vcrm"},
+             {upgrade::kFactCopyDatabase, copy}};
+  for (const char* step :
+       {"confirmed", "backup-made", "slot-written", "db-snapshot", "db-pointer-switched"}) {
+    upgrades.journal().step(r, step);
+  }
+
+  const pid_t first = app_->daemonPid();
+  ASSERT_EQ(kill(first, SIGKILL), 0);
+  app_->awaitRestart(first);
+  const auto after = upgrades.journal().load();
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->phase, upgrade::JournalPhase::Failed);
+  EXPECT_EQ(after->message, "interrupted at db-pointer-switched");
+  EXPECT_EQ(app_->activeDatabaseName(), "vcrm");
+  EXPECT_EQ(app_->database("postgres")
+                .exec("SELECT count(*) FROM pg_database WHERE datname = $1", {copy})
+                .text(0, 0),
+            "0")
+      << "the copy is dropped";
+  auto c = app_->client();
+  EXPECT_EQ(c.loginBearer("kept", "a password for kept").status, 200) << app_->output();
+  EXPECT_EQ(layout_.current(), Slot::A);
 }
 
 TEST_F(SupervisorTest, SigtermToTheSupervisorStopsEverything) {
