@@ -16,6 +16,7 @@
 #include "vcrm/common/files.h"
 #include "vcrm/common/json.h"
 #include "vcrm/common/version.h"
+#include "vcrm/upgrade/apply.h"
 #include "vcrmd_process.h"
 
 namespace fs = std::filesystem;
@@ -183,6 +184,27 @@ TEST_F(RestoreBadArchives, UnknownUploadsBackupsAndRestoresAreNotFound) {
   EXPECT_EQ(admin.postJson("/api/v1/restores/20250101-000000-abcd/confirm", "{}").status, 404);
   EXPECT_EQ(admin.postJson("/api/v1/restores/previous/revert", "{}").status, 404);
   EXPECT_EQ(admin.request("DELETE", "/api/v1/restores/previous").status, 404);
+}
+
+// Restores and upgrades both move <state>/database: a restore does not begin while an
+// upgrade's journal is under way.
+TEST_F(RestoreBadArchives, NothingIsRestoredOrRevertedWhileAnUpgradeIsUnderWay) {
+  const vcrm::upgrade::UpgradeLayout upgrades(vcrmd_->root());
+  vcrm::files::ensureDir(upgrades.dir(), 0700);
+  vcrm::upgrade::JournalRecord r;
+  r.id = "20260101-000000-abcd";
+  r.operation = "upgrade";
+  upgrades.journal().step(r, "backup-made");
+  struct RemoveJournal {
+    const vcrm::upgrade::UpgradeLayout& layout;
+    ~RemoveJournal() { layout.journal().remove(); }
+  } removeJournal{upgrades};
+  auto admin = vcrmd_->adminClient();
+  const auto revert = admin.postJson("/api/v1/restores/previous/revert", "{}");
+  EXPECT_EQ(revert.status, 409) << revert.body;
+  EXPECT_NE(revert.body.find("upgrade_in_progress"), std::string::npos) << revert.body;
+  EXPECT_NE(revert.body.find("upgrade 20260101-000000-abcd is under way"), std::string::npos)
+      << revert.body;
 }
 
 // create -> change -> restore -> as before the change, row for row; then back and discard.
