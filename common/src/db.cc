@@ -54,7 +54,9 @@ std::int64_t Result::int64(int row, int col) const {
   return v;
 }
 
-bool Result::boolean(int row, int col) const { return text(row, col) == "t"; }
+bool Result::boolean(int row, int col) const {
+  return text(row, col) == "t";
+}
 
 int Result::column(std::string_view name) const {
   const int c = PQfnumber(r_.get(), std::string(name).c_str());
@@ -73,7 +75,8 @@ Connection::Connection(const std::string& dsn) : c_(PQconnectdb(dsn.c_str())) {
                   (c_ ? trimmed(PQerrorMessage(c_.get())) : std::string("out of memory")));
   }
   // Notices (e.g. "relation already exists, skipping") are not operator news.
-  PQsetNoticeProcessor(c_.get(), [](void*, const char*) {}, nullptr);
+  PQsetNoticeProcessor(
+      c_.get(), [](void*, const char*) {}, nullptr);
 }
 
 Result Connection::exec(Sql sql, const std::vector<Param>& params) {
@@ -98,7 +101,9 @@ void Connection::execScript(const std::string& script) {
   check(PQexec(c_.get(), script.c_str()), c_.get());
 }
 
-bool Connection::ok() const { return c_ && PQstatus(c_.get()) == CONNECTION_OK; }
+bool Connection::ok() const {
+  return c_ && PQstatus(c_.get()) == CONNECTION_OK;
+}
 
 bool Connection::alive() {
   if (!ok()) return false;
@@ -151,7 +156,9 @@ Pool::Pool(std::string dsn, std::size_t size, bool strictLeases)
 
 Pool::~Pool() = default;
 
-int Pool::leasesHeldByThisThread() { return leasesHeld; }
+int Pool::leasesHeldByThisThread() {
+  return leasesHeld;
+}
 
 Pool::Lease::Lease(Pool* pool, std::unique_ptr<Connection> c) : pool_(pool), c_(std::move(c)) {
   ++leasesHeld;
@@ -167,15 +174,15 @@ Pool::Lease::~Lease() {
 Pool::Lease Pool::acquire(std::chrono::milliseconds timeout) {
   if (strictLeases_ && leasesHeld > 0) {
     // A debug guard, not an error path: the caller's code breaks the one-lease rule.
-    std::fprintf(stderr, "vcrm: FATAL: a second database connection was acquired by a thread that "
-                         "already holds one (db.strict_leases)\n");
+    std::fprintf(stderr,
+                 "vcrm: FATAL: a second database connection was acquired by a thread that "
+                 "already holds one (db.strict_leases)\n");
     std::abort();
   }
   {
     auto st = state_.lock();
-    const bool got = st.waitFor(freed_, timeout, [&] {
-      return !st->idle.empty() || st->outstanding < size_;
-    });
+    const bool got =
+        st.waitFor(freed_, timeout, [&] { return !st->idle.empty() || st->outstanding < size_; });
     if (!got) {
       throw DbError("database: no free connection within " + std::to_string(timeout.count()) +
                     " ms (pool of " + std::to_string(size_) + ")");
@@ -220,6 +227,10 @@ std::string quoteIdentifier(std::string_view name) {
                        "\" is not a valid database name: use lower-case letters, digits and _");
   }
   return "\"" + std::string(name) + "\"";
+}
+
+void dropDatabase(Connection& c, std::string_view name) {
+  c.execScript("DROP DATABASE IF EXISTS " + quoteIdentifier(name) + " WITH (FORCE)");
 }
 
 namespace {

@@ -277,7 +277,7 @@ void dropLeftoverDatabases(const Paths& paths, const std::string& base, db::Conn
       continue;
     }
     try {
-      c.execScript("DROP DATABASE IF EXISTS " + db::quoteIdentifier(name) + " WITH (FORCE)");
+      db::dropDatabase(c, name);
       log.info(kComponent, "LEFTOVER_DROPPED",
                "dropped database " + name + ", which no restore names any more", name);
     } catch (const std::exception& e) {

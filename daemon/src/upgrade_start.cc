@@ -17,7 +17,7 @@ upgrade::UpgradeCallbacks upgradeDatabaseCallbacks(const Paths& paths, std::stri
   const auto maintenance = [serverDsn] { return db::withDatabase(serverDsn, "postgres"); };
   cb.snapshotDatabase = [maintenance](const std::string& original, const std::string& copy) {
     db::Connection c(maintenance());
-    c.execScript("DROP DATABASE IF EXISTS " + db::quoteIdentifier(copy) + " WITH (FORCE)");
+    db::dropDatabase(c, copy);
     c.execScript("CREATE DATABASE " + db::quoteIdentifier(copy) + " TEMPLATE " +
                  db::quoteIdentifier(original));
   };
@@ -27,7 +27,7 @@ upgrade::UpgradeCallbacks upgradeDatabaseCallbacks(const Paths& paths, std::stri
   };
   cb.dropDatabase = [maintenance](const std::string& name) {
     db::Connection c(maintenance());
-    c.execScript("DROP DATABASE IF EXISTS " + db::quoteIdentifier(name) + " WITH (FORCE)");
+    db::dropDatabase(c, name);
   };
   cb.migrate = [&paths, serverDsn, base, migrationsDir, &log] {
     db::Connection c(db::withDatabase(serverDsn, restore::activeDatabase(paths, base)));

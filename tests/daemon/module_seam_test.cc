@@ -232,10 +232,7 @@ TEST(EventBus, CloseWaitsForItsReadersToWriteOutWhatTheyHave) {
   auto held = bus.reader();
   bus.close();
   EXPECT_FALSE(bus.awaitReaders(50ms)) << "a reader still holds its handle";
-  std::thread done([&] {
-    std::this_thread::sleep_for(20ms);  // the reader writing its last messages
-    held.reset();
-  });
+  std::thread done([&] { held.reset(); });  // the reader, done writing its last messages
   EXPECT_TRUE(bus.awaitReaders(5s));
   done.join();
 }

@@ -332,8 +332,7 @@ void RestoreService::abandon(upgrade::JournalRecord& r, const std::string& why) 
       r.fact(restore::kFactDatabase) != db::databaseOf(deps_.dsn)) {
     try {
       db::Connection c(deps_.dsn);
-      c.execScript("DROP DATABASE IF EXISTS " +
-                   db::quoteIdentifier(r.fact(restore::kFactDatabase)) + " WITH (FORCE)");
+      db::dropDatabase(c, r.fact(restore::kFactDatabase));
     } catch (const std::exception& e) {
       deps_.log.warn(kComponent, "DROP_FAILED", e.what(), r.id);  // dropped at the next start
     }
@@ -646,7 +645,7 @@ void RestoreService::discard() {
   std::error_code ec;
   for (const auto& f : p->keptFiles) fs::remove(restore::keptPath(f), ec);
   db::Connection c(deps_.dsn);
-  c.execScript("DROP DATABASE IF EXISTS " + db::quoteIdentifier(p->database) + " WITH (FORCE)");
+  db::dropDatabase(c, p->database);
   deps_.log.info(
       kComponent, "PREVIOUS_DISCARDED",
       "the database a restore replaced (" + p->database + ") and its files were discarded",

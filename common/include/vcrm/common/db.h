@@ -34,17 +34,17 @@ class Sql {
 // A statement parameter: text or SQL NULL. Numbers and bools convert to their text form.
 class Param {
  public:
-  Param(std::nullptr_t) {}  // NOLINT
-  Param(std::string v) : value_(std::move(v)) {}  // NOLINT
+  Param(std::nullptr_t) {}                               // NOLINT
+  Param(std::string v) : value_(std::move(v)) {}         // NOLINT
   Param(std::string_view v) : value_(std::string(v)) {}  // NOLINT
-  Param(const char* v) : value_(std::string(v)) {}  // NOLINT
-  Param(bool v) : value_(v ? "t" : "f") {}  // NOLINT
-  Param(int v) : value_(std::to_string(v)) {}  // NOLINT
-  Param(long v) : value_(std::to_string(v)) {}  // NOLINT
-  Param(long long v) : value_(std::to_string(v)) {}  // NOLINT
-  Param(unsigned v) : value_(std::to_string(v)) {}  // NOLINT
+  Param(const char* v) : value_(std::string(v)) {}       // NOLINT
+  Param(bool v) : value_(v ? "t" : "f") {}               // NOLINT
+  Param(int v) : value_(std::to_string(v)) {}            // NOLINT
+  Param(long v) : value_(std::to_string(v)) {}           // NOLINT
+  Param(long long v) : value_(std::to_string(v)) {}      // NOLINT
+  Param(unsigned v) : value_(std::to_string(v)) {}       // NOLINT
   Param(unsigned long v) : value_(std::to_string(v)) {}  // NOLINT
-  Param(double v) : value_(std::to_string(v)) {}  // NOLINT
+  Param(double v) : value_(std::to_string(v)) {}         // NOLINT
   template <typename T>
   Param(const std::optional<T>& v) {  // NOLINT
     if (v) value_ = Param(*v).value_;
@@ -164,6 +164,9 @@ class Pool {
 // Quotes an SQL identifier (for the rare statements, like CREATE DATABASE, that cannot take
 // parameters). Throws InvalidInput unless the name is [a-z_][a-z0-9_]{0,62}.
 std::string quoteIdentifier(std::string_view name);
+// DROP DATABASE IF EXISTS name WITH (FORCE), on `c` (connected to another database): its
+// sessions are ended, and a database that is not there is not an error.
+void dropDatabase(Connection& c, std::string_view name);
 
 // Quotes a connection-string value per libpq rules ('...' with \ and ' escaped).
 std::string dsnQuote(std::string_view value);
