@@ -65,13 +65,17 @@ int main(int argc, char** argv) {
     *restartReason.lock() = std::move(reason);
     kill(getpid(), SIGUSR2);
   };
+  const auto restartFromCurrent = [&restartReason](std::string reason) {
+    *restartReason.lock() = std::move(reason);
+    kill(getpid(), SIGUSR1);
+  };
   bool first = true;
   try {
     for (;;) {
       // A restore that passed its commit point is finished (or one that did not, undone)
       // before the configuration it may have replaced is read.
       vcrm::restore::recover(vcrm::Paths{root}, log);
-      vcrm::App app(vcrm::Config::load(root, overrides), log, {}, restarter);
+      vcrm::App app(vcrm::Config::load(root, overrides), log, {}, restarter, restartFromCurrent);
       app.start();
       if (app.mustRestartFromCurrent()) {
         log.info("vcrmd", "RESTART_FROM_CURRENT",
@@ -105,9 +109,11 @@ int main(int argc, char** argv) {
         continue;
       }
       if (sig == SIGUSR1) {
+        const std::string reason = *restartReason.lock();
         log.info("vcrmd", "RESTART_FROM_CURRENT",
                  "stopping to be restarted from the current slot (exit status " +
-                     std::to_string(vcrm::upgrade::kRestartFromCurrent) + ")");
+                     std::to_string(vcrm::upgrade::kRestartFromCurrent) +
+                     (reason.empty() ? std::string(")") : "): " + reason));
         app.stop();
         return vcrm::upgrade::kRestartFromCurrent;
       }

@@ -181,8 +181,12 @@ Pool::Lease Pool::acquire(std::chrono::milliseconds timeout) {
   }
   {
     auto st = state_.lock();
-    const bool got =
-        st.waitFor(freed_, timeout, [&] { return !st->idle.empty() || st->outstanding < size_; });
+    const bool got = st.waitFor(freed_, timeout, [&] {
+      return st->closed || !st->idle.empty() || st->outstanding < size_;
+    });
+    if (st->closed) {
+      throw DbError("database: the connections are closed (the appliance is stopping or upgrading)");
+    }
     if (!got) {
       throw DbError("database: no free connection within " + std::to_string(timeout.count()) +
                     " ms (pool of " + std::to_string(size_) + ")");
@@ -204,17 +208,38 @@ Pool::Lease Pool::acquire(std::chrono::milliseconds timeout) {
   }
 }
 
+bool Pool::close(std::chrono::milliseconds timeout) {
+  std::vector<std::unique_ptr<Connection>> closing;
+  bool allBack = false;
+  {
+    auto st = state_.lock();
+    st->closed = true;
+    freed_.notify_all();
+    allBack = st.waitFor(freed_, timeout, [&] { return st->outstanding == st->idle.size(); });
+    st->outstanding -= st->idle.size();
+    closing.swap(st->idle);
+  }
+  closing.clear();  // PQfinish outside the lock
+  return allBack;
+}
+
 void Pool::giveBack(std::unique_ptr<Connection> c) {
+  if (state_.lock()->closed) {
+    c.reset();  // the session ends before close() can see it counted out
+    --state_.lock()->outstanding;
+    freed_.notify_all();
+    return;
+  }
   {
     auto st = state_.lock();
     // A connection left inside a failed or open transaction must not be reused as is.
-    if (c->ok() && PQtransactionStatus(c->raw()) == PQTRANS_IDLE) {
+    if (!st->closed && c->ok() && PQtransactionStatus(c->raw()) == PQTRANS_IDLE) {
       st->idle.push_back(std::move(c));
     } else {
       --st->outstanding;
     }
   }
-  freed_.notify_one();
+  freed_.notify_all();
 }
 
 std::string quoteIdentifier(std::string_view name) {

@@ -23,11 +23,13 @@ namespace {
 constexpr const char* kComponent = "vcrmd";
 }
 
-App::App(Config config, Logger& log, std::vector<ModuleFactory> extra, Restarter restarter)
+App::App(Config config, Logger& log, std::vector<ModuleFactory> extra, Restarter restarter,
+         Restarter restartFromCurrent)
     : config_(std::move(config)),
       log_(log),
       extra_(std::move(extra)),
-      restarter_(std::move(restarter)) {
+      restarter_(std::move(restarter)),
+      exitToCurrent_(std::move(restartFromCurrent)) {
   Poco::Net::initializeSSL();
 }
 
@@ -123,9 +125,12 @@ void App::start() {
   listeners_.eventsListen = config_.eventsListen;
   modules_ =
       std::make_unique<ModuleList>([this](const std::vector<std::unique_ptr<Module>>& earlier) {
-        return ModuleContext{config_, log_,    *pool_,     *bus_,
-                             *auth_,  *audit_, listeners_, vcrm::productVersion(),
-                             schema_, dsn_,    earlier,    restarter_};
+        ModuleContext ctx{config_, log_,    *pool_,     *bus_,
+                          *auth_,  *audit_, listeners_, vcrm::productVersion(),
+                          schema_, dsn_,    earlier,    restarter_};
+        ctx.requestRestartFromCurrent = exitToCurrent_;
+        ctx.stopServing = [this](const std::string& reason) { return stopServing(reason, true); };
+        return ctx;
       });
   registerModules(*modules_);
   for (const auto& make : extra_) modules_->add(make(modules_->context()));
@@ -193,6 +198,12 @@ void App::markUpgradeGood() {
   log_.info(kComponent, "UPGRADE_MARK_GOOD",
             "upgrade check: " + std::string(upgrade::startOutcomeName(outcome)));
   restartFromCurrent_ = outcome == upgrade::StartOutcome::RestartFromCurrent;
+  // A page that reconnected after the restart hears the end (GET /api/v1/upgrade has it all).
+  json::ObjectPtr o = new json::Object(Poco::JSON_PRESERVE_KEY_ORDER);
+  o->set("state", restartFromCurrent_ ? "rolled-back" : "complete");
+  o->set("version", std::string(vcrm::productVersion()));
+  if (const auto r = upgrade_->engine->current()) o->set("id", r->id);
+  bus_->publish("upgrade", json::stringify(o));
 }
 
 void App::writeReadyFile() {
@@ -229,10 +240,12 @@ std::string App::url() const {
   return "https://" + host + ":" + std::to_string(httpsPort()) + "/";
 }
 
-void App::stop() {
+bool App::stopServing(const std::string& reason, bool closePool) {
+  const std::lock_guard<std::mutex> lock(servingMutex_);
   // Live event streams end first so the listeners can close without waiting on them; each
   // writes out what was published before the close (a restore's last step) and then ends.
-  if (bus_) {
+  if (bus_ && !bus_->closed()) {
+    if (!reason.empty()) log_.info(kComponent, "STOP_SERVING", "stopping to serve: " + reason);
     bus_->close();
     if (!bus_->awaitReaders(std::chrono::seconds(2)))
       log_.warn(kComponent, "STREAMS_SLOW", "an event stream did not end within 2 s");
@@ -246,6 +259,17 @@ void App::stop() {
     web_.reset();
     log_.info(kComponent, "STOPPED", "listeners closed");
   }
+  if (!closePool || !pool_ || poolClosed_) return true;
+  poolClosed_ = true;
+  if (pool_->close(std::chrono::seconds(10))) return true;
+  log_.warn(kComponent, "LEASE_KEPT",
+            "a database connection was still leased 10 s after the "
+            "workers and listeners stopped");
+  return false;
+}
+
+void App::stop() {
+  stopServing("", false);
   api_.reset();
   if (modules_) modules_->clear();
   modules_.reset();

@@ -18,11 +18,6 @@ namespace vcrm::ctl {
 
 namespace {
 
-std::string trimmed(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
-  return s;
-}
-
 void show(const json::ObjectPtr& r) {
   std::cout << "archive: vcrm " << r->optValue<std::string>("product_version", "?") << ", schema "
             << r->optValue<std::string>("schema_version", "?") << ", made "
@@ -35,7 +30,8 @@ void show(const json::ObjectPtr& r) {
   }
   if (auto warnings = r->getArray("warnings")) {
     for (std::size_t i = 0; i < warnings->size(); ++i) {
-      std::cout << "warning: " << warnings->getElement<std::string>(static_cast<unsigned>(i)) << "\n";
+      std::cout << "warning: " << warnings->getElement<std::string>(static_cast<unsigned>(i))
+                << "\n";
     }
   }
 }
@@ -52,7 +48,8 @@ const char* restoreUsage() {
          "exit status: 0 when the restore is done, 1 when it is refused or fails\n";
 }
 
-int restoreCommand(const std::vector<std::string>& args, const std::function<ApiClient()>& connect) {
+int restoreCommand(const std::vector<std::string>& args,
+                   const std::function<ApiClient()>& connect) {
   std::string file, passphraseFile;
   bool yes = false;
   for (std::size_t i = 0; i < args.size(); ++i) {
@@ -72,12 +69,8 @@ int restoreCommand(const std::vector<std::string>& args, const std::function<Api
     return 2;
   }
   try {
-    std::string passphrase;
-    if (!passphraseFile.empty()) {
-      passphrase = trimmed(files::readFile(passphraseFile, 4096));
-    } else if (const char* env = std::getenv("VCRM_BACKUP_PASSPHRASE"); env && *env) {
-      passphrase = env;
-    } else {
+    const std::string passphrase = backupPassphrase(passphraseFile);
+    if (passphrase.empty()) {
       std::cerr << "vcrmctl: give --passphrase-file or set VCRM_BACKUP_PASSPHRASE\n";
       return 2;
     }

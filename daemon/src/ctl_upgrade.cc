@@ -1,7 +1,10 @@
 #include "ctl_upgrade.h"
 
+#include <chrono>
 #include <iostream>
+#include <optional>
 #include <sstream>
+#include <thread>
 
 #include "ctl_upload.h"
 #include "vcrm/common/error.h"
@@ -37,8 +40,8 @@ void showBundle(const json::ObjectPtr& b) {
   for (std::string line; std::getline(notes, line);) std::cout << "  | " << line << "\n";
 }
 
-int uploadAndVerify(const std::string& file, bool allowDowngrade,
-                    const std::function<ApiClient()>& connect) {
+json::ObjectPtr uploadAndVerify(const std::string& file, bool allowDowngrade,
+                                const std::function<ApiClient()>& connect) {
   ApiClient client = connect();
   const auto uploaded = uploadFile(client, connect, "/api/v1/upgrade/uploads", file);
   json::ObjectPtr body = new json::Object;
@@ -47,10 +50,95 @@ int uploadAndVerify(const std::string& file, bool allowDowngrade,
   std::cerr << "verifying the whole bundle...\n";
   auto verified = client.request("POST", "/api/v1/upgrade", json::stringify(body));
   if (verified.status != 201) refused("the bundle was refused", verified);
-  showBundle(json::parseObject(verified.body)->getObject("bundle"));
-  std::cout << "verified; applying a bundle is not available yet (it waits: vcrmctl upgrade "
-               "status; vcrmctl upgrade discard drops it)\n";
-  return 0;
+  const auto bundle = json::parseObject(verified.body)->getObject("bundle");
+  showBundle(bundle);
+  return bundle;
+}
+
+// Follows the upgrade (or going back) `id` across the restart: its steps on stderr, until it
+// is done and the version it went to serves (0), or it ended rolled back (1).
+int follow(const std::function<ApiClient()>& connect, const std::string& operation,
+           std::string id) {
+  std::optional<ApiClient> client;
+  std::size_t shown = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::hours(6);
+  while (std::chrono::steady_clock::now() < deadline) {
+    try {
+      if (!client) client.emplace(connect());
+      auto r = client->request("GET", "/api/v1/upgrade");
+      if (r.status == 401) {
+        client.reset();
+        continue;
+      }
+      if (r.status == 200) {
+        const auto o = json::parseObject(r.body);
+        const auto up = o->getObject("upgrade");
+        if (up && up->getValue<std::string>("operation") == operation &&
+            (id.empty() || up->getValue<std::string>("id") == id)) {
+          if (id.empty()) id = up->getValue<std::string>("id");
+          const auto steps = up->getArray("steps");
+          for (; steps && shown < steps->size(); ++shown) {
+            const auto s = steps->getObject(static_cast<unsigned>(shown));
+            std::cerr << "  " << s->getValue<std::string>("at") << "  "
+                      << s->getValue<std::string>("label") << "\n";
+          }
+          const std::string phase = up->getValue<std::string>("phase");
+          const std::string running = o->getObject("running")->getValue<std::string>("version");
+          const std::string to = up->getValue<std::string>("to_version");
+          if (phase == "done" && running == to) {
+            std::cout << (operation == "go-back" ? "gone back" : "upgraded") << ": vcrm " << running
+                      << " is running (" << operation << " " << id << ")\n";
+            return 0;
+          }
+          if (phase == "failed") {
+            std::cerr << "vcrmctl: the " << operation << " " << id << " was rolled back: "
+                      << (up->isNull("rollback_reason")
+                              ? up->optValue<std::string>("message", "")
+                              : up->getValue<std::string>("rollback_reason"))
+                      << "; vcrm " << running << " is running\n";
+            return 1;
+          }
+        }
+      }
+    } catch (const Unauthenticated&) {
+      throw;
+    } catch (const std::exception&) {
+      client.reset();  // restarting: not back yet
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+  std::cerr << "vcrmctl: the appliance did not come back in time\n";
+  return 1;
+}
+
+int confirm(const std::string& passphrase, const std::function<ApiClient()>& connect) {
+  json::ObjectPtr body = new json::Object;
+  body->set("backup_passphrase", passphrase);
+  ApiClient client = connect();
+  auto r = client.request("POST", "/api/v1/upgrade/confirm", json::stringify(body));
+  if (r.status != 202) refused("the upgrade was refused", r);
+  const auto up = json::parseObject(r.body)->getObject("upgrade");
+  std::cerr << "upgrading from " << up->getValue<std::string>("from_version") << " to "
+            << up->getValue<std::string>("to_version")
+            << " (a pre-upgrade backup first; then about two seconds offline)\n";
+  return follow(connect, "upgrade", up->getValue<std::string>("id"));
+}
+
+int goBack(const std::function<ApiClient()>& connect) {
+  ApiClient client = connect();
+  auto r = client.request("POST", "/api/v1/upgrade/go-back", "{}");
+  if (r.status != 202) refused("going back was refused", r);
+  const auto up = json::parseObject(r.body)->getObject("upgrade");
+  std::cerr << "going back from " << up->getValue<std::string>("from_version") << " to "
+            << up->getValue<std::string>("to_version") << "\n";
+  return follow(connect, "go-back", "");
+}
+
+bool askYes(const std::string& question) {
+  std::cout << question << " [y/N] " << std::flush;
+  std::string answer;
+  std::getline(std::cin, answer);
+  return answer == "y" || answer == "Y" || answer == "yes";
 }
 
 int status(const std::function<ApiClient()>& connect) {
@@ -66,6 +154,34 @@ int status(const std::function<ApiClient()>& connect) {
             << "\n"
             << "state: " << o->getValue<std::string>("state") << "\n";
   if (!o->isNull("pending")) showBundle(o->getObject("pending"));
+  if (const auto up = o->getObject("upgrade")) {
+    std::cout << "last " << up->getValue<std::string>("operation") << ": "
+              << up->getValue<std::string>("id") << ", "
+              << up->getValue<std::string>("from_version") << " -> "
+              << up->getValue<std::string>("to_version") << ", "
+              << up->getValue<std::string>("phase") << " at step "
+              << up->getValue<std::string>("step") << " (" << up->getValue<std::string>("label")
+              << ")\n";
+    if (!up->isNull("rollback_reason"))
+      std::cout << "  rolled back: " << up->getValue<std::string>("rollback_reason") << "\n";
+  }
+  if (const auto prev = o->getObject("previous")) {
+    std::cout << "previous version: " << prev->getValue<std::string>("version") << " in slot "
+              << prev->getValue<std::string>("slot") << " (vcrmctl upgrade go-back)\n";
+  }
+  if (const auto history = o->getArray("history"); history && history->size() > 0) {
+    std::cout << "history:\n";
+    for (std::size_t i = 0; i < history->size(); ++i) {
+      const auto h = history->getObject(static_cast<unsigned>(i));
+      std::cout << "  " << h->optValue<std::string>("ended_at", "?") << "  "
+                << h->getValue<std::string>("operation") << " "
+                << h->getValue<std::string>("from_version") << " -> "
+                << h->getValue<std::string>("to_version") << ": "
+                << h->optValue<std::string>("outcome", "?");
+      if (!h->isNull("reason")) std::cout << " (" << h->getValue<std::string>("reason") << ")";
+      std::cout << "\n";
+    }
+  }
   return 0;
 }
 
@@ -80,38 +196,79 @@ int discard(const std::function<ApiClient()>& connect) {
 }  // namespace
 
 const char* upgradeUsage() {
-  return "usage: vcrmctl [options] upgrade upload FILE [--allow-downgrade]\n"
-         "       vcrmctl [options] upgrade status | discard\n"
-         "  upload: sends a signed upgrade bundle (.bin) to vcrmd (resumable; progress on\n"
-         "  stderr), has the appliance verify it and shows what it is: version, release date,\n"
-         "  signer, licence entitlement, release notes. --allow-downgrade (admins only) lets an\n"
-         "  older or the same version through. Applying it is not available yet.\n"
-         "  status: what runs and the verified bundle waiting; discard: drops that bundle.\n"
-         "exit status: 0 when done, 1 when refused or failed, 2 for a usage error\n";
+  return "usage: vcrmctl [options] upgrade apply FILE [--allow-downgrade] [--yes]\n"
+         "                                 [--backup-passphrase-file F]\n"
+         "       vcrmctl [options] upgrade upload FILE [--allow-downgrade]\n"
+         "       vcrmctl [options] upgrade confirm [--backup-passphrase-file F]\n"
+         "       vcrmctl [options] upgrade status | discard | go-back\n"
+         "  apply: sends a signed upgrade bundle (.bin) to vcrmd (resumable; progress on\n"
+         "  stderr), has the appliance verify it, shows what it is (version, release date,\n"
+         "  signer, licence entitlement, release notes), asks (--yes: does not), then confirms\n"
+         "  and follows the steps across the restart until the new version serves (exit 0) or\n"
+         "  it rolled back by itself (exit 1, with the reason). The pre-upgrade backup is\n"
+         "  sealed with the passphrase: the first line of F or VCRM_BACKUP_PASSPHRASE.\n"
+         "  upload: only sends and verifies (it waits for confirm); --allow-downgrade (admins\n"
+         "  only) lets an older or the same version through.\n"
+         "  status: what runs, the bundle waiting, the last upgrade and the history;\n"
+         "  discard: drops the waiting bundle; go-back: returns to the previous version.\n"
+         "exit status: 0 when done, 1 when refused, failed or rolled back, 2 for a usage error\n";
 }
 
 int upgradeCommand(const std::vector<std::string>& args,
                    const std::function<ApiClient()>& connect) {
   const std::string sub = args.empty() ? "" : args[0];
-  std::string file;
-  bool allowDowngrade = false;
+  const bool takesFile = sub == "upload" || sub == "apply";
+  const bool takesPassphrase = sub == "apply" || sub == "confirm";
+  std::string file, passphraseFile;
+  bool allowDowngrade = false, yes = false;
   for (std::size_t i = 1; i < args.size(); ++i) {
-    if (sub == "upload" && args[i] == "--allow-downgrade") {
+    if (takesFile && args[i] == "--allow-downgrade") {
       allowDowngrade = true;
-    } else if (sub == "upload" && file.empty() && args[i].rfind("--", 0) != 0) {
+    } else if (sub == "apply" && args[i] == "--yes") {
+      yes = true;
+    } else if (takesPassphrase && args[i] == "--backup-passphrase-file" && i + 1 < args.size()) {
+      passphraseFile = args[++i];
+    } else if (takesFile && file.empty() && args[i].rfind("--", 0) != 0) {
       file = args[i];
     } else {
       std::cerr << upgradeUsage();
       return 2;
     }
   }
-  if ((sub == "upload") == file.empty() ||
-      (sub != "upload" && sub != "status" && sub != "discard")) {
+  const bool known =
+      takesFile || sub == "confirm" || sub == "status" || sub == "discard" || sub == "go-back";
+  if (!known || takesFile == file.empty()) {
     std::cerr << upgradeUsage();
     return 2;
   }
   try {
-    if (sub == "upload") return uploadAndVerify(file, allowDowngrade, connect);
+    std::string passphrase;
+    if (takesPassphrase) {
+      passphrase = backupPassphrase(passphraseFile);
+      if (passphrase.empty()) {
+        std::cerr << "vcrmctl: give --backup-passphrase-file or set VCRM_BACKUP_PASSPHRASE (the "
+                     "pre-upgrade backup is sealed with it)\n";
+        return 2;
+      }
+    }
+    if (sub == "upload") {
+      uploadAndVerify(file, allowDowngrade, connect);
+      std::cout << "verified; it waits for confirmation (vcrmctl upgrade confirm, or the web UI; "
+                   "vcrmctl upgrade discard drops it)\n";
+      return 0;
+    }
+    if (sub == "apply") {
+      const auto bundle = uploadAndVerify(file, allowDowngrade, connect);
+      if (!yes && !askYes("Upgrade to " + bundle->getValue<std::string>("version") +
+                          "? The appliance restarts on it (about two seconds offline; a "
+                          "failed start rolls back by itself).")) {
+        std::cout << "not upgraded; the verified bundle waits (vcrmctl upgrade confirm)\n";
+        return 1;
+      }
+      return confirm(passphrase, connect);
+    }
+    if (sub == "confirm") return confirm(passphrase, connect);
+    if (sub == "go-back") return goBack(connect);
     return sub == "status" ? status(connect) : discard(connect);
   } catch (const std::exception& e) {
     std::cerr << "vcrmctl: " << e.what() << "\n";

@@ -4,11 +4,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
 #include <thread>
 
 #include "vcrm/common/error.h"
+#include "vcrm/common/files.h"
 #include "vcrm/common/json.h"
 
 namespace vcrm::ctl {
@@ -94,6 +96,16 @@ UploadedFile uploadFile(ApiClient& client, const std::function<ApiClient()>& rec
     out.finished = client.send("GET", location, {{"Tus-Resumable", "1.0.0"}});
   }
   return out;
+}
+
+std::string backupPassphrase(const std::string& file) {
+  if (!file.empty()) {
+    std::string s = files::readFile(file, 4096);
+    while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+    return s;
+  }
+  const char* env = std::getenv("VCRM_BACKUP_PASSPHRASE");
+  return env ? env : "";
 }
 
 }  // namespace vcrm::ctl

@@ -26,4 +26,8 @@ struct UploadedFile {
 UploadedFile uploadFile(ApiClient& client, const std::function<ApiClient()>& reconnect,
                         const std::string& collection, const std::string& file);
 
+// The backup passphrase: the first line of `file`, else VCRM_BACKUP_PASSPHRASE; empty when
+// neither is given.
+std::string backupPassphrase(const std::string& file);
+
 }  // namespace vcrm::ctl

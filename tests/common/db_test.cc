@@ -306,6 +306,41 @@ TEST_F(DbTest, PoolWaiterGetsAConnectionReturnedMeanwhile) {
   releaser.join();
 }
 
+TEST_F(DbTest, PoolCloseEndsEverySessionOnceTheLeasesComeBack) {
+  Connection watcher(dsn());
+  const auto sessions = [&] {
+    return watcher
+        .exec("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+              "pid <> pg_backend_pid()")
+        .int64(0, 0);
+  };
+  Pool pool(dsn(), 3);
+  { auto idle = pool.acquire(); }
+  auto held = std::make_unique<Pool::Lease>(pool.acquire());
+  ASSERT_EQ(sessions(), 1) << "the idle connection was reused for the held lease";
+  auto other = std::make_unique<Pool::Lease>(pool.acquire());
+  ASSERT_EQ(sessions(), 2);
+  other.reset();  // idle again
+  std::thread releaser([&] {
+    std::this_thread::sleep_for(150ms);
+    held.reset();
+  });
+  const auto start = std::chrono::steady_clock::now();
+  EXPECT_TRUE(pool.close(5s));
+  EXPECT_GE(std::chrono::steady_clock::now() - start, 100ms) << "it waited for the lease";
+  releaser.join();
+  EXPECT_EQ(sessions(), 0) << "no session is left once close() returns";
+  const auto e = dbError([&] { pool.acquire(1s); });
+  EXPECT_NE(std::string(e.what()).find("closed"), std::string::npos) << e.what();
+}
+
+TEST_F(DbTest, PoolCloseGivesUpOnALeaseKeptPastItsTimeout) {
+  Pool pool(dsn(), 2);
+  auto held = pool.acquire();
+  EXPECT_FALSE(pool.close(100ms));
+  EXPECT_EQ(held->exec("SELECT 4").int64(0, 0), 4) << "a kept lease still works until returned";
+}
+
 TEST_F(DbTest, PoolDoesNotHandOutAConnectionLeftInAnOpenTransaction) {
   Connection setup(dsn());
   setup.execScript("DROP TABLE IF EXISTS dirty; CREATE TABLE dirty (v text)");

@@ -580,6 +580,10 @@ class BadInputsTest : public ::testing::Test {
         {"GET /api/v1/upgrade", {none}},
         // Nothing is pending.
         {"DELETE /api/v1/upgrade/pending", {none}},
+        // Nothing is pending to confirm (and this vcrmd is in no slot); no upgrade to go back.
+        {"POST /api/v1/upgrade/confirm",
+         {json(R"({"backup_passphrase":"a long enough passphrase"})", 404)}},
+        {"POST /api/v1/upgrade/go-back", {none}},
     };
   }
 

@@ -97,6 +97,8 @@ const std::map<std::string, std::vector<std::string>>& expectedAccess() {
       {"POST /api/v1/upgrade", {"admin", "operator"}},
       {"GET /api/v1/upgrade", {"admin", "operator"}},
       {"DELETE /api/v1/upgrade/pending", {"admin", "operator"}},
+      {"POST /api/v1/upgrade/confirm", {"admin", "operator"}},
+      {"POST /api/v1/upgrade/go-back", {"admin", "operator"}},
   };
   return table;
 }

@@ -169,7 +169,9 @@ TEST_F(UpgradeApi, AGoodBundleIsVerifiedShownKeptAcrossARestartAndDiscarded) {
   ASSERT_EQ(idle.status, 200) << idle.body;
   EXPECT_EQ(idle.json()->getValue<std::string>("state"), "idle");
   EXPECT_TRUE(idle.json()->isNull("pending"));
-  EXPECT_FALSE(idle.json()->has("history")) << "nothing is recorded yet: no history is shown";
+  EXPECT_EQ(idle.json()->getArray("history")->size(), 0u) << "nothing is recorded yet";
+  EXPECT_TRUE(idle.json()->isNull("upgrade"));
+  EXPECT_TRUE(idle.json()->isNull("previous"));
   const auto running = idle.json()->getObject("running");
   EXPECT_EQ(running->getValue<std::string>("version"), vcrm::productVersion());
   EXPECT_GT(running->getValue<int>("schema"), 0);
@@ -272,6 +274,40 @@ TEST_F(UpgradeApi, AGoodBundleIsVerifiedShownKeptAcrossARestartAndDiscarded) {
   EXPECT_EQ(again.errorCode(), "no_pending_bundle");
   audit = admin.get("/api/v1/audit?username=op&action=upgrade.discard");
   EXPECT_NE(audit.body.find("upgrade.discard"), std::string::npos) << audit.body;
+}
+
+TEST_F(UpgradeApi, ConfirmingOutsideAnInstalledSlotIsRefusedAndTheBundleStaysPending) {
+  auto op = operatorClient();
+  const std::string passphrase = R"({"backup_passphrase":"correct horse battery"})";
+  auto none = op.postJson("/api/v1/upgrade/confirm", passphrase);
+  EXPECT_EQ(none.status, 404) << none.body;
+  EXPECT_EQ(none.errorCode(), "no_pending_bundle");
+
+  const std::string id = upload(op, bt::goodBundle(4096, newerRelease()));
+  ASSERT_EQ(verify(op, id).status, 201);
+  const std::string before = vcrm::json::stringify(op.get("/api/v1/upgrade").json());
+  const auto files = keptFiles(*vcrmd_);
+
+  auto missing = op.postJson("/api/v1/upgrade/confirm", "{}");
+  EXPECT_EQ(missing.status, 400) << missing.body;
+  EXPECT_EQ(missing.errorCode(), "passphrase_required");
+  auto weak = op.postJson("/api/v1/upgrade/confirm", R"({"backup_passphrase":"short"})");
+  EXPECT_EQ(weak.status, 400) << weak.body;
+  EXPECT_EQ(weak.errorCode(), "passphrase_too_short");
+  auto outside = op.postJson("/api/v1/upgrade/confirm", passphrase);
+  EXPECT_EQ(outside.status, 409) << outside.body;
+  EXPECT_EQ(outside.errorCode(), "not_installed");
+  EXPECT_NE(outside.body.find("packaging/dev run"), std::string::npos) << outside.body;
+  auto back = op.postJson("/api/v1/upgrade/go-back", "{}");
+  EXPECT_EQ(back.status, 409) << back.body;
+  EXPECT_EQ(back.errorCode(), "not_installed");
+
+  EXPECT_EQ(vcrm::json::stringify(op.get("/api/v1/upgrade").json()), before);
+  EXPECT_EQ(keptFiles(*vcrmd_), files);
+  EXPECT_FALSE(fs::exists(vcrmd_->root() / "var/lib/vcrm/upgrade/journal.json"));
+  auto audit = vcrmd_->adminClient().get("/api/v1/audit?username=op&action=upgrade.confirm");
+  EXPECT_NE(audit.body.find("\"upgrade.confirm\""), std::string::npos) << audit.body;
+  EXPECT_NE(audit.body.find("409"), std::string::npos) << "the refusal is recorded: " << audit.body;
 }
 
 TEST_F(UpgradeApi, EveryBadBundleIsRefusedWithItsReasonAndNothingChanges) {

@@ -68,7 +68,7 @@ TEST(UpgradeCliTest, UploadsAndVerifiesABundleShowsItWaitingAndDiscardsIt) {
            "uploaded 100%", std::string("version:      99.0.0 (running ") + vcrm::productVersion(),
            "released:     2026-01-15", "signed by:    vcrm-test-bundle-1", "entitles this release",
            "  | Line one of the notes.", "  | Line two.",
-           "applying a bundle is not available yet"}) {
+           "it waits for confirmation"}) {
     EXPECT_NE(run.output.find(shown), std::string::npos) << shown << " in:\n" << run.output;
   }
 
@@ -76,6 +76,18 @@ TEST(UpgradeCliTest, UploadsAndVerifiesABundleShowsItWaitingAndDiscardsIt) {
   ASSERT_EQ(run.status, 0) << run.output;
   EXPECT_NE(run.output.find("state: verified"), std::string::npos) << run.output;
   EXPECT_NE(run.output.find("nothing is installed in a slot"), std::string::npos) << run.output;
+
+  // Confirming needs the passphrase of the pre-upgrade backup, then an installed slot.
+  run = vcrmctl(vcrmd, tmp.path(), {"confirm"});
+  EXPECT_EQ(run.status, 2) << run.output;
+  EXPECT_NE(run.output.find("--backup-passphrase-file"), std::string::npos) << run.output;
+  const fs::path passphrase = tmp.path() / "passphrase";
+  vcrm::files::atomicWrite(passphrase, "correct horse battery staple\n");
+  run = vcrmctl(vcrmd, tmp.path(), {"confirm", "--backup-passphrase-file", passphrase.string()});
+  EXPECT_EQ(run.status, 1) << run.output;
+  EXPECT_NE(run.output.find("not_installed"), std::string::npos) << run.output;
+  run = vcrmctl(vcrmd, tmp.path(), {"status"});
+  EXPECT_NE(run.output.find("state: verified"), std::string::npos) << "still waiting: " << run.output;
 
   std::string bad = vcrm::upgrade::test::goodBundle(4096, release);
   bad[bad.size() - 1] ^= 1;

@@ -24,6 +24,8 @@ class BackupsModule : public NamedModule {
   BackupScheduler& scheduler() { return scheduler_; }
   // The archives on disk (a restore of a stored backup finds its file here).
   BackupStore& store() { return store_; }
+  // Makes archives (an upgrade's pre-upgrade backup runs it on its own thread).
+  BackupService& service() { return service_; }
 
  private:
   AuditLog& audit_;

@@ -354,6 +354,27 @@ json::ObjectPtr UpgradeService::status() {
   o->set("running", running);
   o->set("pending", p ? Poco::Dynamic::Var(describe(*p)) : Poco::Dynamic::Var());
   if (!unreadable.empty()) o->set("pending_error", unreadable);
+  std::optional<upgrade::JournalRecord> r;
+  try {
+    r = upgrade::UpgradeLayout(deps_.config.paths.root).journal().load();
+  } catch (const Error& e) {
+    o->set("upgrade_error", std::string(e.what()));
+  }
+  o->set("upgrade", r ? Poco::Dynamic::Var(upgradeRecordJson(*r)) : Poco::Dynamic::Var());
+  if (job_.lock()->running || (r && !r->finished())) o->set("state", "applying");
+  Poco::Dynamic::Var previous;
+  try {
+    if (r && r->operation == "upgrade" && r->phase == upgrade::JournalPhase::Done &&
+        layout.current() && upgrade::slotName(*layout.current()) == r->fact(upgrade::kFactToSlot)) {
+      json::ObjectPtr prev = new json::Object(Poco::JSON_PRESERVE_KEY_ORDER);
+      prev->set("slot", r->fact(upgrade::kFactFromSlot));
+      prev->set("version", r->fact(upgrade::kFactFromVersion));
+      previous = prev;
+    }
+  } catch (const Error&) {  // NOLINT(bugprone-empty-catch): the slot error is shown above
+  }
+  o->set("previous", previous);
+  o->set("history", historyJson());
   return o;
 }
 

@@ -1,5 +1,6 @@
 #include "modules/upgrades/upgrades_module.h"
 
+#include "modules/backups/backups_module.h"
 #include "modules/licensing/licensing_module.h"
 #include "modules/uploads/uploads_module.h"
 #include "vcrm/upgrade/bundle.h"
@@ -18,8 +19,10 @@ constexpr std::uint64_t kMaxBundleBytes =
 UpgradesModule::UpgradesModule(const ModuleContext& ctx)
     : NamedModule("upgrades"),
       uploads_(ctx.require<UploadsModule>()),
-      service_(UpgradeService::Deps{ctx.config, ctx.log, ctx.version, ctx.schema,
-                                    ctx.require<LicensingModule>().service(), ctx.bus}),
+      service_(UpgradeService::Deps{
+          ctx.config, ctx.log, ctx.version, ctx.schema, ctx.require<LicensingModule>().service(),
+          ctx.bus, &ctx.require<BackupsModule>().service(), ctx.dbDsn, ctx.stopServing,
+          ctx.requestRestart, ctx.requestRestartFromCurrent}),
       sweeper_({"upgrade-upload-sweeper",
                 Worker::RunsOn::EveryNode,
                 std::chrono::minutes(1),
@@ -47,6 +50,18 @@ std::vector<Route> UpgradesModule::routes() {
   out.push_back(
       roleRoute("GET", "/api/v1/upgrade", roles::kOperators, "upgrade.status",
                 [this](RequestContext&) { return http::Response::json(200, service_.status()); }));
+  out.push_back(roleRoute("POST", "/api/v1/upgrade/confirm", roles::kOperators, "upgrade.confirm",
+                          [this](RequestContext& ctx) {
+                            json::ObjectPtr o = new json::Object;
+                            o->set("upgrade", service_.confirm(ctx.body(), ctx.session->user));
+                            return http::Response::json(202, o);
+                          }));
+  out.push_back(roleRoute("POST", "/api/v1/upgrade/go-back", roles::kOperators, "upgrade.go_back",
+                          [this](RequestContext& ctx) {
+                            json::ObjectPtr o = new json::Object;
+                            o->set("upgrade", service_.goBack(ctx.session->user));
+                            return http::Response::json(202, o);
+                          }));
   out.push_back(roleRoute("DELETE", "/api/v1/upgrade/pending", roles::kOperators, "upgrade.discard",
                           [this](RequestContext&) {
                             service_.discard();

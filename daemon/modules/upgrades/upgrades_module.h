@@ -1,6 +1,6 @@
 // Upgrades: signed bundles uploaded (tus), verified and shown to an operator before confirming,
 // the verified one kept across a restart, discarded, and unverified uploads swept. The work is
-// UpgradeService's; applying a bundle (the slots, the restart, rollback) is not here yet.
+// UpgradeService's; confirm starts the apply job (upgrade/apply.h) that installs it.
 #pragma once
 
 #include "modules/upgrades/upgrade_service.h"

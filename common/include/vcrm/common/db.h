@@ -145,6 +145,11 @@ class Pool {
 
   Lease acquire(std::chrono::milliseconds timeout = std::chrono::seconds(10));
   const std::string& dsn() const { return dsn_; }
+  // Closes every connection for good (an upgrade snapshots the database, which needs no other
+  // session on it): acquire() throws DbError from now on, idle connections are closed at once
+  // and leased ones as they are given back. Returns whether every lease came back within
+  // `timeout`; the caller must not hold one.
+  bool close(std::chrono::milliseconds timeout);
   // Leases the calling thread holds now (from any pool).
   static int leasesHeldByThisThread();
 
@@ -153,6 +158,7 @@ class Pool {
   struct State {
     std::vector<std::unique_ptr<Connection>> idle;
     std::size_t outstanding = 0;  // connections created and not destroyed
+    bool closed = false;
   };
   std::string dsn_;
   std::size_t size_;

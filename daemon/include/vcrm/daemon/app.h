@@ -4,6 +4,7 @@
 #pragma once
 
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -29,7 +30,10 @@ class App {
   // How the process restarts vcrmd in place (stop, restore recovery, configuration reloaded,
   // start); empty where nothing can (tests that embed App), and a restore is then refused.
   using Restarter = std::function<void(std::string reason)>;
-  App(Config config, Logger& log, std::vector<ModuleFactory> extra = {}, Restarter restarter = {});
+  // `restartFromCurrent` makes the process exit 75 (main.cc: SIGUSR1); empty, an upgrade is
+  // refused.
+  App(Config config, Logger& log, std::vector<ModuleFactory> extra = {}, Restarter restarter = {},
+      Restarter restartFromCurrent = {});
   ~App();
   // Throws StartupError (or ConfigError) with a message for the operator. Returns early, with
   // mustRestartFromCurrent() set, when an upgrade's recovery says another version must run.
@@ -38,6 +42,10 @@ class App {
   // starts <root>/opt/vcrm/current: an upgrade's recovery or its health check decided so.
   bool mustRestartFromCurrent() const { return restartFromCurrent_; }
   void stop();
+  // The first half of stop(): streams, workers, listeners (and with `closePool`, the pool's
+  // connections); idempotent, callable from any thread but a listener's. Returns false when a
+  // lease was kept past 10 s.
+  bool stopServing(const std::string& reason, bool closePool);
 
   int httpsPort() const;
   int httpPort() const;
@@ -70,6 +78,8 @@ class App {
   std::vector<Worker*> started_;  // in start order
   std::vector<ModuleFactory> extra_;
   Restarter restarter_;
+  Restarter exitToCurrent_;  // exit 75 (an upgrade committed)
+  std::mutex servingMutex_;  // stopServing() from an upgrade's thread against stop()
   std::unique_ptr<Api> api_;
   std::unique_ptr<WebServer> web_;
   std::optional<std::string> initialPassword_;
@@ -77,6 +87,7 @@ class App {
   std::optional<UpgradeSelf> upgrade_;
   std::string certFile_;
   bool onTrial_ = false;
+  bool poolClosed_ = false;
   bool restartFromCurrent_ = false;
 };
 

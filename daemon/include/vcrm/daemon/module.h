@@ -102,6 +102,16 @@ struct ModuleContext {
   // Asks the process to restart vcrmd in place (stop, restore recovery, start with the
   // configuration read again); empty when this vcrmd cannot (an App embedded in a test).
   std::function<void(std::string reason)> requestRestart{};
+  // Asks the process to stop and exit with upgrade::kRestartFromCurrent (75), so that its
+  // supervisor starts <root>/opt/vcrm/current (an upgrade that passed its commit point); empty
+  // when this vcrmd cannot.
+  std::function<void(std::string reason)> requestRestartFromCurrent{};
+  // Stops serving for the rest of this process's life: event streams end, every worker stops,
+  // the listeners close, the pool's connections are closed (waiting 10 s at most for leases;
+  // false when one was kept). What must follow is one of the two requests above. An upgrade
+  // calls it from its own thread before it snapshots the database, which needs no other
+  // session on it; the caller must hold no lease. Empty where this App cannot.
+  std::function<bool(std::string reason)> stopServing{};
 
   // The earlier module of type M; StartupError when it is not registered before the caller.
   template <typename M>
