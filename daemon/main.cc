@@ -11,6 +11,7 @@
 #include "vcrm/common/version.h"
 #include "vcrm/daemon/app.h"
 #include "vcrm/daemon/restore_swap.h"
+#include "vcrm/daemon/service_notify.h"
 #include "vcrm/upgrade/supervisor.h"
 
 namespace {
@@ -84,6 +85,9 @@ int main(int argc, char** argv) {
         app.stop();
         return vcrm::upgrade::kRestartFromCurrent;
       }
+      // systemd (Type=notify) counts a start that never gets here as failed (TimeoutStartSec).
+      vcrm::notifyServiceManager("READY=1\nSTATUS=vcrm " + std::string(vcrm::productVersion()) +
+                                 " serving at " + app.url());
       if (first) {
         std::cout << "vcrm " << vcrm::productVersion() << " is running at " << app.url() << "\n";
         if (const auto& pw = app.initialAdminPassword()) {
@@ -105,6 +109,7 @@ int main(int argc, char** argv) {
         const std::string reason = *restartReason.lock();
         log.info("vcrmd", "RESTARTING",
                  "restarting in place: " + (reason.empty() ? std::string("SIGUSR2") : reason));
+        vcrm::notifyServiceManager("RELOADING=1");
         app.stop();
         continue;
       }
@@ -114,10 +119,12 @@ int main(int argc, char** argv) {
                  "stopping to be restarted from the current slot (exit status " +
                      std::to_string(vcrm::upgrade::kRestartFromCurrent) +
                      (reason.empty() ? std::string(")") : "): " + reason));
+        vcrm::notifyServiceManager("STOPPING=1");
         app.stop();
         return vcrm::upgrade::kRestartFromCurrent;
       }
       log.info("vcrmd", "STOPPING", std::string("stopping on ") + strsignal(sig));
+      vcrm::notifyServiceManager("STOPPING=1");
       app.stop();
       return 0;
     }
