@@ -164,7 +164,7 @@ export default {
       columns: [
         { key: 'created_at', label: 'Created', render: (b) => when(b.created_at) },
         { key: 'size', label: 'Size', class: 'num', render: (b) => formatBytes(b.size) },
-        { key: 'origin', label: 'Origin', render: (b) => (b.origin === 'scheduled' ? 'Scheduled' : `Manual${b.created_by ? ` (${b.created_by})` : ''}`) },
+        { key: 'origin', label: 'Origin', render: (b) => (b.origin === 'scheduled' ? 'Scheduled' : `${b.origin === 'pre-upgrade' ? 'Before an upgrade' : 'Manual'}${b.created_by ? ` (${b.created_by})` : ''}`) },
         { key: 'version', label: 'Version', render: (b) => b.product_version },
         { key: 'copy', label: 'Off-box copy', render: copyCell },
         { key: 'actions', label: 'Actions', class: 'adm-actions-cell adm-wide', render: actionsCell },
