@@ -54,7 +54,7 @@ async function busy(button, work) {
 // ---------------------------------------------------------------------------------------------
 // The live event stream: one EventSource for the whole console, shared by every page.
 
-const EVENT_TYPES = ['conference', 'participant', 'bridge', 'backup', 'restore'];
+const EVENT_TYPES = ['conference', 'participant', 'bridge', 'backup', 'restore', 'upgrade'];
 
 const events = (() => {
   const listeners = new Map(); // type -> Set<fn>
@@ -259,6 +259,7 @@ async function render({ focus = true } = {}) {
       setTitle,
       announce,
       passwordChanged,
+      refreshVersion: loadVersion,
     };
     const container = ui.page;
     try {
