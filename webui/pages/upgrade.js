@@ -85,7 +85,7 @@ export default {
       runningBox.replaceChildren(details([
         ['Version', running.version],
         ['Database schema', running.schema],
-        ['Slot', running.slot ? `Slot ${running.slot}` : `Not installed in a slot${running.slot_note ? `: ${sentence(running.slot_note)}` : ''}`],
+        ['Slot', running.slot ? `Slot ${running.slot}` : `Not installed in a slot${running.slot_note ? ` (${running.slot_note})` : ''}`],
         ['Previous version', previous ? `${previous.version} (slot ${previous.slot}), kept for going back` : 'None kept'],
       ]));
       goBack.hidden = !previous || status?.state === 'applying';
@@ -168,7 +168,7 @@ export default {
 
     // ---- the pending bundle: what it is, confirm or discard ----------------------------------
     const pendingHeadingId = uniqueId('pending-heading');
-    const pendingBox = el('div', {});
+    const pendingBox = el('div', { class: 'stack' });
     const confirmPass = field({
       label: 'Passphrase for the pre-upgrade backup', id: 'upgrade-passphrase', type: 'password', autocomplete: 'new-password',
       hint: `At least ${MIN_PASSPHRASE} characters. Before it changes anything the appliance makes a backup archive `
