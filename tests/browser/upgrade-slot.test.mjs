@@ -114,7 +114,7 @@ describe('a whole upgrade in the browser', { timeout: 1_200_000, skip: nplus1Mis
           assert.equal(state.upgrade.outcome, 'complete', JSON.stringify(state.upgrade));
           const steps = await page.evaluate(() => [...document.querySelectorAll('.upgrade-steps li')].map((li) => li.textContent));
           assert.equal(steps.length, state.upgrade.steps.length, `every step is listed: ${steps.join(' | ')}`);
-          state.upgrade.steps.forEach((s, i) => assert.ok(steps[i].startsWith(s.label), `step ${i}: ${steps[i]} is ${s.label}`));
+          state.upgrade.steps.forEach((s, i) => assert.ok(steps[i].startsWith(s.label ?? ''), `step ${i}: ${steps[i]} is ${s.label}`));
           assert.match(await page.text('region', 'Upgrade history'),
             new RegExp(`Upgrade\\s*${esc(versionN)}\\s*${esc(versionN1)}\\s*Complete`));
           await page.waitFor('text', /^Upgrade complete/, PROGRESS);
