@@ -5,10 +5,11 @@
 // N+1"; the sign-in page then shows N+1, the history has the upgrade, the pre-upgrade backup is
 // kept. In Firefox the operator then goes back to N with "Go back to the previous version".
 //
-// N+1 is a build of this source with another -DVCRM_VERSION in VCRM_NPLUS1_BUILD_DIR (default
-// build-nplus1 beside build):
+// N+1 is a build of this source with another -DVCRM_VERSION in VCRM_NPLUS1_BUILD (default
+// build-nplus1 beside the build under test), which packaging/dev test makes; by hand:
 //   cmake -S . -B build-nplus1 -G Ninja -DCMAKE_BUILD_TYPE=Release -DVCRM_VERSION=0.1.1
 //   cmake --build build-nplus1 --target vcrmd vcrmctl vcrm-bundle vcrm-supervisor webui
+// Without it the test is skipped, or fails when VCRM_NEXT_BUILDS_REQUIRED=1 (packaging/dev test).
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -17,7 +18,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { adminCall, binDir, createReadyUser, sourceDir, startAppliance } from './lib/appliance.mjs';
+import { adminCall, binDir, createReadyUser, startAppliance } from './lib/appliance.mjs';
 import { buildBundle, trustTestKey } from './lib/bundles.mjs';
 import { ENGINES, driverSignIn, withDriverPage } from './lib/drivers.mjs';
 
@@ -30,11 +31,17 @@ const PROGRESS = { within: 'Upgrade progress' };
 const UPGRADE_TIMEOUT_MS = 240_000;
 const esc = (s) => String(s).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
-const nplus1Dir = process.env.VCRM_NPLUS1_BUILD_DIR ?? path.join(sourceDir, 'build-nplus1');
+const nplus1Dir = process.env.VCRM_NPLUS1_BUILD || path.join(path.dirname(path.dirname(binDir)), 'build-nplus1');
 const nplus1Missing = existsSync(path.join(nplus1Dir, 'bin', 'vcrmd')) ? false
-  : `no N+1 build in ${nplus1Dir} (see the comment at the top of this file)`;
+  : `no N+1 build in ${nplus1Dir} (bin/vcrmd is missing; VCRM_NPLUS1_BUILD names another): see the comment at the `
+    + 'top of upgrade-slot.test.mjs';
+const nplus1Required = process.env.VCRM_NEXT_BUILDS_REQUIRED === '1';
 
 const versionOf = async (vcrmd) => (await promisify(execFile)(vcrmd, ['--version'])).stdout.trim().split(/\s+/).pop();
+
+test('the N+1 build is there when packaging/dev test requires it', () => {
+  assert.ok(!nplus1Required || !nplus1Missing, nplus1Missing);
+});
 
 describe('a whole upgrade in the browser', { timeout: 1_200_000, skip: nplus1Missing }, () => {
   let dir = null;
