@@ -23,6 +23,8 @@ import { buildBundle, trustTestKey } from './lib/bundles.mjs';
 import { ENGINES, driverSignIn, withDriverPage } from './lib/drivers.mjs';
 
 const OPERATOR = { username: 'olivia', password: 'Operator-Lantern-2231', roles: ['operator'] };
+// Not the default bridge-events port, which an appliance running beside the tests may hold.
+const FREE_PORTS = ['--set', 'bridge_events.port=0'];
 const PASSPHRASE = 'correct horse battery staple';
 const PAGE = 'Server Software Upgrade';
 const UPLOAD = { within: 'Upload a bundle' };
@@ -85,7 +87,7 @@ describe('a whole upgrade in the browser', { timeout: 1_200_000, skip: nplus1Mis
 
   for (const spec of ENGINES) {
     test(`in ${spec.name}: upload N+1, confirm, follow the steps across the restart, end on N+1${spec.name === 'firefox' ? ', go back to N' : ''}`, async () => {
-      const appliance = await startAppliance({ installFrom: path.dirname(binDir) });
+      const appliance = await startAppliance({ installFrom: path.dirname(binDir), extraArgs: FREE_PORTS });
       const engine = await spec.launch();
       try {
         await trustTestKey(appliance.root);

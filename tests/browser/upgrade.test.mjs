@@ -20,6 +20,8 @@ import { ENGINES, driverSignIn, withDriverPage } from './lib/drivers.mjs';
 
 const OPERATOR = { username: 'olivia', password: 'Operator-Lantern-2231', roles: ['operator'] };
 const SUPPORT = { username: 'sam', password: 'Support-Password-31415', roles: ['support'] };
+// Not the default bridge-events port, which an appliance running beside the tests may hold.
+const FREE_PORTS = ['--set', 'bridge_events.port=0'];
 const PASSPHRASE = 'correct horse battery staple';
 const PAGE = 'Server Software Upgrade';
 const UPLOAD = { within: 'Upload a bundle' };
@@ -47,7 +49,7 @@ describe('the Server Software Upgrade page', { timeout: 900_000 }, () => {
   const olderVersion = '0.0.9';
 
   before(async () => {
-    appliance = await startAppliance();
+    appliance = await startAppliance({ extraArgs: FREE_PORTS });
     await trustTestKey(appliance.root);
     for (const user of [OPERATOR, SUPPORT]) {
       const made = await createReadyUser(appliance, user);

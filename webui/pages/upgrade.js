@@ -18,27 +18,28 @@ import { uploadShowingProgress } from '../lib/upload.js';
 const MIN_PASSPHRASE = 12; // the server's rule for backup passphrases
 const POLL_MS = 1500;
 
-// The journal's steps of an upgrade, in order (the server's labels win when it sends them).
+// The journal's steps of an upgrade, in order, with what each says once done (the server sends
+// these labels with every step; these are for a step it sends none for).
 const UPGRADE_STEPS = [
-  ['confirmed', 'Making the pre-upgrade backup'],
-  ['backup-made', 'Writing the new version'],
-  ['slot-written', 'Stopping services'],
-  ['db-snapshot', 'Snapshotting the database'],
-  ['db-pointer-switched', 'Switching to the new version'],
-  ['slot-pointer-switched', 'Starting the new version'],
-  ['trial-start', 'Applying migrations'],
-  ['migrated', 'Checking health'],
-  ['healthy', 'Checking health'],
+  ['confirmed', 'Upgrade confirmed'],
+  ['backup-made', 'Pre-upgrade backup made'],
+  ['slot-written', 'New version written to the inactive slot'],
+  ['db-snapshot', 'Services stopped; database snapshot taken'],
+  ['db-pointer-switched', 'Database switched to the snapshot'],
+  ['slot-pointer-switched', 'Switched to the new version; restarting'],
+  ['trial-start', 'New version starting'],
+  ['migrated', 'Migrations applied'],
+  ['healthy', 'Health check passed'],
   ['done', 'Upgrade complete'],
 ];
-const STEP_LABELS = {
-  ...Object.fromEntries(UPGRADE_STEPS),
+const ROLLBACK_STEPS = {
   'rollback-started': 'Rolling back',
-  'rolled-back-slot': 'Rolling back',
-  'rolled-back-database': 'Rolling back',
-  'dropped-copy': 'Rolling back',
+  'rolled-back-slot': 'Previous version restored',
+  'rolled-back-database': 'Previous database restored',
+  'dropped-copy': 'Migrated copy dropped',
   failed: 'Rolled back',
 };
+const STEP_LABELS = { ...Object.fromEntries(UPGRADE_STEPS), ...ROLLBACK_STEPS };
 const STEP_ORDER = UPGRADE_STEPS.map(([name]) => name);
 
 // Refusals the operator can act on here, said before the server's own sentence.
@@ -328,7 +329,7 @@ export default {
       progressError.clear();
       progressStatus.clear();
       const last = steps[steps.length - 1];
-      const rollingBack = STEP_LABELS[last?.name] === 'Rolling back';
+      const rollingBack = Object.hasOwn(ROLLBACK_STEPS, last?.name ?? '');
       const at = STEP_ORDER.indexOf(r.step ?? last?.name);
       const caption = away ? RESTARTING : (r.message && rollingBack ? sentence(r.message) : labelOf(last ?? { name: r.step }));
       if (rollingBack || goingBack || at < 0) progress.set(null, null, caption);
