@@ -332,6 +332,7 @@ function showLogin(message = '') {
   showMessage(ui.loginError, message);
   document.title = 'Sign in · vcrm';
   (ui.loginUsername.value ? ui.loginPassword : ui.loginUsername).focus();
+  loadVersion(); // an upgrade (or going back) may have changed it since the page loaded
 }
 
 function showApp(user) {
@@ -342,6 +343,7 @@ function showApp(user) {
   ui.loginPassword.value = '';
   ui.loginView.hidden = true;
   ui.appView.hidden = false;
+  loadVersion();
   buildNav();
   // A one-time password opens no event stream: the server refuses it until the change.
   if (user?.must_change_password !== true) events.start();

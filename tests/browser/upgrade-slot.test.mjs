@@ -39,6 +39,7 @@ const nplus1Missing = existsSync(path.join(nplus1Dir, 'bin', 'vcrmd')) ? false
     + 'top of upgrade-slot.test.mjs';
 const nplus1Required = process.env.VCRM_NEXT_BUILDS_REQUIRED === '1';
 
+const headerVersion = (page) => page.evaluate(() => document.getElementById('header-version').textContent);
 const versionOf = async (vcrmd) => (await promisify(execFile)(vcrmd, ['--version'])).stdout.trim().split(/\s+/).pop();
 
 test('the N+1 build is there when packaging/dev test requires it', () => {
@@ -115,6 +116,7 @@ describe('a whole upgrade in the browser', { timeout: 1_200_000, skip: nplus1Mis
           await page.waitFor('progressbar', 'Upgrade progress', PROGRESS, 30_000);
           const done = await waitForEnd(page, /^Upgrade complete — now running /);
           assert.equal(done, `Upgrade complete — now running ${versionN1}.`);
+          assert.equal(await headerVersion(page), versionN1, 'the header shows the new version');
 
           // What the appliance says matches what the page showed.
           const state = (await adminCall(appliance, 'GET', '/upgrade')).body;
@@ -146,6 +148,9 @@ describe('a whole upgrade in the browser', { timeout: 1_200_000, skip: nplus1Mis
             await page.click('Go back', { dialog: `Go back to version ${versionN}?` });
             const back = await waitForEnd(page, /^Went back to the previous version — now running /);
             assert.equal(back, `Went back to the previous version — now running ${versionN}.`);
+            // Going back returned the pre-upgrade database, where this session did not exist yet:
+            // the operator signed in again, and the header says what runs now.
+            assert.equal(await headerVersion(page), versionN, 'the header shows the version gone back to');
             const after = (await adminCall(appliance, 'GET', '/upgrade')).body;
             assert.equal(after.running.version, versionN);
             assert.equal(after.running.slot, 'a');

@@ -340,6 +340,8 @@ export default {
     function follow(r) {
       if (!r?.id) return;
       followed = r.id;
+      uploadStatus.clear(); // what the upload said is history now
+      uploadProgress.hide();
       showRecord(r);
       goBack.hidden = true;
       confirmForm.hidden = true;
