@@ -19,19 +19,12 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { adminCall, binDir, createReadyUser, startAppliance } from './lib/appliance.mjs';
-import { buildBundle, trustTestKey } from './lib/bundles.mjs';
+import {
+  FREE_PORTS, OPERATOR, PAGE, PASSPHRASE, PENDING, PROGRESS, UPLOAD, buildBundle, esc, trustTestKey,
+} from './lib/bundles.mjs';
 import { ENGINES, driverSignIn, withDriverPage } from './lib/drivers.mjs';
 
-const OPERATOR = { username: 'olivia', password: 'Operator-Lantern-2231', roles: ['operator'] };
-// Not the default bridge-events port, which an appliance running beside the tests may hold.
-const FREE_PORTS = ['--set', 'bridge_events.port=0'];
-const PASSPHRASE = 'correct horse battery staple';
-const PAGE = 'Server Software Upgrade';
-const UPLOAD = { within: 'Upload a bundle' };
-const PENDING = { within: 'Bundle waiting for confirmation' };
-const PROGRESS = { within: 'Upgrade progress' };
 const UPGRADE_TIMEOUT_MS = 240_000;
-const esc = (s) => String(s).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 const nplus1Dir = process.env.VCRM_NPLUS1_BUILD || path.join(path.dirname(path.dirname(binDir)), 'build-nplus1');
 const nplus1Missing = existsSync(path.join(nplus1Dir, 'bin', 'vcrmd')) ? false

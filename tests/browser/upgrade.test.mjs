@@ -14,20 +14,13 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { adminCall, binDir, createReadyUser, startAppliance } from './lib/appliance.mjs';
 import {
-  TEST_KEY_ID, buildBundle, nextVersion, paddedBundle, tamperedCopy, today, trustTestKey,
+  FREE_PORTS, OPERATOR, PAGE, PASSPHRASE, PENDING, TEST_KEY_ID, UPLOAD, buildBundle, esc, nextVersion, paddedBundle,
+  tamperedCopy, today, trustTestKey,
 } from './lib/bundles.mjs';
 import { ENGINES, driverSignIn, withDriverPage } from './lib/drivers.mjs';
 
-const OPERATOR = { username: 'olivia', password: 'Operator-Lantern-2231', roles: ['operator'] };
 const SUPPORT = { username: 'sam', password: 'Support-Password-31415', roles: ['support'] };
-// Not the default bridge-events port, which an appliance running beside the tests may hold.
-const FREE_PORTS = ['--set', 'bridge_events.port=0'];
-const PASSPHRASE = 'correct horse battery staple';
-const PAGE = 'Server Software Upgrade';
-const UPLOAD = { within: 'Upload a bundle' };
-const PENDING = { within: 'Bundle waiting for confirmation' };
 const CHECK_TIMEOUT_MS = 120_000; // upload and every hash of a ~50 MB bundle on a busy machine
-const esc = (s) => String(s).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** Records every caption the page's progress bars show (a MutationObserver in the page). */
 function recordProgressCaptions() {

@@ -1,5 +1,6 @@
 // Test support for the upgrade tests: signed bundles made the vendor's way (packaging/build-bundle
-// with the repository's TEST key), and an appliance that trusts that key.
+// with the repository's TEST key), an appliance that trusts that key, and the names the
+// Server Software Upgrade page shows.
 
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -9,6 +10,18 @@ import { promisify } from 'node:util';
 import { binDir, sourceDir } from './appliance.mjs';
 
 export const TEST_KEY_ID = 'vcrm-test-bundle-1';
+
+export const OPERATOR = { username: 'olivia', password: 'Operator-Lantern-2231', roles: ['operator'] };
+export const PASSPHRASE = 'correct horse battery staple';
+// Not the default bridge-events port, which an appliance running beside the tests may hold.
+export const FREE_PORTS = ['--set', 'bridge_events.port=0'];
+// The page, and its regions as the drivers' scopes.
+export const PAGE = 'Server Software Upgrade';
+export const UPLOAD = { within: 'Upload a bundle' };
+export const PENDING = { within: 'Bundle waiting for confirmation' };
+export const PROGRESS = { within: 'Upgrade progress' };
+/** `s` as a literal inside a RegExp. */
+export const esc = (s) => String(s).replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** "0.1.1" from "0.1.0": the running version with its last number one higher. */
 export function nextVersion(version) {
