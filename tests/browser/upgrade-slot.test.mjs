@@ -20,7 +20,7 @@ import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { adminCall, binDir, createReadyUser, startAppliance } from './lib/appliance.mjs';
 import {
-  FREE_PORTS, OPERATOR, PAGE, PASSPHRASE, PENDING, PROGRESS, UPLOAD, buildBundle, esc, trustTestKey,
+  OPERATOR, PAGE, PASSPHRASE, PENDING, PROGRESS, UPLOAD, buildBundle, esc, trustTestKey,
 } from './lib/bundles.mjs';
 import { ENGINES, driverSignIn, withDriverPage } from './lib/drivers.mjs';
 
@@ -35,9 +35,68 @@ const nplus1Required = process.env.VCRM_NEXT_BUILDS_REQUIRED === '1';
 const headerVersion = (page) => page.evaluate(() => document.getElementById('header-version').textContent);
 const versionOf = async (vcrmd) => (await promisify(execFile)(vcrmd, ['--version'])).stdout.trim().split(/\s+/).pop();
 
-test('the N+1 build is there when packaging/dev test requires it', () => {
+const unhealthyDir = process.env.VCRM_UNHEALTHY_BUILD || path.join(path.dirname(path.dirname(binDir)), 'build-unhealthy');
+const unhealthyMissing = existsSync(path.join(unhealthyDir, 'bin', 'vcrmd')) ? false
+  : `no unhealthy next build (its /healthz answers 503) in ${unhealthyDir}; VCRM_UNHEALTHY_BUILD names another, `
+    + 'packaging/dev test builds it';
+
+test('the next builds are there when packaging/dev test requires them', () => {
   assert.ok(!nplus1Required || !nplus1Missing, nplus1Missing);
+  assert.ok(!nplus1Required || !unhealthyMissing, unhealthyMissing);
 });
+
+/**
+ * Waits until the page's upgrade (or going back) shows `wanted` in Upgrade progress, signing in
+ * again if the restart ended the session; fails on `unwanted`. Returns the text shown.
+ */
+async function waitForEnd(page, wanted, unwanted = /^Rolled back: /) {
+  const deadline = Date.now() + UPGRADE_TIMEOUT_MS;
+  for (;;) {
+    assert.ok(Date.now() < deadline, `the upgrade ended within ${UPGRADE_TIMEOUT_MS / 1000} s`);
+    if (await page.visible('text', wanted, PROGRESS)) return page.text('text', wanted, PROGRESS);
+    if (unwanted && await page.visible('text', unwanted, PROGRESS)) {
+      assert.fail(`the page shows: ${await page.text('text', unwanted, PROGRESS)}`);
+    }
+    if (await page.visible('button', 'Sign in')) {
+      await driverSignIn(page, OPERATOR.username, OPERATOR.password);
+      await page.waitFor('text', PAGE);
+    }
+    await new Promise((resolve) => { setTimeout(resolve, 250); });
+  }
+}
+
+/** This build installed in slot a under vcrm-supervisor, trusting the TEST key, with OPERATOR. */
+async function installedAppliance() {
+  const appliance = await startAppliance({ installFrom: path.dirname(binDir) });
+  try {
+    await trustTestKey(appliance.root);
+    const made = await createReadyUser(appliance, OPERATOR);
+    assert.equal(made.status, 201, JSON.stringify(made.body));
+    return appliance;
+  } catch (error) {
+    await appliance.stop();
+    throw error;
+  }
+}
+
+/** Signs in as OPERATOR, uploads `bundle` (of `version`) on the page and confirms it. */
+async function uploadAndConfirm(page, appliance, bundle, version) {
+  await page.goto(appliance.url);
+  await page.waitFor('text', `Version ${appliance.version}`);
+  await driverSignIn(page, OPERATOR.username, OPERATOR.password);
+  await page.clickLink(PAGE);
+  await page.waitFor('text', appliance.version, { within: 'Running version' });
+  assert.match(await page.text('region', 'Running version'), /Slot\s*Slot a/);
+  await page.chooseFile('Upgrade bundle file', bundle, UPLOAD);
+  await page.click('Upload and check', UPLOAD);
+  await page.waitFor('text', /^The bundle checks out: /, UPLOAD, 120_000);
+  assert.match(await page.text('region', PENDING.within), new RegExp(`Version\\s*${esc(version)}`));
+  await page.fill('Passphrase for the pre-upgrade backup', PASSPHRASE, PENDING);
+  await page.fill('Repeat the passphrase', PASSPHRASE, PENDING);
+  await page.click('Upgrade now', PENDING);
+  await page.click('Upgrade now', { dialog: `Upgrade to ${version}?` });
+  await page.waitFor('progressbar', 'Upgrade progress', PROGRESS, 30_000);
+}
 
 describe('a whole upgrade in the browser', { timeout: 1_200_000, skip: nplus1Missing }, () => {
   let dir = null;
@@ -59,54 +118,14 @@ describe('a whole upgrade in the browser', { timeout: 1_200_000, skip: nplus1Mis
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 
-  /**
-   * Waits until the page's upgrade (or going back) ends, signing in again if the restart ended
-   * the session; returns the Upgrade progress region's final status text.
-   */
-  async function waitForEnd(page, finished) {
-    const deadline = Date.now() + UPGRADE_TIMEOUT_MS;
-    for (;;) {
-      assert.ok(Date.now() < deadline, `the upgrade ended within ${UPGRADE_TIMEOUT_MS / 1000} s`);
-      if (await page.visible('text', finished, PROGRESS)) return page.text('text', finished, PROGRESS);
-      if (await page.visible('text', /^Rolled back: /, PROGRESS)) {
-        assert.fail(`the upgrade rolled back: ${await page.text('text', /^Rolled back: /, PROGRESS)}`);
-      }
-      if (await page.visible('button', 'Sign in')) {
-        await driverSignIn(page, OPERATOR.username, OPERATOR.password);
-        await page.waitFor('text', PAGE);
-      }
-      await new Promise((resolve) => { setTimeout(resolve, 250); });
-    }
-  }
-
   for (const spec of ENGINES) {
     test(`in ${spec.name}: upload N+1, confirm, follow the steps across the restart, end on N+1${spec.name === 'firefox' ? ', go back to N' : ''}`, async () => {
-      const appliance = await startAppliance({ installFrom: path.dirname(binDir), extraArgs: FREE_PORTS });
+      const appliance = await installedAppliance();
       const engine = await spec.launch();
       try {
-        await trustTestKey(appliance.root);
-        const made = await createReadyUser(appliance, OPERATOR);
-        assert.equal(made.status, 201, JSON.stringify(made.body));
         assert.equal(appliance.version, versionN);
-
         await withDriverPage(engine, 'upgrade-slot', async (page) => {
-          await page.goto(appliance.url);
-          await page.waitFor('text', `Version ${versionN}`);
-          await driverSignIn(page, OPERATOR.username, OPERATOR.password);
-          await page.clickLink(PAGE);
-          await page.waitFor('text', versionN, { within: 'Running version' });
-          assert.match(await page.text('region', 'Running version'), /Slot\s*Slot a/);
-
-          await page.chooseFile('Upgrade bundle file', bundle, UPLOAD);
-          await page.click('Upload and check', UPLOAD);
-          await page.waitFor('text', /^The bundle checks out: /, UPLOAD, 120_000);
-          assert.match(await page.text('region', PENDING.within), new RegExp(`Version\\s*${esc(versionN1)}`));
-
-          await page.fill('Passphrase for the pre-upgrade backup', PASSPHRASE, PENDING);
-          await page.fill('Repeat the passphrase', PASSPHRASE, PENDING);
-          await page.click('Upgrade now', PENDING);
-          await page.click('Upgrade now', { dialog: `Upgrade to ${versionN1}?` });
-          await page.waitFor('progressbar', 'Upgrade progress', PROGRESS, 30_000);
+          await uploadAndConfirm(page, appliance, bundle, versionN1);
           const done = await waitForEnd(page, /^Upgrade complete — now running /);
           assert.equal(done, `Upgrade complete — now running ${versionN1}.`);
           assert.equal(await headerVersion(page), versionN1, 'the header shows the new version');
@@ -155,4 +174,33 @@ describe('a whole upgrade in the browser', { timeout: 1_200_000, skip: nplus1Mis
       }
     });
   }
+});
+
+describe('a new version that fails its health check, in the browser', { timeout: 600_000, skip: unhealthyMissing }, () => {
+  test('in chromium: it is rolled back by itself and the page says why', async () => {
+    const dir = await mkdtemp(path.join('/tmp', 'vcrm-upgrade-unhealthy-'));
+    const appliance = await installedAppliance();
+    const engine = await ENGINES.find((e) => e.name === 'chromium').launch();
+    try {
+      const version = await versionOf(path.join(unhealthyDir, 'bin', 'vcrmd'));
+      const bundle = await buildBundle(unhealthyDir, dir, `vcrm-${version}.bin`, { version, notes: 'An unhealthy release.\n' });
+      await withDriverPage(engine, 'upgrade-slot-rolled-back', async (page) => {
+        await uploadAndConfirm(page, appliance, bundle, version);
+        const text = await waitForEnd(page, /^Rolled back: /, /^Upgrade complete/);
+        assert.match(text, new RegExp(`The appliance runs ${esc(appliance.version)} again, with its data as it was\\.$`), text);
+        const state = (await adminCall(appliance, 'GET', '/upgrade')).body;
+        assert.equal(state.running.version, appliance.version);
+        assert.equal(state.running.slot, 'a');
+        assert.equal(state.upgrade.outcome, 'rolled-back', JSON.stringify(state.upgrade));
+        assert.ok(text.includes(state.upgrade.rollback_reason.replace(/[.]$/, '').slice(1)), `the reason is shown: ${text}`);
+        assert.match(await page.text('region', 'Upgrade history'),
+          new RegExp(`Upgrade\\s*${esc(appliance.version)}\\s*${esc(version)}\\s*Rolled back`));
+        assert.equal(await headerVersion(page), appliance.version);
+      });
+    } finally {
+      await engine.close().catch((error) => console.error(`closing chromium: ${error.message}`));
+      await appliance.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
 });

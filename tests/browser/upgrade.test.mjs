@@ -14,7 +14,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { adminCall, binDir, createReadyUser, startAppliance } from './lib/appliance.mjs';
 import {
-  FREE_PORTS, OPERATOR, PAGE, PASSPHRASE, PENDING, TEST_KEY_ID, UPLOAD, buildBundle, esc, nextVersion, paddedBundle,
+  OPERATOR, PAGE, PASSPHRASE, PENDING, TEST_KEY_ID, UPLOAD, buildBundle, esc, nextVersion, paddedBundle,
   tamperedCopy, today, trustTestKey,
 } from './lib/bundles.mjs';
 import { ENGINES, driverSignIn, withDriverPage } from './lib/drivers.mjs';
@@ -42,7 +42,7 @@ describe('the Server Software Upgrade page', { timeout: 900_000 }, () => {
   const olderVersion = '0.0.9';
 
   before(async () => {
-    appliance = await startAppliance({ extraArgs: FREE_PORTS });
+    appliance = await startAppliance();
     await trustTestKey(appliance.root);
     for (const user of [OPERATOR, SUPPORT]) {
       const made = await createReadyUser(appliance, user);

@@ -415,7 +415,7 @@ export default {
           render: (h) => el('span', { class: ['badge', h.outcome === 'rolled-back' ? 'failed' : h.outcome ? 'up' : 'starting'] },
             OUTCOME_LABELS[h.outcome] ?? 'Under way'),
         },
-        { key: 'reason', label: 'Reason', render: (h) => sentence(h.reason) },
+        { key: 'reason', label: 'Reason', class: 'adm-wide', render: (h) => (h.reason ? el('span', { class: 'adm-break' }, sentence(h.reason)) : '') },
         { key: 'requested_by', label: 'By' },
         { key: 'ended_at', label: 'Ended', render: (h) => (h.ended_at ? when(h.ended_at) : '') },
         { key: 'backup', label: 'Pre-upgrade backup', class: 'adm-wide', render: (h) => (h.backup ? el('code', { class: 'adm-break' }, h.backup) : 'None') },

@@ -222,7 +222,9 @@ export async function startAppliance({
   const passwordPath = path.join(stateDir, 'initial-admin-password');
 
   const httpsPort = fixedHttpsPort || installFrom ? await freePort() : 0;
-  const daemonArgs = ['--set', `https.port=${httpsPort}`, '--set', 'http.port=0',
+  // Every listener on a port of its own (bridge events too: an appliance running beside the
+  // tests, e.g. packaging/dev run, holds the default 8090); `extraArgs` may set them otherwise.
+  const daemonArgs = ['--set', `https.port=${httpsPort}`, '--set', 'http.port=0', '--set', 'bridge_events.port=0',
     ...(installFrom ? [] : ['--set', `webui.dir=${webuiDir}`]), ...extraArgs];
   let command = vcrmd;
   let args = ['--root', root, ...daemonArgs];

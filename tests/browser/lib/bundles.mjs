@@ -13,8 +13,6 @@ export const TEST_KEY_ID = 'vcrm-test-bundle-1';
 
 export const OPERATOR = { username: 'olivia', password: 'Operator-Lantern-2231', roles: ['operator'] };
 export const PASSPHRASE = 'correct horse battery staple';
-// Not the default bridge-events port, which an appliance running beside the tests may hold.
-export const FREE_PORTS = ['--set', 'bridge_events.port=0'];
 // The page, and its regions as the drivers' scopes.
 export const PAGE = 'Server Software Upgrade';
 export const UPLOAD = { within: 'Upload a bundle' };
