@@ -54,7 +54,7 @@ async function busy(button, work) {
 // ---------------------------------------------------------------------------------------------
 // The live event stream: one EventSource for the whole console, shared by every page.
 
-const EVENT_TYPES = ['conference', 'participant', 'bridge', 'backup', 'restore'];
+const EVENT_TYPES = ['conference', 'participant', 'bridge', 'backup', 'restore', 'upgrade'];
 
 const events = (() => {
   const listeners = new Map(); // type -> Set<fn>
@@ -259,6 +259,7 @@ async function render({ focus = true } = {}) {
       setTitle,
       announce,
       passwordChanged,
+      refreshVersion: loadVersion,
     };
     const container = ui.page;
     try {
@@ -331,6 +332,7 @@ function showLogin(message = '') {
   showMessage(ui.loginError, message);
   document.title = 'Sign in · vcrm';
   (ui.loginUsername.value ? ui.loginPassword : ui.loginUsername).focus();
+  loadVersion(); // an upgrade (or going back) may have changed it since the page loaded
 }
 
 function showApp(user) {
@@ -341,6 +343,7 @@ function showApp(user) {
   ui.loginPassword.value = '';
   ui.loginView.hidden = true;
   ui.appView.hidden = false;
+  loadVersion();
   buildNav();
   // A one-time password opens no event stream: the server refuses it until the change.
   if (user?.must_change_password !== true) events.start();

@@ -1,4 +1,4 @@
-// Helpers shared by the admin pages (bridges, users, audit, system, account).
+// Helpers shared by the admin pages (bridges, users, audit, system, account, backups, upgrade).
 
 import { el, srOnly, uniqueId } from './ui.js';
 
@@ -103,4 +103,110 @@ export function rowActions(redraw, idOf, nameOf) {
       }
     },
   };
+}
+
+/** "1.4 MB" (decimal units, as browsers and file managers show file sizes). */
+export function formatBytes(n) {
+  const value = Number(n);
+  if (!Number.isFinite(value)) return '—';
+  if (value < 1000) return `${value} B`;
+  const units = ['kB', 'MB', 'GB', 'TB'];
+  let v = value;
+  let i = -1;
+  do {
+    v /= 1000;
+    i += 1;
+  } while (v >= 1000 && i < units.length - 1);
+  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
+}
+
+/**
+ * A labelled progress bar with a line of text under it: `.set(done, total, text)` (total 0 or
+ * unknown: an indeterminate bar), `.hide()`. Hidden until set.
+ */
+export function progressBar(labelText) {
+  const id = uniqueId('progress');
+  const bar = el('progress', { id, max: '100' });
+  const text = el('p', { class: 'progress-text', id: `${id}-text` });
+  bar.setAttribute('aria-describedby', text.id);
+  const node = el('div', { class: 'progress-field', hidden: true },
+    el('label', { for: id }, labelText), bar, text);
+  node.set = (done, total, caption) => {
+    node.hidden = false;
+    const d = Number(done);
+    const t = Number(total);
+    if (Number.isFinite(d) && Number.isFinite(t) && t > 0) {
+      const pct = Math.max(0, Math.min(100, Math.floor((d / t) * 100)));
+      bar.value = pct;
+      text.textContent = caption ? `${caption}: ${pct} %` : `${pct} %`;
+    } else {
+      bar.removeAttribute('value'); // indeterminate: the total is not known yet
+      text.textContent = caption && d > 0 ? `${caption}: ${formatBytes(d)}` : caption ?? '';
+    }
+  };
+  node.finish = (caption) => {
+    node.hidden = false;
+    bar.value = 100;
+    text.textContent = caption;
+  };
+  node.hide = () => {
+    node.hidden = true;
+  };
+  return node;
+}
+
+/** A description list from [term, value] pairs, leaving out pairs whose value is missing. */
+export function details(pairs) {
+  return el('dl', { class: 'details' }, pairs
+    .filter(([, value]) => value !== undefined && value !== null && value !== '')
+    .map(([dt, dd]) => [el('dt', {}, dt), el('dd', {}, dd instanceof Node ? dd : String(dd))]));
+}
+
+/** The reason a failed job gives, as a sentence. */
+export function reasonOf(thing) {
+  const r = thing?.error ?? thing?.message ?? thing?.reason;
+  if (!r) return '';
+  if (typeof r === 'object') return sentence(r.message ?? r.code ?? '');
+  return sentence(r);
+}
+
+/**
+ * Timers a page cancels when it is left: `later(fn, ms)` runs `fn` after `ms` unless `stop()`
+ * (the page's cleanup) ran first.
+ */
+export function pageTimers() {
+  const timers = new Set();
+  return {
+    later(fn, ms) {
+      const t = setTimeout(() => {
+        timers.delete(t);
+        fn();
+      }, ms);
+      timers.add(t);
+    },
+    stop() {
+      for (const t of timers) clearTimeout(t);
+      timers.clear();
+    },
+  };
+}
+
+/**
+ * Checks a passphrase typed twice (two ui.field()s): at least `min` characters, the same both
+ * times. Says what is wrong under the field and focuses it; true when the pair is fine.
+ */
+export function checkPassphrasePair(first, second, min) {
+  first.setError('');
+  second.setError('');
+  if (first.value.length < min) {
+    first.setError(`Use a passphrase of at least ${min} characters.`);
+    first.control.focus();
+    return false;
+  }
+  if (first.value !== second.value) {
+    second.setError('The two passphrases differ: type the same one twice.');
+    second.control.focus();
+    return false;
+  }
+  return true;
 }

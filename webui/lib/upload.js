@@ -5,6 +5,7 @@
 // after a reload resumes it instead of starting over.
 
 import { ApiError, sendRaw } from '../api.js';
+import { formatBytes, sentence } from './admin.js';
 
 const TUS = { 'Tus-Resumable': '1.0.0' };
 const CHUNK_BYTES = 8 * 1024 * 1024;
@@ -150,4 +151,23 @@ export async function uploadFile(collection, file, { onProgress, onRetry, signal
     }
   }
   return { id, location, result };
+}
+
+/**
+ * uploadFile with its progress shown on `bar` (admin.js progressBar): what was sent of how much
+ * and at what rate, and a line while a broken connection is resumed. Ends with the bar full and
+ * "Uploaded <size>. <then>"; resolves as uploadFile does.
+ */
+export async function uploadShowingProgress(collection, file, bar, then = '') {
+  const started = Date.now();
+  const done = await uploadFile(collection, file, {
+    onProgress: (sent, total) => {
+      const seconds = (Date.now() - started) / 1000;
+      const rate = seconds > 0.5 ? `, ${formatBytes(sent / seconds)}/s` : '';
+      bar.set(sent, total, `${formatBytes(sent)} of ${formatBytes(total)} sent${rate}`);
+    },
+    onRetry: (error) => bar.set(null, null, `The connection broke (${sentence(error.message)}) Resuming…`),
+  });
+  bar.finish(`Uploaded ${formatBytes(file.size)}.${then ? ` ${then}` : ''}`);
+  return done;
 }

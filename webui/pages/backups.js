@@ -8,9 +8,12 @@
 import {
   busy, confirmAction, el, field, formatDateTime, messageBox, table, uniqueId,
 } from '../lib/ui.js';
-import { cardTable, ensureAdminCss, rowActions, sentence } from '../lib/admin.js';
+import {
+  cardTable, checkPassphrasePair, details, ensureAdminCss, formatBytes, pageTimers, progressBar, reasonOf, rowActions,
+  sentence,
+} from '../lib/admin.js';
 import { browserTimeZone, timeZones } from '../lib/time.js';
-import { uploadFile } from '../lib/upload.js';
+import { uploadShowingProgress } from '../lib/upload.js';
 
 const MIN_PASSPHRASE = 12; // the server's rule (BackupService::kMinPassphrase)
 const POLL_MS = 1500;
@@ -46,71 +49,6 @@ const COUNT_LABELS = {
 
 const phrase = (table_, key) => table_[key] ?? String(key ?? '').replaceAll('_', ' ');
 
-/** "1.4 MB" (decimal units, as browsers and file managers show file sizes). */
-export function formatBytes(n) {
-  const value = Number(n);
-  if (!Number.isFinite(value)) return '—';
-  if (value < 1000) return `${value} B`;
-  const units = ['kB', 'MB', 'GB', 'TB'];
-  let v = value;
-  let i = -1;
-  do {
-    v /= 1000;
-    i += 1;
-  } while (v >= 1000 && i < units.length - 1);
-  return `${v.toFixed(v < 10 ? 1 : 0)} ${units[i]}`;
-}
-
-/**
- * A labelled progress bar with a line of text under it: `.set(done, total, text)` (total 0 or
- * unknown: an indeterminate bar), `.hide()`. Hidden until set.
- */
-function progressBar(labelText) {
-  const id = uniqueId('progress');
-  const bar = el('progress', { id, max: '100' });
-  const text = el('p', { class: 'progress-text', id: `${id}-text` });
-  bar.setAttribute('aria-describedby', text.id);
-  const node = el('div', { class: 'progress-field', hidden: true },
-    el('label', { for: id }, labelText), bar, text);
-  node.set = (done, total, caption) => {
-    node.hidden = false;
-    const d = Number(done);
-    const t = Number(total);
-    if (Number.isFinite(d) && Number.isFinite(t) && t > 0) {
-      const pct = Math.max(0, Math.min(100, Math.floor((d / t) * 100)));
-      bar.value = pct;
-      text.textContent = caption ? `${caption}: ${pct} %` : `${pct} %`;
-    } else {
-      bar.removeAttribute('value'); // indeterminate: the total is not known yet
-      text.textContent = caption && d > 0 ? `${caption}: ${formatBytes(d)}` : caption ?? '';
-    }
-  };
-  node.finish = (caption) => {
-    node.hidden = false;
-    bar.value = 100;
-    text.textContent = caption;
-  };
-  node.hide = () => {
-    node.hidden = true;
-  };
-  return node;
-}
-
-/** A description list from [term, value] pairs, leaving out pairs whose value is missing. */
-function details(pairs) {
-  return el('dl', { class: 'details' }, pairs
-    .filter(([, value]) => value !== undefined && value !== null && value !== '')
-    .map(([dt, dd]) => [el('dt', {}, dt), el('dd', {}, dd instanceof Node ? dd : String(dd))]));
-}
-
-/** The reason a failed job gives, as a sentence. */
-function reasonOf(thing) {
-  const r = thing?.error ?? thing?.message ?? thing?.reason;
-  if (!r) return '';
-  if (typeof r === 'object') return sentence(r.message ?? r.code ?? '');
-  return sentence(r);
-}
-
 export default {
   path: '/backups',
   title: 'Backup/Restore',
@@ -123,14 +61,8 @@ export default {
     const zone = browserTimeZone();
     const when = (iso) => formatDateTime(iso, zone, { zoneName: true });
     let disposed = false;
-    const timers = new Set();
-    const later = (fn, ms) => {
-      const t = setTimeout(() => {
-        timers.delete(t);
-        if (!disposed) fn();
-      }, ms);
-      timers.add(t);
-    };
+    const timers = pageTimers();
+    const { later } = timers;
 
     // ---- create -------------------------------------------------------------------------------
     const createHeadingId = uniqueId('create-heading');
@@ -524,17 +456,8 @@ export default {
 
     /** Uploads the chosen file (resumable) with its progress; remembers its upload id. */
     async function uploadChosen(file) {
-      const started = Date.now();
-      const done = await uploadFile('/restores/uploads', file, {
-        onProgress: (sent, total) => {
-          const seconds = (Date.now() - started) / 1000;
-          const rate = seconds > 0.5 ? `, ${formatBytes(sent / seconds)}/s` : '';
-          rUploadProgress.set(sent, total, `${formatBytes(sent)} of ${formatBytes(total)} sent${rate}`);
-        },
-        onRetry: (error) => rUploadProgress.set(null, null, `The connection broke (${sentence(error.message)}) Resuming…`),
-      });
+      const done = await uploadShowingProgress('/restores/uploads', file, rUploadProgress, 'Checking the archive…');
       uploaded = { file, uploadId: done.id };
-      rUploadProgress.finish(`Uploaded ${formatBytes(file.size)}. Checking the archive…`);
       return done.id;
     }
 
@@ -857,19 +780,8 @@ export default {
       event.preventDefault();
       createError.clear();
       createStatus.clear();
-      pass1.setError('');
-      pass2.setError('');
       createDownload.hidden = true;
-      if (pass1.value.length < MIN_PASSPHRASE) {
-        pass1.setError(`Use a passphrase of at least ${MIN_PASSPHRASE} characters.`);
-        pass1.control.focus();
-        return;
-      }
-      if (pass1.value !== pass2.value) {
-        pass2.setError('The two passphrases differ: type the same one twice.');
-        pass2.control.focus();
-        return;
-      }
+      if (!checkPassphrasePair(pass1, pass2, MIN_PASSPHRASE)) return;
       await busy(createButton, async () => {
         try {
           const answer = await api.post('/backups', { passphrase: pass1.value });
@@ -919,8 +831,7 @@ export default {
 
     return () => {
       disposed = true;
-      for (const t of timers) clearTimeout(t);
-      timers.clear();
+      timers.stop();
     };
   },
 };

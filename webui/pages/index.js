@@ -21,10 +21,11 @@
 //   navigate(path), // History-API navigation inside the console
 //   events,         // { on(type, fn) → off() } over ONE shared EventSource('/api/v1/events'),
 //                   // which reconnects; types 'conference', 'participant', 'bridge', 'backup',
-//                   // 'restore' (fn gets the parsed JSON), and 'open' (fn() on every
+//                   // 'restore', 'upgrade' (fn gets the parsed JSON), and 'open' (fn() on every
 //                   // (re)connection: refetch then)
 //   setTitle(text), // changes the <h1> and the document title
 //   announce(text), // says `text` through a polite live region (screen readers)
+//   refreshVersion(), // reads the running version again for the header and the sign-in page
 // }
 // Shared helpers for pages: lib/ui.js (el, field, messageBox, busy, confirmAction, table,
 // formatDateTime, formatDuration, …) and lib/time.js (time zones, wall-clock <-> instants).
@@ -40,6 +41,7 @@ import audit from './audit.js';
 import system from './system.js';
 import licences from './licences.js';
 import backups from './backups.js';
+import upgrade from './upgrade.js';
 import account from './account.js';
 
-export default [dashboard, conferences, conference, cdrs, bridges, users, audit, system, licences, backups, account];
+export default [dashboard, conferences, conference, cdrs, bridges, users, audit, system, licences, backups, upgrade, account];

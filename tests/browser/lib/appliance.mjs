@@ -197,10 +197,15 @@ export function freePort() {
  * repository's test key that lifts every limit (unless `applyTestLicence` is false), so tests
  * of other things are not bound by evaluation mode. `fixedHttpsPort: true` listens on a port
  * picked before the start instead of an ephemeral one, so the console's address stays the same
- * across a restart in place (a restore's).
+ * across a restart in place (a restore's). `installFrom: BUILD_DIR` runs an installed appliance
+ * instead, as `packaging/dev run` does: the build's installation (`cmake --install`) goes into
+ * slot a of the fresh root, and that slot's vcrm-supervisor starts `current`'s vcrmd, which
+ * serves its slot's own web UI, on a fixed HTTPS port (the address stays across an upgrade).
  * Returns {url, password (the admin's now), initialPassword, root, version, readyInfo, logPath, stop()}.
  */
-export async function startAppliance({ extraArgs = [], chooseAdminPassword = true, applyTestLicence = true, fixedHttpsPort = false } = {}) {
+export async function startAppliance({
+  extraArgs = [], chooseAdminPassword = true, applyTestLicence = true, fixedHttpsPort = false, installFrom = null,
+} = {}) {
   const vcrmd = path.join(binDir, 'vcrmd');
   if (!existsSync(vcrmd)) {
     throw new Error(`${vcrmd} does not exist: build it first with 'packaging/dev build' ` +
@@ -216,13 +221,27 @@ export async function startAppliance({ extraArgs = [], chooseAdminPassword = tru
   const readyPath = path.join(stateDir, 'run', 'vcrmd.json');
   const passwordPath = path.join(stateDir, 'initial-admin-password');
 
-  const httpsPort = fixedHttpsPort ? await freePort() : 0;
-  const args = ['--root', root, '--set', `https.port=${httpsPort}`, '--set', 'http.port=0',
-    '--set', `webui.dir=${webuiDir}`, ...extraArgs];
+  const httpsPort = fixedHttpsPort || installFrom ? await freePort() : 0;
+  // Every listener on a port of its own (bridge events too: an appliance running beside the
+  // tests, e.g. packaging/dev run, holds the default 8090); `extraArgs` may set them otherwise.
+  const daemonArgs = ['--set', `https.port=${httpsPort}`, '--set', 'http.port=0', '--set', 'bridge_events.port=0',
+    ...(installFrom ? [] : ['--set', `webui.dir=${webuiDir}`]), ...extraArgs];
+  let command = vcrmd;
+  let args = ['--root', root, ...daemonArgs];
+  if (installFrom) {
+    try {
+      await installIntoSlot(installFrom, root);
+    } catch (error) {
+      await rm(root, { recursive: true, force: true });
+      throw error;
+    }
+    command = path.join(root, 'opt', 'vcrm', 'current', 'bin', 'vcrm-supervisor');
+    args = ['--root', root, '--', ...daemonArgs];
+  }
   const log = await open(logPath, 'a');
   let child;
   try {
-    child = spawn(vcrmd, args, { stdio: ['ignore', log.fd, log.fd] });
+    child = spawn(command, args, { stdio: ['ignore', log.fd, log.fd] });
   } finally {
     await log.close();
   }
@@ -320,6 +339,21 @@ export async function startAppliance({ extraArgs = [], chooseAdminPassword = tru
     logPath,
     stop,
   };
+}
+
+/**
+ * Installs the build tree `buildDir` into a slot of `root` (slot a on an empty root) with its
+ * vcrm-supervisor --install, as packaging/dev run's install_into_slot does.
+ */
+async function installIntoSlot(buildDir, root) {
+  const tree = await mkdtemp(path.join('/tmp', 'vcrm-browser-install-'));
+  try {
+    await promisify(execFile)('cmake', ['--install', buildDir, '--prefix', tree], { maxBuffer: 16 << 20 });
+    await promisify(execFile)(path.join(buildDir, 'bin', 'vcrm-supervisor'),
+      ['--root', root, '--install', tree, '--into', 'inactive']);
+  } finally {
+    await rm(tree, { recursive: true, force: true });
+  }
 }
 
 /**
