@@ -651,7 +651,14 @@ void Exchange::writeHead(int status, const Headers& headers, const std::string& 
   }
   out += framing;
   if (bodyUnread()) keepAlive_ = false;
-  if (!keepAlive_) out += "Connection: close\r\n";
+  if (!keepAlive_) {
+    out += "Connection: close\r\n";
+  } else {
+    // Clients that honour the hint (Node's agents, curl) drop an idle connection a second before
+    // the listener cuts it, so none sends a request on a connection being closed (ECONNRESET).
+    const auto idle = std::chrono::duration_cast<std::chrono::seconds>(limits_.idleTimeout).count();
+    out += "Keep-Alive: timeout=" + std::to_string(idle > 1 ? idle - 1 : 1) + "\r\n";
+  }
   out += "\r\n";
   responded_ = true;
   if (!conn_.writeAll(out, limits_.ioTimeout)) broken_ = true;
