@@ -1,6 +1,12 @@
-# Writes a .cc holding every migrations/NNNN_name.sql as {name, text}, sorted by name.
+# Writes a .cc holding every migrations/NNNN_name.sql as {name, text}, sorted by name, then
+# those of EXTRA_DIR when it is set (a test build's next version, see daemon/CMakeLists.txt).
 file(GLOB files "${DIR}/*.sql")
 list(SORT files)
+if(EXTRA_DIR)
+  file(GLOB extra "${EXTRA_DIR}/*.sql")
+  list(SORT extra)
+  list(APPEND files ${extra})
+endif()
 set(arrays "")
 set(entries "")
 set(i 0)

@@ -22,6 +22,12 @@ std::vector<Route> SystemModule::routes() {
   std::vector<Route> out;
   out.push_back(publicRoute("GET", "/healthz", "health", [this](RequestContext&) {
     json::ObjectPtr o = new json::Object(Poco::JSON_PRESERVE_KEY_ORDER);
+#ifdef VCRM_TEST_UNHEALTHY
+    // A test build of a broken new version (-DVCRM_TEST_UNHEALTHY=ON): never healthy.
+    o->set("status", "unavailable");
+    o->set("test_build", "unhealthy by construction (VCRM_TEST_UNHEALTHY)");
+    return http::Response::json(503, o);
+#endif
     try {
       auto c = pool_.acquire(std::chrono::seconds(2));
       c->exec("SELECT 1");
