@@ -12,11 +12,13 @@
 #include <set>
 
 #include "bridge_setup.h"
+#include "child.h"
 #include "event_stream.h"
 #include "eventually.h"
 #include "installed_appliance.h"
 #include "janus_process.h"
 #include "restore_support.h"
+#include "vcrm/common/files.h"
 #include "vcrm/common/json.h"
 #include "vcrm/common/version.h"
 #include "vcrm/upgrade/apply.h"
@@ -276,6 +278,49 @@ TEST_F(RealUpgradeTest, NToNPlus1ThroughTheApiKeepsEverythingAndTheLiveConferenc
       },
       10s))
       << "Alice's leg was left open";
+
+  // Going back: N in slot a again, on the database it had (what N+1 changed is not carried back).
+  const pid_t onNext = app.daemonPid();
+  const auto back = admin_->postJson("/api/v1/upgrade/go-back", "{}");
+  ASSERT_EQ(back.status, 202) << back.body;
+  // Its answer names the record to follow (it had "id": "" before the fix of this commit).
+  const std::string backId = back.json()->getObject("upgrade")->getValue<std::string>("id");
+  ASSERT_FALSE(backId.empty()) << back.body;
+  const auto backStatus = test::awaitUpgradeEnd(*appliance_, backId, 120s);
+  app.awaitRestart(onNext);
+  EXPECT_EQ(backStatus->getObject("upgrade")->getValue<std::string>("outcome"), "gone-back")
+      << json::stringify(backStatus);
+  EXPECT_EQ(appliance_->servedVersion(), productVersion());
+  EXPECT_EQ(appliance_->slots().current(), Slot::A);
+  EXPECT_EQ(exeOf(app.daemonPid()), appliance_->slots().slotDir(Slot::A) / "bin/vcrmd");
+  EXPECT_EQ(app.activeDatabaseName(), "vcrm");
+  EXPECT_FALSE(hasMarkerTable(app, app.activeDatabaseName()));
+  EXPECT_EQ(backStatus->getArray("history")->getObject(0)->getValue<std::string>("outcome"),
+            "gone-back");
+  auto keptAgain = appliance_->client();
+  EXPECT_EQ(keptAgain.loginBearer("kept", kKeptPassword).status, 200);
+}
+
+// The same upgrade from the command line: `vcrmctl upgrade apply` uploads, verifies, shows,
+// confirms and follows the steps across the restart until N+1 serves, and exits 0.
+TEST_F(RealUpgradeTest, VcrmctlUpgradeApplyFollowsTheUpgradeUntilTheNextVersionServes) {
+  VCRM_NEXT_BUILD_OR_SKIP(next, test::NextBuild::NPlus1);
+  const std::string nextVersion = test::versionOfBuild(next);
+  ASSERT_NO_FATAL_FAILURE(startAppliance());
+  const fs::path dir = appliance_->scratch();
+  const fs::path bundle = dir / "next.bin";
+  test::makeBundleOfBuild(next, bundle, dir / "build-bundle.log");
+  files::atomicWrite(dir / "password", std::string(kKeptPassword) + "\n", 0600);
+  files::atomicWrite(dir / "passphrase", std::string(test::kBackupPassphrase) + "\n", 0600);
+  const auto run = test::runToEnd(
+      {(test::binDir() / "vcrmctl").string(), "--root", appliance_->root().string(), "--user",
+       "kept", "--password-file", (dir / "password").string(), "upgrade", "apply", bundle.string(),
+       "--backup-passphrase-file", (dir / "passphrase").string(), "--yes"},
+      dir / "vcrmctl.log", 240s);
+  EXPECT_EQ(run.status, 0) << run.output;
+  EXPECT_NE(run.output.find(nextVersion), std::string::npos) << run.output;
+  EXPECT_EQ(appliance_->servedVersion(), nextVersion) << run.output;
+  EXPECT_EQ(appliance_->slots().current(), Slot::B);
 }
 
 TEST_F(RealUpgradeTest, ANewVersionFailingItsHealthCheckRollsBackByItself) {

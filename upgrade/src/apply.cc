@@ -325,7 +325,8 @@ StartOutcome UpgradeApply::markGood() {
   return StartOutcome::UpgradeCompleted;
 }
 
-JournalRecord UpgradeApply::goBack(const RunningVersion& me, const std::string& requestedBy) {
+JournalRecord UpgradeApply::goBack(const RunningVersion& me, const std::string& requestedBy,
+                                   const std::string& id) {
   JournalLock lock(layout_);
   const auto up = journal_.load();
   if (!up || up->operation != kOperation || up->phase != JournalPhase::Done) {
@@ -350,7 +351,7 @@ JournalRecord UpgradeApply::goBack(const RunningVersion& me, const std::string& 
                    "no_previous_version");
   }
   JournalRecord r;
-  r.id = newOperationId();
+  r.id = id.empty() ? newOperationId() : id;
   r.operation = kGoBack;
   r.facts[kFactUpgradeId] = up->id;
   r.facts[kFactFromSlot] = slotName(me.slot);

@@ -340,7 +340,9 @@ json::ObjectPtr UpgradeService::goBack(const User& user) {
                    "no_previous_version");
   }
   upgrade::JournalRecord preview;
-  preview.id = "";  // the engine names it when it begins
+  // Named now, as an upgrade's is at confirm, so the answer says what to follow.
+  const std::string id = upgrade::newOperationId();
+  preview.id = id;
   preview.operation = "go-back";
   preview.facts[upgrade::kFactFromVersion] = me.version;
   preview.facts[upgrade::kFactToVersion] = up->fact(upgrade::kFactFromVersion);
@@ -348,21 +350,23 @@ json::ObjectPtr UpgradeService::goBack(const User& user) {
   preview.facts[upgrade::kFactToSlot] = up->fact(upgrade::kFactFromSlot);
   preview.facts["requested_by"] = user.username;
   const std::string by = user.username;
-  startJob([this, me, by] { runGoBack(me, by); });
+  startJob([this, me, by, id] { runGoBack(me, by, id); });
   return upgradeRecordJson(preview);
 }
 
-void UpgradeService::runGoBack(upgrade::RunningVersion me, std::string requestedBy) {
+void UpgradeService::runGoBack(upgrade::RunningVersion me, std::string requestedBy,
+                               std::string id) {
   archiveFinished();
   bool stopped = false;
   upgrade::UpgradeApply engine(upgrade::UpgradeLayout(deps_.config.paths.root),
                                callbacks(db::databaseOf(deps_.dbDsn), stopped), deps_.log);
   upgrade::JournalRecord r;
   try {
-    r = engine.goBack(me, requestedBy);
+    r = engine.goBack(me, requestedBy, id);
   } catch (const std::exception& e) {
     deps_.log.error(kComponent, "GO_BACK_REFUSED", e.what());
     upgrade::JournalRecord failed;
+    failed.id = id;
     failed.operation = "go-back";
     failed.phase = upgrade::JournalPhase::Failed;
     failed.message = e.what();

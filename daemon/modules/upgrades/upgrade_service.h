@@ -116,7 +116,7 @@ class UpgradeService {
   upgrade::RunningVersion installedSlot() const;
   void refuseWhileBusy() const;
   void runApply(Applying job);
-  void runGoBack(upgrade::RunningVersion me, std::string requestedBy);
+  void runGoBack(upgrade::RunningVersion me, std::string requestedBy, std::string id);
   upgrade::UpgradeCallbacks callbacks(const std::string& originalDatabase, bool& stopped);
   void publishRecord(const std::string& state, const upgrade::JournalRecord& r) const;
   // The ended upgrades kept in <state>/upgrade/history/<id>.json, the journal's last one

@@ -184,7 +184,9 @@ class UpgradeApply {
   // exit 75, and the previous version's recover() marks it done. Before the commit point a
   // failure or crash leaves the new version as it was. Throws Conflict before changing anything
   // when there is no upgrade marked good to go back from, or the previous slot is gone.
-  JournalRecord goBack(const RunningVersion& me, const std::string& requestedBy);
+  // `id` names the record (empty: a new one), so a caller can answer with it before it runs.
+  JournalRecord goBack(const RunningVersion& me, const std::string& requestedBy,
+                       const std::string& id = {});
 
   // The new version on trial (between recover()'s OnTrial and markGood()), when something else
   // fails: rolls back to the old version with `reason`. Returns RestartFromCurrent (exit 75).
