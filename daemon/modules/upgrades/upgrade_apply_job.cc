@@ -177,6 +177,7 @@ void UpgradeService::startJob(std::function<void()> body) {
 }
 
 json::ObjectPtr UpgradeService::confirm(const json::ObjectPtr& body, const User& user) {
+  json::onlyKeys(body, {"backup_passphrase"});
   const std::string passphrase = json::optString(body, "backup_passphrase", 4096).value_or("");
   auto lock = commit_.lock();
   const auto p = pending();
