@@ -19,8 +19,8 @@
 // is made again from the journal and the slot pointer at each start, and every rollback step is
 // idempotent, so a crash during recovery recovers too.
 //
-// Daemon integration (the start-up part is wired: App::recoverUpgrade, daemon/upgrade_start.h;
-// apply() from the upgrade module is not yet):
+// Daemon integration (App::recoverUpgrade and daemon/upgrade_start.h at start-up; apply() and
+// goBack() in the upgrade module's job, daemon/modules/upgrades/upgrade_apply_job.cc):
 //  - At every start, before the configuration is read (beside restore::recover):
 //    recover({vcrm::productVersion(), *slotOfProgram(slots, "/proc/self/exe")}) and exit 75 on
 //    RestartFromCurrent; on OnTrial serve, then markGood() (exit 75 if it rolled back). A vcrmd
