@@ -149,6 +149,7 @@ Bridge BridgeService::update(std::int64_t id, const json::ObjectPtr& body,
   json::onlyKeys(body, fields);
   json::requireAny(body, fields);
   Bridge b = get(id);
+  const Bridge before = b;
   if (auto v = json::optString(body, "name", 64)) b.name = *v;
   if (auto v = json::optString(body, "url", 512)) b.url = *v;
   if (auto v = json::optString(body, "admin_url", 512)) b.adminUrl = *v;
@@ -179,6 +180,15 @@ Bridge BridgeService::update(std::int64_t id, const json::ObjectPtr& body,
         "UPDATE bridges SET name = $2, url = $3, admin_url = $4, admin_secret = $5, "
         "capacity_ports = $6, pool = $7, state = $8, updated_at = now() WHERE id = $1",
         {id, b.name, b.url, b.adminUrl, b.adminSecret, b.capacityPorts, b.pool, b.state});
+    // The health was of the old address: unknown (bookable) until the next probe, at once.
+    if (b.url != before.url || b.adminUrl != before.adminUrl ||
+        b.adminSecret != before.adminSecret) {
+      tx.exec(
+          "UPDATE bridges SET health = 'unknown', health_cause = NULL, health_message = NULL, "
+          "health_changed_at = CASE WHEN health <> 'unknown' THEN now() ELSE health_changed_at "
+          "END WHERE id = $1",
+          {id});
+    }
     audit.commit(tx);
   } catch (const DbError& e) {
     if (e.sqlState() == "23505") throw Conflict("a bridge named \"" + b.name + "\" already exists", "bridge_exists");

@@ -47,9 +47,9 @@ std::vector<Route> BridgesModule::routes() {
   }));
   out.push_back(roleRoute("PATCH", "/api/v1/bridges/{id}", roles::kAdmin, "bridge.update", [this](RequestContext& ctx) {
     ctx.auditTarget = ctx.param("id");
-    return http::Response::json(
-        200, bridges_.toJson(
-                 bridges_.update(idParam(ctx, "id", "bridge"), ctx.body(), ctx.audited(200))));
+    const auto b = bridges_.update(idParam(ctx, "id", "bridge"), ctx.body(), ctx.audited(200));
+    if (b.health == "unknown") prober_.wake();  // a new address: probed now, not in a period
+    return http::Response::json(200, bridges_.toJson(b));
   }));
   out.push_back(roleRoute("DELETE", "/api/v1/bridges/{id}", roles::kAdmin, "bridge.delete", [this](RequestContext& ctx) {
     ctx.auditTarget = ctx.param("id");
