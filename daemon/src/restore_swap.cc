@@ -273,13 +273,13 @@ void dropLeftoverDatabases(const Paths& paths, const std::string& base, db::Conn
   for (int i = 0; i < rows.rows(); ++i) {
     const std::string name = rows.text(i, 0);
     if (named.count(name) != 0 || name == "postgres" ||
-        (!isRestoredDatabaseName(name) && name != base)) {
+        (!isRestoredDatabaseName(name) && !upgrade::isUpgradeCopyName(name) && name != base)) {
       continue;
     }
     try {
       db::dropDatabase(c, name);
       log.info(kComponent, "LEFTOVER_DROPPED",
-               "dropped database " + name + ", which no restore names any more", name);
+               "dropped database " + name + ", which no restore or upgrade names any more", name);
     } catch (const std::exception& e) {
       log.warn(kComponent, "LEFTOVER_DROP_FAILED", e.what(), name);
     }

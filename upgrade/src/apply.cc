@@ -70,6 +70,8 @@ std::string upgradeCopyName(const std::string& upgradeId) {
   return name;
 }
 
+bool isUpgradeCopyName(const std::string& name) { return name.rfind("vcrm_upgrade_", 0) == 0; }
+
 std::optional<Slot> slotOfProgram(const SlotLayout& layout, const fs::path& program) {
   std::error_code ec;
   const fs::path real = fs::weakly_canonical(program, ec);

@@ -67,6 +67,9 @@ struct UpgradeLayout {
 
 // The name of the database copy an upgrade with this id migrates ("vcrm_upgrade_<id>").
 std::string upgradeCopyName(const std::string& upgradeId);
+// Whether `name` is such a copy (what the start-up sweep of leftover databases may drop when
+// the journal no longer names it: a copy kept by a go-back, once another upgrade began).
+bool isUpgradeCopyName(const std::string& name);
 
 // Journal facts (also what the status shows).
 inline constexpr const char* kFactFromSlot = "from_slot";
