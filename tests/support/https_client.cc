@@ -112,6 +112,14 @@ HttpResult HttpsClient::request(const std::string& method, const std::string& pa
   HttpResult out;
   out.status = static_cast<int>(resp.getStatus());
   Poco::StreamCopier::copyToString(is, out.body);
+  // Poco ends a fixed-length body quietly at EOF: a server killed half-way through its answer
+  // would otherwise hand the caller a truncated body with the status already read.
+  if (method != "HEAD" && resp.hasContentLength() &&
+      static_cast<std::streamsize>(out.body.size()) != resp.getContentLength64()) {
+    throw std::runtime_error(method + " " + path + ": the answer (" + std::to_string(out.status) +
+                             ") ended after " + std::to_string(out.body.size()) + " of " +
+                             std::to_string(resp.getContentLength64()) + " bytes");
+  }
   for (const auto& [k, v] : resp) {
     std::string lower = k;
     std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);

@@ -112,8 +112,11 @@ class RealUpgradeCrashTest : public ::testing::Test {
     std::optional<test::HttpResult> answer;
     try {
       answer = test::confirmUpgrade(op, test::kBackupPassphrase);
-    } catch (const std::exception&) {
-      // Killed at "confirmed" before its answer went out: the journal names the upgrade.
+    } catch (const std::exception& e) {
+      // Killed at "confirmed" before its answer went out, or half-way through it (the job
+      // journals "confirmed" while the answer is written): the journal names the upgrade.
+      std::printf("[ no answer] %s\n", e.what());
+      std::fflush(stdout);
       const auto j = journal();
       EXPECT_TRUE(j) << "no answer to the confirmation and no journal";
       return j ? j->id : "";
