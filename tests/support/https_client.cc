@@ -72,20 +72,22 @@ HttpResult HttpsClient::request(const std::string& method, const std::string& pa
                                 const std::string& body,
                                 const std::map<std::string, std::string>& headers) {
   Poco::Net::Context::Ptr ctx =
-      caFile_.empty()
-          ? new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, "", "", "",
-                                   Poco::Net::Context::VERIFY_NONE)
-          : new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, "", "", caFile_,
-                                   Poco::Net::Context::VERIFY_STRICT, 9, false);
+      caFile_.empty() ? new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, "", "", "",
+                                               Poco::Net::Context::VERIFY_NONE)
+                      : new Poco::Net::Context(Poco::Net::Context::TLS_CLIENT_USE, "", "", caFile_,
+                                               Poco::Net::Context::VERIFY_STRICT, 9, false);
   std::unique_ptr<Poco::Net::HTTPSClientSession> sessionPtr;
   if (source_.empty()) {
-    sessionPtr = std::make_unique<Poco::Net::HTTPSClientSession>(host_, static_cast<Poco::UInt16>(port_), ctx);
+    sessionPtr = std::make_unique<Poco::Net::HTTPSClientSession>(
+        host_, static_cast<Poco::UInt16>(port_), ctx);
   } else {
     Poco::Net::StreamSocket plain(Poco::Net::SocketAddress::IPv4);
     plain.impl()->bind(Poco::Net::SocketAddress(source_, 0));
-    plain.connect(Poco::Net::SocketAddress(host_, static_cast<Poco::UInt16>(port_)), Poco::Timespan(30, 0));
-    sessionPtr = std::make_unique<BoundSession>(host_, static_cast<Poco::UInt16>(port_), ctx,
-                                                Poco::Net::SecureStreamSocket::attach(plain, host_, ctx));
+    plain.connect(Poco::Net::SocketAddress(host_, static_cast<Poco::UInt16>(port_)),
+                  Poco::Timespan(30, 0));
+    sessionPtr =
+        std::make_unique<BoundSession>(host_, static_cast<Poco::UInt16>(port_), ctx,
+                                       Poco::Net::SecureStreamSocket::attach(plain, host_, ctx));
   }
   auto& session = *sessionPtr;
   session.setTimeout(Poco::Timespan(30, 0));
