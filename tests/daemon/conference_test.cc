@@ -266,22 +266,24 @@ TEST_F(ConferenceTest, AdmissionNeverOverbooksAndNamesTheConflict) {
   EXPECT_NE(msg.find(start.substr(0, 16)), std::string::npos) << msg;
 
   // 20 parallel one-port bookings at the capacity edge: exactly the 4 that fit succeed.
-  std::vector<std::future<int>> results;
+  // Each on its own connection with the admin's token: 20 parallel sign-ins of one account
+  // from one address are what the sign-in throttle exists to slow down, and under load some
+  // of them were refused (429), which this test is not about.
+  std::vector<std::future<HttpResult>> results;
   for (int i = 0; i < 20; ++i) {
     results.push_back(std::async(std::launch::async, [&, i] {
-      HttpsClient own = app_->client();
-      own.loginBearer("admin", app_->adminPassword());
+      HttpsClient own = *admin_;
       return own.postJson("/api/v1/conferences", R"({"name":"Race )" + std::to_string(i) + R"(","start":")" + start +
-                                                    R"(","duration_minutes":60,"ports":1})")
-          .status;
+                                                    R"(","duration_minutes":60,"ports":1})");
     }));
   }
   int ok = 0;
   int conflict = 0;
   for (auto& f : results) {
-    const int s = f.get();
-    ok += s == 201;
-    conflict += s == 409;
+    const HttpResult r = f.get();
+    ok += r.status == 201;
+    conflict += r.status == 409;
+    EXPECT_TRUE(r.status == 201 || r.status == 409) << r.status << " " << r.body;
   }
   EXPECT_EQ(ok, 4);
   EXPECT_EQ(conflict, 16);
